@@ -25,6 +25,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "hop": pl.String,  # ws.hop
     "event": pl.String,  # ws.event for spans; parser's event name for logs
     "name": pl.String,  # span name, or the log producer ("daphne", "celery", ...)
+    "kind": pl.String,  # span kind: "internal" | "server" | "client" | "producer" | "consumer"
     "status": pl.String,  # "ok" | "error" | "unset"
     "status_message": pl.String,
     "exception": pl.String,  # "Type: message" of the first exception event
@@ -38,6 +39,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "seq": pl.Int64,
     # channel layer facts
     "group": pl.String,
+    "channel": pl.String,  # ws.channel: the consumer's channel / the send target
     "layer": pl.String,
     "members": pl.Int64,
     "receivers": pl.Int64,
@@ -62,6 +64,9 @@ SCHEMA: dict[str, pl.DataType] = {
 
 COLUMNS: tuple[str, ...] = tuple(SCHEMA)
 
+SPAN_KINDS: dict[int, str] = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+STATUS_CODES: dict[int, str] = {0: "unset", 1: "ok", 2: "error"}
+
 
 def empty_events() -> pl.LazyFrame:
     """An empty event table with the full schema."""
@@ -72,5 +77,9 @@ def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Add missing columns as nulls and order/cast columns to the schema."""
     present = set(frame.collect_schema().names())
     return frame.with_columns(
-        [pl.lit(None, dtype=dtype).alias(name) for name, dtype in SCHEMA.items() if name not in present]
+        [
+            pl.lit(None, dtype=dtype).alias(name)
+            for name, dtype in SCHEMA.items()
+            if name not in present
+        ]
     ).select([pl.col(name).cast(dtype) for name, dtype in SCHEMA.items()])

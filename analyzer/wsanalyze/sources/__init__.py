@@ -1,0 +1,88 @@
+"""Trace sources → the normalized event table.
+
+The one call the commands make::
+
+    from wsanalyze.sources import load_events, SourceError
+
+    result = load_events("./.wstrace", conversation_id="abc")
+    result.events       # pl.LazyFrame with events.SCHEMA, only that conversation
+    result.problems     # ["file:line: what", ...] for malformed / truncated input
+    result.sources      # what was read
+    result.window_end   # latest timestamp seen in the data (in flight vs lost)
+
+``traces`` is a ``--traces`` value: a directory or file of OTLP JSON lines
+(embedded store, collector file export, zstd), a compacted store written by
+``wsanalyze.store.ingest``, or a registered URL scheme. None means the embedded
+store (``$WSTRACE_DIR`` or ``./.wstrace``). When a compacted store of that
+directory exists and is current (``$WSANALYZE_STORE`` or ``./.wsanalyze``), it
+answers, and only data written since the last ingest is read from the raw files.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import polars as pl
+
+from wsanalyze.events import conform
+from wsanalyze.sources.base import (
+    Query,
+    ReadResult,
+    SourceError,
+    TraceReader,
+    default_traces_dir,
+    open_source,
+    register_scheme,
+)
+
+LoadResult = ReadResult
+
+__all__ = [
+    "LoadResult",
+    "Query",
+    "SourceError",
+    "TraceReader",
+    "default_traces_dir",
+    "load_events",
+    "open_source",
+    "register_scheme",
+]
+
+
+def load_events(
+    traces: str | os.PathLike | None = None,
+    *,
+    conversation_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> LoadResult:
+    """Events of a trace source, optionally one conversation and a time window.
+
+    Raises SourceError (one clean line saying where it looked) when the source is
+    missing or unusable; bad lines inside it become ``problems`` instead.
+    """
+    from wsanalyze.store import reader_with_store
+
+    query = Query(conversation_id=conversation_id, since=since, until=until)
+    reader = reader_with_store(open_source(traces))
+    result = reader.read(query)
+    events = result.events
+    if conversation_id is not None:
+        events = events.filter(pl.col("conversation_id") == conversation_id)
+    if since is not None:
+        events = events.filter(pl.col("ts") >= _utc(since))
+    if until is not None:
+        events = events.filter(pl.col("ts") <= _utc(until))
+    return LoadResult(
+        events=conform(events),
+        problems=list(dict.fromkeys(result.problems)),
+        sources=result.sources,
+        window_end=result.window_end,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

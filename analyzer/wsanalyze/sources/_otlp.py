@@ -1,0 +1,599 @@
+"""OTLP/JSON decoding without polars: bytes in, row tuples and problem lines out.
+
+Kept free of polars so worker processes stay light. Tolerant by design: every
+ExportTraceServiceRequest / TracesData line is decoded on its own, a bad line
+or span becomes a problem line ("file:line: what") and the rest is kept.
+
+Accepted variations (OTLP/JSON spec plus what real producers write):
+hex or base64 ids, int64 as string or number, enums as integers or names,
+absent or empty ``parentSpanId``, every AnyValue kind, unknown fields ignored,
+Tempo's ``batches`` instead of ``resourceSpans``, ``instrumentationLibrarySpans``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from wstrace import conventions as C
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+
+    def _dumps(value: object) -> str:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+except ImportError:  # pragma: no cover - orjson is in the analyzer extra
+    import json
+
+    _loads = json.loads
+
+    def _dumps(value: object) -> str:
+        return json.dumps(value, separators=(",", ":"), default=repr)
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+# Column order of the row tuples produced here (a subset of events.SCHEMA, by name).
+ROW_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "end_ts",
+    "service",
+    "conversation_id",
+    "connection_id",
+    "message_id",
+    "hop",
+    "event",
+    "name",
+    "kind",
+    "status",
+    "status_message",
+    "exception",
+    "cause",
+    "close_code",
+    "closed_by",
+    "accepted",
+    "handshake_rejected",
+    "origin_allowed",
+    "user_authenticated",
+    "seq",
+    "group",
+    "channel",
+    "layer",
+    "members",
+    "receivers",
+    "over_capacity",
+    "message_type",
+    "task_id",
+    "task_name",
+    "queue",
+    "queues",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "links",
+    "attributes",
+    "detail",
+    "origin",
+)
+
+_KINDS = {
+    1: "internal",
+    2: "server",
+    3: "client",
+    4: "producer",
+    5: "consumer",
+    "SPAN_KIND_INTERNAL": "internal",
+    "SPAN_KIND_SERVER": "server",
+    "SPAN_KIND_CLIENT": "client",
+    "SPAN_KIND_PRODUCER": "producer",
+    "SPAN_KIND_CONSUMER": "consumer",
+}
+_STATUS = {
+    2: "error",
+    1: "ok",
+    "STATUS_CODE_ERROR": "error",
+    "STATUS_CODE_OK": "ok",
+    "2": "error",
+    "1": "ok",
+}
+# Attributes shown in the one-line ``detail`` column, in this order.
+_DETAIL_KEYS = (
+    C.PATH,
+    C.CLOSE_CODE,
+    C.CLOSED_BY,
+    C.CAUSE,
+    C.GROUP,
+    C.MEMBERS,
+    C.RECEIVERS,
+    C.OVER_CAPACITY,
+    C.TASK_NAME,
+    C.QUEUE,
+    C.TASK_STATE,
+    C.WORKER,
+)
+
+
+# --- value normalization ------------------------------------------------------
+
+
+def norm_id(value: object, size: int) -> str | None:
+    """An OTLP id (hex or base64) as lowercase hex of ``size`` bytes; None when empty."""
+    if not value or not isinstance(value, str):
+        return None
+    if len(value) == 2 * size:
+        try:
+            bytes.fromhex(value)
+        except ValueError:
+            pass
+        else:
+            return value.lower()
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        return value.lower()
+    if len(raw) == size:
+        return raw.hex()
+    if raw and len(raw) < size and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower().rjust(2 * size, "0")  # leading zeros lost (Tempo search)
+    return value.lower() if not raw else raw.hex()
+
+
+def any_value(value: object) -> object:
+    """Decode an OTLP AnyValue object into a plain Python value."""
+    if not isinstance(value, dict):
+        return value
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "intValue" in value:
+        raw = value["intValue"]
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            return raw
+    if "boolValue" in value:
+        raw = value["boolValue"]
+        return raw if isinstance(raw, bool) else str(raw).lower() == "true"
+    if "doubleValue" in value:
+        raw = value["doubleValue"]
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            return raw
+    if "arrayValue" in value:
+        return [any_value(v) for v in (value["arrayValue"] or {}).get("values") or ()]
+    if "kvlistValue" in value:
+        return attributes((value["kvlistValue"] or {}).get("values"))
+    if "bytesValue" in value:
+        return value["bytesValue"]
+    return None
+
+
+def attributes(kvs: object) -> dict[str, object]:
+    """A list of OTLP KeyValue objects as a dict."""
+    out: dict[str, object] = {}
+    if not kvs:
+        return out
+    for kv in kvs:
+        key = kv.get("key")
+        if key is not None:
+            out[key] = any_value(kv.get("value"))
+    return out
+
+
+def _int(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None if value is None else int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(float(value)) if isinstance(value, float | str) else None
+    except ValueError:
+        return None
+
+
+def _bool(value: object) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    if isinstance(value, int | float):
+        return bool(value)
+    return None
+
+
+def _str(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _nanos(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return None
+    return n or None
+
+
+def _exception(events: object) -> str | None:
+    for ev in events or ():
+        if ev.get("name") == C.EV_EXCEPTION:
+            attrs = attributes(ev.get("attributes"))
+            etype = attrs.get("exception.type")
+            msg = attrs.get("exception.message")
+            if etype and msg:
+                return f"{etype}: {msg}"
+            return _str(etype or msg) or "exception"
+    return None
+
+
+def _detail(attrs: dict[str, object], status_message: str | None, exc: str | None) -> str | None:
+    parts = [f"{k[3:]}={attrs[k]}" for k in _DETAIL_KEYS if attrs.get(k) is not None]
+    if exc:
+        parts.append(exc)
+    elif status_message:
+        parts.append(status_message)
+    return " ".join(parts) or None
+
+
+# --- span -> row -----------------------------------------------------------------
+
+
+def span_row(span: dict, service: str | None, origin: str) -> tuple:
+    """One event-table row (ROW_COLUMNS order) from one OTLP span object."""
+    attrs = attributes(span.get("attributes"))
+    get = attrs.get
+    status = span.get("status") or {}
+    code = status.get("code")
+    status_message = status.get("message") or None
+    exc = _exception(span.get("events"))
+    queues = get(C.QUEUES)
+    if queues is not None:
+        queues = [str(q) for q in queues] if isinstance(queues, list) else [str(queues)]
+    links = span.get("links")
+    if links:
+        links = [i for i in (norm_id(link.get("spanId"), 8) for link in links) if i]
+    kind = span.get("kind")
+    return (
+        _nanos(span.get("startTimeUnixNano")),
+        _nanos(span.get("endTimeUnixNano")),
+        service,
+        _str(get(C.CONVERSATION_ID)),
+        _str(get(C.CONNECTION_ID)),
+        _str(get(C.MESSAGE_ID)),
+        _str(get(C.HOP)),
+        _str(get(C.EVENT)),
+        _str(span.get("name")),
+        _KINDS.get(kind),
+        _STATUS.get(code, "unset"),
+        status_message,
+        exc,
+        _str(get(C.CAUSE)),
+        _int(get(C.CLOSE_CODE)),
+        _str(get(C.CLOSED_BY)),
+        _bool(get(C.ACCEPTED)),
+        _bool(get(C.HANDSHAKE_REJECTED)),
+        _bool(get(C.ORIGIN_ALLOWED)),
+        _bool(get(C.USER_AUTHENTICATED)),
+        _int(get(C.SEQ)),
+        _str(get(C.GROUP)),
+        _str(get(C.CHANNEL)),
+        _str(get(C.LAYER)),
+        _int(get(C.MEMBERS)),
+        _int(get(C.RECEIVERS)),
+        _int(get(C.OVER_CAPACITY)),
+        _str(get(C.MESSAGE_TYPE)),
+        _str(get(C.TASK_ID)),
+        _str(get(C.TASK_NAME)),
+        _str(get(C.QUEUE)),
+        queues,
+        norm_id(span.get("traceId"), 16),
+        norm_id(span.get("spanId"), 8),
+        norm_id(span.get("parentSpanId"), 8),
+        links or None,
+        _dumps(attrs),
+        _detail(attrs, status_message, exc),
+        origin,
+    )
+
+
+def _resource_spans(doc: dict) -> list:
+    rs = doc.get("resourceSpans")
+    if rs is None:
+        rs = doc.get("batches")  # Tempo v1 API
+        if rs is None and isinstance(doc.get("result"), dict):
+            rs = doc["result"].get("resourceSpans")  # Jaeger api/v3
+        if rs is None and isinstance(doc.get("trace"), dict):
+            rs = doc["trace"].get("resourceSpans")  # Tempo v2 API
+    return rs or []
+
+
+def iter_spans(doc: object) -> Iterator[tuple[str | None, dict]]:
+    """(service, span) pairs of one decoded TracesData / ExportTraceServiceRequest."""
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    for rs in _resource_spans(doc):
+        resource = rs.get("resource") or {}
+        service = None
+        for kv in resource.get("attributes") or ():
+            if kv.get("key") == "service.name":
+                service = _str(any_value(kv.get("value")))
+                break
+        scopes = rs.get("scopeSpans")
+        if scopes is None:
+            scopes = rs.get("instrumentationLibrarySpans") or ()
+        for ss in scopes:
+            for span in ss.get("spans") or ():
+                yield service, span
+
+
+# --- files --------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """Rows and problems decoded from one file (or the part of it past an offset)."""
+
+    path: str
+    rows: list[tuple] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    window_end: int | None = None  # latest timestamp (ns) seen in this file
+    end_offset: int = 0  # bytes of complete lines consumed (for incremental ingest)
+    end_line: int = 0  # line number of the last complete line consumed
+    spans: int = 0  # spans decoded (before any id filter)
+
+
+def _decompress_stream(raw: bytes, chunk: Chunk) -> bytes:
+    """Decode concatenated zstd frames, keeping what decodes if the end is damaged."""
+    import zstandard
+
+    out: list[bytes] = []
+    data = raw
+    while data:
+        obj = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            out.append(obj.decompress(data))
+        except zstandard.ZstdError as exc:
+            chunk.problems.append(f"{chunk.path}: damaged zstd data ({exc}); later data skipped")
+            break
+        if not obj.eof:
+            chunk.problems.append(
+                f"{chunk.path}: truncated zstd stream; the incomplete end is skipped"
+            )
+            break
+        data = obj.unused_data
+    return b"".join(out)
+
+
+def _decompress_framed(raw: bytes, chunk: Chunk) -> bytes:
+    """Decode the collector's legacy `compression: zstd` layout: [u32 BE length][zstd frame]...
+
+    Every frame holds one JSON message; they are joined with newlines so frame n is line n.
+    """
+    import zstandard
+
+    out: list[bytes] = []
+    pos, n = 0, len(raw)
+    index = 0
+    while pos < n:
+        index += 1
+        if pos + 4 > n:
+            chunk.problems.append(f"{chunk.path}:{index}: truncated frame header")
+            break
+        size = int.from_bytes(raw[pos : pos + 4], "big")
+        frame = raw[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+        if len(frame) < size:
+            chunk.problems.append(f"{chunk.path}:{index}: truncated zstd frame")
+            out.append(b"")
+            break
+        try:
+            out.append(zstandard.ZstdDecompressor().decompressobj().decompress(frame).rstrip(b"\n"))
+        except zstandard.ZstdError as exc:
+            chunk.problems.append(f"{chunk.path}:{index}: damaged zstd frame ({exc})")
+            out.append(b"")
+    return b"\n".join(out) + b"\n" if out else b""
+
+
+def read_buffer(path: str, chunk: Chunk) -> tuple[bytes | mmap.mmap, bool]:
+    """The file's decoded JSON-lines bytes (mmap for plain files) and whether it was compressed."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return b"", False
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if head[:4] == ZSTD_MAGIC:
+            fh.seek(0)
+            return _decompress_stream(fh.read(), chunk), True
+        if head[4:8] == ZSTD_MAGIC:
+            fh.seek(0)
+            return _decompress_framed(fh.read(), chunk), True
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), False
+
+
+def _count_newlines(buf: bytes | mmap.mmap, start: int, stop: int) -> int:
+    if isinstance(buf, bytes):
+        return buf.count(b"\n", start, stop)
+    count = 0
+    pos = buf.find(b"\n", start, stop)
+    while pos != -1:
+        count += 1
+        pos = buf.find(b"\n", pos + 1, stop)
+    return count
+
+
+def _decode_line(
+    line: bytes,
+    lineno: int,
+    chunk: Chunk,
+    keep: str | None,
+) -> int | None:
+    """Decode one line into chunk.rows (only spans of conversation ``keep`` if given).
+
+    Returns the latest timestamp in the line, or None.
+    """
+    if not line.strip():
+        return None
+    origin = f"{chunk.path}:{lineno}"
+    try:
+        doc = _loads(line)
+        pairs = list(iter_spans(doc))
+    except Exception as exc:
+        what = "truncated line" if not line.rstrip().endswith(b"}") else "malformed line"
+        chunk.problems.append(f"{origin}: {what} ({type(exc).__name__}: {str(exc)[:80]})")
+        return None
+    latest = None
+    rows = chunk.rows
+    bad = 0
+    for service, span in pairs:
+        try:
+            if keep is not None:
+                attrs = span.get("attributes") or ()
+                if not any(
+                    kv.get("key") == C.CONVERSATION_ID and _str(any_value(kv.get("value"))) == keep
+                    for kv in attrs
+                ):
+                    end = _nanos(span.get("endTimeUnixNano"))
+                    if end and (latest is None or end > latest):
+                        latest = end
+                    continue
+            row = span_row(span, service, origin)
+        except Exception:
+            bad += 1
+            continue
+        rows.append(row)
+        stamp = row[1] or row[0]
+        if stamp and (latest is None or stamp > latest):
+            latest = stamp
+    chunk.spans += len(pairs)
+    if bad:
+        chunk.problems.append(f"{origin}: {bad} span(s) could not be decoded and were skipped")
+    return latest
+
+
+def _line_latest(line: bytes) -> int | None:
+    """Latest end timestamp in a line, decoded cheaply (for the data window)."""
+    try:
+        doc = _loads(line)
+        stamps = [
+            _nanos(span.get("endTimeUnixNano")) or _nanos(span.get("startTimeUnixNano"))
+            for _, span in iter_spans(doc)
+        ]
+    except Exception:
+        return None
+    stamps = [s for s in stamps if s]
+    return max(stamps) if stamps else None
+
+
+def needles_for(conversation_id: str) -> list[bytes]:
+    """Byte strings one of which appears in every line holding the id as a JSON string."""
+    import json
+
+    variants = {
+        conversation_id.encode(),
+        json.dumps(conversation_id)[1:-1].encode(),
+        json.dumps(conversation_id, ensure_ascii=False)[1:-1].encode(),
+    }
+    return sorted(variants)
+
+
+def read_file(
+    path: str,
+    *,
+    conversation_id: str | None = None,
+    start_offset: int = 0,
+    start_line: int = 0,
+    complete_only: bool = False,
+) -> Chunk:
+    """Decode one OTLP JSON-lines file (plain, zstd stream, or collector zstd frames).
+
+    With ``conversation_id`` only lines containing the id's bytes are parsed, and only
+    that conversation's spans are kept. ``start_offset``/``start_line`` resume a file
+    that grew since it was last read (offsets count decoded bytes); ``complete_only``
+    leaves an unterminated last line for later (a writer may still be writing it).
+    """
+    chunk = Chunk(path=path)
+    try:
+        buf, _ = read_buffer(path, chunk)
+    except OSError as exc:
+        chunk.problems.append(f"{path}: unreadable ({exc.strerror or exc})")
+        return chunk
+    try:
+        _read_buffer_lines(buf, chunk, conversation_id, start_offset, start_line, complete_only)
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+    return chunk
+
+
+def _read_buffer_lines(
+    buf: bytes | mmap.mmap,
+    chunk: Chunk,
+    conversation_id: str | None,
+    start_offset: int,
+    start_line: int,
+    complete_only: bool = False,
+) -> None:
+    size = len(buf)
+    if start_offset > size:  # replaced or truncated since: start over
+        start_offset, start_line = 0, 0
+    if start_offset and start_offset < size and buf[start_offset - 1 : start_offset] != b"\n":
+        start_offset, start_line = 0, 0
+    # Complete lines end at the last newline; a tail without one is incomplete.
+    last_nl = buf.rfind(b"\n", start_offset)
+    complete_end = last_nl + 1 if last_nl != -1 else start_offset
+    chunk.end_offset = complete_end
+    if complete_only:
+        size = complete_end
+    latest: int | None = None
+    if conversation_id is None:
+        pos, lineno = start_offset, start_line
+        while pos < size:
+            nl = buf.find(b"\n", pos, size)
+            end = nl if nl != -1 else size
+            lineno += 1
+            stamp = _decode_line(buf[pos:end], lineno, chunk, None)
+            if stamp and (latest is None or stamp > latest):
+                latest = stamp
+            pos = end + 1
+        chunk.end_line = lineno if complete_end == size else lineno - 1
+    else:
+        spans: dict[int, int] = {}
+        for needle in needles_for(conversation_id):
+            pos = buf.find(needle, start_offset, size)
+            while pos != -1:
+                ls = buf.rfind(b"\n", 0, pos) + 1
+                le = buf.find(b"\n", pos, size)
+                if le == -1:
+                    le = size
+                spans[ls] = le
+                pos = buf.find(needle, le, size)
+        counted_to, lineno = start_offset, start_line
+        for ls in sorted(spans):
+            lineno += _count_newlines(buf, counted_to, ls)
+            counted_to = ls
+            stamp = _decode_line(buf[ls : spans[ls]], lineno + 1, chunk, conversation_id)
+            if stamp and (latest is None or stamp > latest):
+                latest = stamp
+        # The data window: the file's last line holds its latest batch.
+        if last_nl != -1:
+            prev = buf.rfind(b"\n", start_offset, last_nl) + 1
+            if prev not in spans:
+                stamp = _line_latest(buf[prev:last_nl])
+                if stamp and (latest is None or stamp > latest):
+                    latest = stamp
+        if complete_end < size and size not in spans.values():
+            tail = buf[complete_end:size]
+            if tail.strip():
+                lineno = start_line + _count_newlines(buf, start_offset, complete_end) + 1
+                chunk.problems.append(f"{chunk.path}:{lineno}: truncated line (no newline at end)")
+    chunk.window_end = latest

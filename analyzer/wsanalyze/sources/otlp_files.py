@@ -1,0 +1,200 @@
+"""OTLP/JSON-lines files: the embedded wstrace store and OpenTelemetry Collector `file` output.
+
+Reads a directory (recursively; hidden entries skipped) or one file. Each file may be
+
+* plain JSON lines, one ``ExportTraceServiceRequest`` / ``TracesData`` per line
+  (``.jsonl``, ``.json``, rotated backups such as ``traces-2022-09-14T05-02-14.173.json``);
+* a zstd stream of such lines (``.zst``; the collector's native compression);
+* the collector's legacy ``compression: zstd`` layout: each message a zstd frame
+  preceded by its length as a 4-byte big-endian integer.
+
+The layout is detected from the first bytes, not the name. A conversation lookup
+never parses a line that does not contain the id's bytes, so it costs little more
+than a search through the files; files are spread over worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+
+import polars as pl
+
+from wsanalyze.events import SCHEMA, TS, conform, empty_events
+from wsanalyze.sources._otlp import ROW_COLUMNS, ZSTD_MAGIC, Chunk, read_file
+from wsanalyze.sources.base import Query, ReadResult
+
+_SUFFIXES = (".jsonl", ".json", ".ndjson", ".zst", ".zstd")
+_PARALLEL_MIN_BYTES = 32 << 20  # below this, worker start-up costs more than it saves
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where to continue a file already covered up to ``offset`` (decoded bytes)."""
+
+    offset: int
+    line: int
+
+
+def discover(path: Path) -> list[Path]:
+    """The trace files under ``path`` (or ``path`` itself), oldest first."""
+    if path.is_file():
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith("."):
+                continue
+            candidate = Path(root) / name
+            if _looks_like_traces(candidate):
+                found.append(candidate)
+    return sorted(found, key=lambda p: (_mtime_ns(p), str(p)))
+
+
+def _looks_like_traces(path: Path) -> bool:
+    name = path.name.lower()
+    if any(name.endswith(s) or f"{s}." in name for s in _SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head[:1] == b"{" or head[:4] == ZSTD_MAGIC or head[4:8] == ZSTD_MAGIC
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def rows_to_frame(rows: list[tuple]) -> pl.DataFrame:
+    """An event-table frame (events.SCHEMA) built column-wise from span row tuples."""
+    if not rows:
+        return empty_events().collect()
+    columns = zip(*rows, strict=True)
+    data = {}
+    for name, values in zip(ROW_COLUMNS, columns, strict=True):
+        if SCHEMA[name] == TS:
+            data[name] = pl.Series(name, values, pl.Int64).cast(TS)
+        else:
+            data[name] = pl.Series(name, values, SCHEMA[name], strict=False)
+    frame = pl.DataFrame(data).with_columns(source=pl.lit("trace"))
+    return conform(frame.lazy()).collect()
+
+
+def ns_to_datetime(ns: int | None) -> datetime | None:
+    """A nanosecond Unix timestamp as an aware UTC datetime."""
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def _read_one(args: tuple[str, str | None, int, int, bool]) -> Chunk:
+    path, conversation_id, offset, line, complete_only = args
+    return read_file(
+        path,
+        conversation_id=conversation_id,
+        start_offset=offset,
+        start_line=line,
+        complete_only=complete_only,
+    )
+
+
+def read_files(
+    paths: list[Path],
+    *,
+    conversation_id: str | None = None,
+    resume: dict[str, Resume] | None = None,
+    complete_only: bool = False,
+    workers: int | None = None,
+) -> Iterator[Chunk]:
+    """Decode files (in worker processes when it pays); yield one Chunk per file, in order."""
+    resume = resume or {}
+    tasks = []
+    for p in paths:
+        r = resume.get(str(p))
+        tasks.append(
+            (str(p), conversation_id, r.offset if r else 0, r.line if r else 0, complete_only)
+        )
+    total = 0
+    for p in paths:
+        with contextlib.suppress(OSError):
+            total += p.stat().st_size - (resume[str(p)].offset if str(p) in resume else 0)
+    n = workers if workers is not None else min(os.cpu_count() or 1, len(tasks))
+    if n <= 1 or len(tasks) <= 1 or total < _PARALLEL_MIN_BYTES:
+        for task in tasks:
+            yield _read_one(task)
+        return
+    # Workers decode files; at most n+1 results wait here, so memory stays bounded.
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        pending = deque()
+        queue = iter(tasks)
+        for task in islice(queue, n + 1):
+            pending.append(pool.submit(_read_one, task))
+        while pending:
+            chunk = pending.popleft().result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(pool.submit(_read_one, nxt))
+            yield chunk
+
+
+class OtlpFilesReader:
+    """A directory or file of OTLP/JSON lines (plain, zstd, collector framed zstd)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        resume: dict[str, Resume] | None = None,
+        only: list[Path] | None = None,
+    ):
+        self.path = Path(path).resolve()
+        self.resume = resume or {}
+        self.only = only
+        self.description = f"OTLP JSON files in {self.path}"
+
+    def files(self, since: datetime | None = None) -> list[Path]:
+        """Files to read; with ``since``, those last written before it are skipped."""
+        files = self.only if self.only is not None else discover(self.path)
+        if since is not None:
+            cutoff = int(since.timestamp() * 1e9)
+            files = [f for f in files if _mtime_ns(f) >= cutoff]
+        return files
+
+    def read(self, query: Query) -> ReadResult:
+        """Events of all files (only the conversation's spans when the query names one)."""
+        files = self.files(query.since)
+        frames: list[pl.DataFrame] = []
+        problems: list[str] = []
+        window_end: int | None = None
+        pending: list[tuple] = []
+        for chunk in read_files(files, conversation_id=query.conversation_id, resume=self.resume):
+            problems.extend(chunk.problems)
+            if chunk.window_end and (window_end is None or chunk.window_end > window_end):
+                window_end = chunk.window_end
+            pending.extend(chunk.rows)
+            if len(pending) >= 200_000:
+                frames.append(rows_to_frame(pending))
+                pending = []
+        if pending or not frames:
+            frames.append(rows_to_frame(pending))
+        events = pl.concat(frames, how="vertical", rechunk=False).lazy()
+        return ReadResult(
+            events=events,
+            problems=problems,
+            sources=[str(f) for f in files],
+            window_end=ns_to_datetime(window_end),
+        )

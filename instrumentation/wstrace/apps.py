@@ -1,0 +1,68 @@
+"""The Django app: ``INSTALLED_APPS += ["wstrace"]`` turns the instrumentation on.
+
+``ready()`` reads ``settings.WSTRACE`` and the environment, sets up the tracer
+provider and exporters, and instruments Channels, the channel layers, redis-py
+and Celery. Nothing in the user's code changes. A bad setting is reported as
+one error line (and by ``manage.py check``) and leaves the app uninstrumented
+rather than broken.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+
+logger = logging.getLogger("wstrace")
+
+_problem: dict[str, str] = {}
+
+
+class WstraceConfig(AppConfig):
+    name = "wstrace"
+    verbose_name = "wstrace: WebSocket evidence"
+
+    def ready(self) -> None:
+        setup(getattr(settings, "WSTRACE", None))
+
+
+def setup(user_settings: Any) -> bool:
+    """Configure and instrument from a WSTRACE dict; True when instrumentation is on."""
+    from wstrace import provider, redact, runtime
+    from wstrace.config import ConfigError, load_config
+
+    try:
+        config = load_config(user_settings)
+    except ConfigError as exc:
+        _problem["config"] = str(exc)
+        logger.error("wstrace: %s; instrumentation is off", exc)
+        return False
+    if not config.enabled:
+        return False
+    try:
+        redact.configure(config.redact_params)
+        provider.install(config)
+        runtime.activate(config)
+        from wstrace.instrumentors import instrument_all
+        from wstrace.logging import install_record_factory
+
+        install_record_factory()
+        instrument_all()
+    except Exception as exc:
+        runtime.deactivate()
+        logger.error(
+            "wstrace: could not start (%s: %s); instrumentation is off", type(exc).__name__, exc
+        )
+        return False
+    return True
+
+
+@checks.register()
+def wstrace_settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``manage.py check`` reports a WSTRACE setting that could not be used."""
+    if "config" not in _problem:
+        return []
+    return [checks.Error(_problem["config"], hint="Fix settings.WSTRACE", id="wstrace.E001")]

@@ -1,0 +1,61 @@
+"""Putting the trace context and the conversation ids into messages, and taking them out.
+
+Two carriers: Celery task headers (standard ``traceparent``/``baggage`` keys,
+so the Celery contrib instrumentation understands them too) and channel-layer
+messages, where everything lives under the one reserved key
+``conventions.CARRIER_KEY`` that is stripped before any handler runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import baggage, context
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from wstrace import conventions as c
+
+# Our own propagator, independent of OTEL_PROPAGATORS: the reserved key is ours.
+PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+SEQ_FIELD = "seq"
+
+
+def inject(ctx: context.Context | None = None) -> dict[str, str]:
+    """The current (or given) context as a small dict of strings."""
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, context=ctx)
+    return carrier
+
+
+def extract(carrier: Mapping[str, Any] | None) -> context.Context:
+    """A context (parent span + baggage) from a carrier; empty context if unusable."""
+    if not isinstance(carrier, Mapping):
+        return context.Context()
+    clean = {k: v for k, v in carrier.items() if isinstance(k, str) and isinstance(v, str)}
+    return PROPAGATOR.extract(clean, context=context.Context())
+
+
+def with_ids(ctx: context.Context | None = None, **ids: str | None) -> context.Context:
+    """Return ``ctx`` with the given ws ids set as baggage (``conversation_id=...``)."""
+    ctx = ctx if ctx is not None else context.get_current()
+    for name, value in ids.items():
+        if value:
+            ctx = baggage.set_baggage(f"ws.{name}", str(value), context=ctx)
+    return ctx
+
+
+def ids_of(ctx: context.Context | None = None) -> dict[str, str]:
+    """The ws ids present in the baggage of ``ctx`` (or the current context)."""
+    entries = baggage.get_all(ctx)
+    return {key: str(entries[key]) for key in c.BAGGAGE_KEYS if key in entries}
+
+
+def take_from_message(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
+    """Split a channel-layer message into (message without the reserved key, carrier)."""
+    if not isinstance(message, Mapping) or c.CARRIER_KEY not in message:
+        return message, None
+    clean = {k: v for k, v in message.items() if k != c.CARRIER_KEY}
+    return clean, message[c.CARRIER_KEY]

@@ -1,0 +1,242 @@
+"""Celery: the enqueue and task hops, context through task headers, worker facts.
+
+``Celery.send_task`` is wrapped so the ``ws.enqueue`` span covers the whole
+publish, including a broker that refuses it; the ``before_task_publish``
+signal (which fires inside it) adds the queue and task id and puts the trace
+context and the conversation ids into the task headers. In the worker,
+``task_prerun``/``task_postrun`` open and close ``ws.task`` under that context.
+``worker_ready`` records the queues a worker consumes (what ``no_worker``
+verdicts compare against) and ``worker_process_shutdown`` flushes a prefork
+child's spans before it exits.
+
+When ``opentelemetry-instrumentation-celery`` is also active, its
+``apply_async/…`` and ``run/…`` spans are enriched instead of duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from wstrace import carrier, provider, runtime
+from wstrace import conventions as c
+
+logger = logging.getLogger(__name__)
+
+_HEADER_KEYS = ("traceparent", "tracestate", "baggage")
+
+
+def contrib_active() -> bool:
+    """Whether the OpenTelemetry contrib Celery instrumentation is on in this process."""
+    try:
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    except ImportError:
+        return False
+    return bool(getattr(CeleryInstrumentor(), "_is_instrumented_by_opentelemetry", False))
+
+
+# --- enqueue ------------------------------------------------------------------------
+def send_task(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``Celery.send_task``: the ``ws.enqueue`` span."""
+    if not runtime.active() or contrib_active():
+        return wrapped(*args, **kwargs)
+    name = args[0] if args else kwargs.get("name")
+    span = runtime.shield("enqueue", _start_enqueue, name)
+    if span is None:
+        return wrapped(*args, **kwargs)
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        result = wrapped(*args, **kwargs)
+    except Exception as exc:
+        span.record_exception(exc)
+        span.set_attribute(c.CAUSE, "broker_unavailable")
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    else:
+        task_id = getattr(result, "id", None)
+        if task_id:
+            span.set_attribute(c.TASK_ID, str(task_id))
+        return result
+    finally:
+        context.detach(token)
+        span.end()
+
+
+def _start_enqueue(name: Any) -> trace.Span:
+    attributes: dict[str, Any] = {
+        **carrier.ids_of(),
+        c.HOP: c.HOP_ENQUEUE,
+        c.EVENT: c.EV_ENQUEUE,
+        c.TASK_NAME: str(name),
+    }
+    return runtime.tracer().start_span(
+        c.SPAN_ENQUEUE, kind=SpanKind.PRODUCER, attributes=attributes
+    )
+
+
+def before_publish(
+    sender: Any = None, headers: Any = None, routing_key: Any = None, **_: Any
+) -> None:
+    """``before_task_publish``: queue and id on the enqueue span, context into the headers."""
+    if not runtime.active():
+        return
+    runtime.shield("task headers", _annotate_publish, sender, headers, routing_key)
+
+
+def _annotate_publish(sender: Any, headers: Any, routing_key: Any) -> None:
+    span = trace.get_current_span()
+    name = getattr(span, "name", "")
+    if not span.is_recording() or not (name == c.SPAN_ENQUEUE or name.startswith("apply_async/")):
+        return
+    task_id = headers.get("id") if isinstance(headers, dict) else None
+    attributes: dict[str, Any] = {c.HOP: c.HOP_ENQUEUE, c.EVENT: c.EV_ENQUEUE}
+    if task_id:
+        attributes[c.TASK_ID] = str(task_id)
+    if routing_key:
+        attributes[c.QUEUE] = str(routing_key)
+    if sender:
+        attributes[c.TASK_NAME] = str(sender)
+    span.set_attributes(attributes)
+    if name == c.SPAN_ENQUEUE and isinstance(headers, dict):
+        headers.update(carrier.inject())
+
+
+def after_publish(
+    sender: Any = None, headers: Any = None, routing_key: Any = None, **_: Any
+) -> None:
+    """``after_task_publish``: the contrib span may only be current now."""
+    if runtime.active() and contrib_active():
+        runtime.shield("task headers", _annotate_publish, sender, headers, routing_key)
+
+
+# --- task ---------------------------------------------------------------------------
+class TaskSpans:
+    """Open ``ws.task`` spans by task id (one per running task in this process)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[trace.Span, object]] = {}
+
+    def prerun(self, task_id: Any = None, task: Any = None, **_: Any) -> None:
+        if not runtime.active() or task is None:
+            return
+        if contrib_active():
+            runtime.shield("task", _annotate_task, trace.get_current_span(), task, str(task_id))
+            return
+        opened = runtime.shield("task", self._open_span, task, str(task_id))
+        if opened is not None:
+            self._open[str(task_id)] = opened
+
+    def _open_span(self, task: Any, task_id: str) -> tuple[trace.Span, object]:
+        request = task.request
+        parent = carrier.extract({k: getattr(request, k, None) for k in _HEADER_KEYS})
+        span = runtime.tracer().start_span(
+            c.SPAN_TASK,
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={**carrier.ids_of(parent), c.HOP: c.HOP_TASK, c.EVENT: c.EV_TASK},
+        )
+        _annotate_task(span, task, task_id)
+        token = context.attach(trace.set_span_in_context(span, parent))
+        return span, token
+
+    def failure(
+        self, task_id: Any = None, exception: BaseException | None = None, **_: Any
+    ) -> None:
+        opened = self._open.get(str(task_id))
+        if opened is None or exception is None:
+            return
+        span = opened[0]
+        span.record_exception(exception)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+
+    def retry(self, request: Any = None, reason: Any = None, **_: Any) -> None:
+        opened = self._open.get(str(getattr(request, "id", "")))
+        if opened is not None:
+            opened[0].add_event("ws.task_retry", {"reason": str(reason)[:500]})
+
+    def postrun(self, task_id: Any = None, task: Any = None, state: Any = None, **_: Any) -> None:
+        if contrib_active() and task is not None:
+            runtime.shield("task", _annotate_task, trace.get_current_span(), task, str(task_id))
+        opened = self._open.pop(str(task_id), None)
+        if opened is None:
+            return
+        span, token = opened
+        if state:
+            span.set_attribute(c.TASK_STATE, str(state))
+        span.end()
+        # A foreign context change between prerun and postrun must not fail the task.
+        with contextlib.suppress(Exception):
+            context.detach(token)  # type: ignore[arg-type]
+
+
+def _annotate_task(span: trace.Span, task: Any, task_id: str) -> None:
+    name = getattr(span, "name", "")
+    if not span.is_recording() or not (name == c.SPAN_TASK or name.startswith("run/")):
+        return
+    request = task.request
+    delivery = getattr(request, "delivery_info", None) or {}
+    attributes: dict[str, Any] = {
+        c.HOP: c.HOP_TASK,
+        c.EVENT: c.EV_TASK,
+        c.TASK_ID: task_id,
+        c.TASK_NAME: str(task.name),
+        c.RETRIES: int(getattr(request, "retries", 0) or 0),
+    }
+    queue = delivery.get("routing_key") or delivery.get("queue")
+    if queue:
+        attributes[c.QUEUE] = str(queue)
+    if getattr(request, "hostname", None):
+        attributes[c.WORKER] = str(request.hostname)
+    span.set_attributes(attributes)
+
+
+# --- worker facts -------------------------------------------------------------------------
+def worker_ready(sender: Any = None, **_: Any) -> None:
+    """``worker_ready``: which queues this worker consumes, and its channel layer."""
+    if runtime.active():
+        runtime.shield("worker ready", _record_worker, sender)
+
+
+def _record_worker(consumer: Any) -> None:
+    attributes: dict[str, Any] = {c.EVENT: c.EV_WORKER_READY}
+    hostname = getattr(consumer, "hostname", None)
+    if hostname:
+        attributes[c.WORKER] = str(hostname)
+    queues = _consumed_queues(consumer)
+    if queues:
+        attributes[c.QUEUES] = queues
+    attributes.update(_layer_identity())
+    runtime.tracer().start_span(c.SPAN_WORKER_READY, attributes=attributes).end()
+    provider.flush(2000)
+
+
+def _consumed_queues(consumer: Any) -> list[str]:
+    task_consumer = getattr(consumer, "task_consumer", None)
+    queues = getattr(task_consumer, "queues", None)
+    if queues:
+        return sorted({str(q.name) for q in queues})
+    app = getattr(consumer, "app", None)
+    consume_from = getattr(
+        getattr(getattr(app, "amqp", None), "queues", None), "consume_from", None
+    )
+    return sorted(str(name) for name in (consume_from or {}))
+
+
+def _layer_identity() -> dict[str, str]:
+    try:
+        from channels.layers import get_channel_layer
+
+        from wstrace.channels.layers import identity
+    except ImportError:
+        return {}
+    layer = get_channel_layer()
+    return identity(layer) if layer is not None else {}
+
+
+def process_shutdown(**_: Any) -> None:
+    """``worker_process_shutdown``: a prefork child exits without atexit; flush first."""
+    provider.flush(5000)

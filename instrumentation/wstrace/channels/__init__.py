@@ -1,0 +1,1 @@
+"""Channels instrumentation: the ASGI edge, consumers and channel layers."""

@@ -1,0 +1,112 @@
+"""The ASGI edge: connect, accept/close and every frame written to the client.
+
+``ProtocolTypeRouter.__call__`` is wrapped because every Channels app has one
+at its top; for ``websocket`` scopes the wrapper creates the ``Connection`` and
+wraps ``receive``/``send`` so the handshake outcome and each frame are seen
+exactly as the server sees them, whatever the consumer code does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentelemetry import context
+from opentelemetry.trace import Status, StatusCode
+
+from wstrace import conventions as c
+from wstrace import runtime
+from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def router_call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``ProtocolTypeRouter.__call__(scope, receive, send)``."""
+    scope, receive, send = _call_args(args, kwargs)
+    if (
+        not runtime.active()
+        or not isinstance(scope, dict)
+        or scope.get("type") != "websocket"
+        or CURRENT.get() is not None  # a nested router: the outer one records
+    ):
+        return await wrapped(*args, **kwargs)
+    conn = runtime.shield("connect", Connection, scope)
+    if conn is None:
+        return await wrapped(*args, **kwargs)
+    token = CURRENT.set(conn)
+    try:
+        return await wrapped(scope, _traced_receive(conn, receive), _traced_send(conn, send))
+    except BaseException as exc:
+        runtime.shield("application crash", conn.on_crash, exc)
+        raise
+    finally:
+        runtime.shield("connection end", conn.on_exit)
+        CURRENT.reset(token)
+
+
+def _call_args(args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+    names = ("scope", "receive", "send")
+    values = list(args) + [kwargs.get(n) for n in names[len(args) :]]
+    return values[0], values[1], values[2]
+
+
+def _traced_receive(conn: Connection, receive: Receive) -> Receive:
+    async def traced_receive() -> dict[str, Any]:
+        message = await receive()
+        if isinstance(message, dict) and message.get("type") == "websocket.disconnect":
+            code = message.get("code")
+            conn.disconnect_code = code if isinstance(code, int) else conn.disconnect_code
+        return message
+
+    return traced_receive
+
+
+def _traced_send(conn: Connection, send: Send) -> Send:
+    async def traced_send(message: dict[str, Any]) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "websocket.send" and runtime.active():
+            span = runtime.shield("send", _start_send_span, conn, message)
+            if span is not None:
+                try:
+                    await send(message)
+                except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_attribute(c.CAUSE, "send_failed")
+                    span.set_status(Status(StatusCode.ERROR, "send_failed"))
+                    raise
+                finally:
+                    span.end()
+                return
+        elif kind == "websocket.accept" and runtime.active():
+            runtime.shield("accept", conn.on_accept)
+        elif kind == "websocket.close" and runtime.active():
+            runtime.shield("close", conn.on_close, message.get("code"))
+        await send(message)
+
+    return traced_send
+
+
+def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
+    payload = message.get("text") if message.get("text") is not None else message.get("bytes")
+    attributes: dict[str, Any] = {**conn.ids(), c.HOP: c.HOP_SEND, c.EVENT: c.EV_SEND}
+    if payload is not None:
+        attributes[c.FRAME_BYTES] = len(payload)
+    seq = context.get_value(SEQ_KEY)
+    if seq is not None:
+        attributes[c.SEQ] = seq
+    if runtime.config().record_bodies and isinstance(payload, str):
+        attributes[c.BODY] = payload[:4096]
+    return runtime.tracer().start_span(
+        c.SPAN_SEND, context=conn.current_or_connect(), attributes=attributes
+    )
+
+
+def origin_valid(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``OriginValidator.valid_origin``: remember the verdict."""
+    result = wrapped(*args, **kwargs)
+    conn = CURRENT.get()
+    if conn is not None:
+        conn.origin_allowed = bool(result)
+    return result

@@ -1,0 +1,154 @@
+"""The consumer: auth at entry, and one span around every message it dispatches.
+
+``channels.consumer.await_many_dispatch`` is wrapped (rather than each
+consumer class's ``dispatch``) so every consumer, sync or async, generic or
+hand-written, is covered. Frames from the client become ``ws.receive``;
+channel-layer events become ``ws.deliver`` under the publisher's context, with
+the reserved carrier key removed before the handler sees the event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from wstrace import carrier, runtime
+from wstrace import conventions as c
+from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection, message_id_of
+
+Dispatch = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+async def consumer_call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``AsyncConsumer.__call__``: the middleware is done, record auth."""
+    conn = CURRENT.get()
+    if conn is not None and runtime.active():
+        scope = args[0] if args else kwargs.get("scope")
+        if isinstance(scope, dict):
+            runtime.shield("auth", conn.on_consumer, instance, scope)
+    return await wrapped(*args, **kwargs)
+
+
+async def many_dispatch(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``await_many_dispatch(consumer_callables, dispatch)``."""
+    if len(args) >= 2:
+        return await wrapped(args[0], traced_dispatch(args[1]), *args[2:], **kwargs)
+    if "dispatch" in kwargs:
+        kwargs = {**kwargs, "dispatch": traced_dispatch(kwargs["dispatch"])}
+    return await wrapped(*args, **kwargs)
+
+
+def traced_dispatch(dispatch: Dispatch) -> Dispatch:
+    """Run each dispatched message inside the span of its hop."""
+
+    async def traced(message: dict[str, Any]) -> Any:
+        conn = CURRENT.get()
+        if conn is None or not runtime.active() or not isinstance(message, dict):
+            return await dispatch(_strip(message))
+        started = runtime.shield("dispatch", _begin, conn, dispatch, message)
+        if started is None:
+            return await dispatch(_strip(message))
+        span, ctx, message = started
+        token = context.attach(ctx)
+        try:
+            return await dispatch(message)
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            context.detach(token)
+            span.end()
+
+    return traced
+
+
+def _strip(message: Any) -> Any:
+    clean, _ = carrier.take_from_message(message)
+    return clean
+
+
+def _begin(
+    conn: Connection, dispatch: Dispatch, message: dict[str, Any]
+) -> tuple[trace.Span, context.Context, dict[str, Any]] | None:
+    kind = message.get("type")
+    tracer = runtime.tracer()
+    handler = _handler_name(kind)
+    if kind == "websocket.connect":
+        # connect() runs inside the connect span so group_add etc. hang under it.
+        span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+        return span, conn.connect_ctx, message
+    if kind == "websocket.disconnect":
+        span = conn.disconnect_span(message)
+        return span, trace.set_span_in_context(span, conn.connect_ctx), message
+    if kind == "websocket.receive":
+        return _begin_receive(conn, message, handler)
+    clean, carried = carrier.take_from_message(message)
+    parent = carrier.extract(carried) if carried else conn.current_or_connect()
+    ids = carrier.ids_of(parent)
+    conversation = ids.get(c.CONVERSATION_ID) or conn.conversation_id
+    ctx = carrier.with_ids(parent, conversation_id=conversation, connection_id=conn.connection_id)
+    attributes: dict[str, Any] = {
+        c.CONNECTION_ID: conn.connection_id,
+        c.HOP: c.HOP_DELIVER,
+        c.EVENT: c.EV_DELIVER,
+        c.MESSAGE_TYPE: str(kind),
+        c.HANDLER: handler,
+    }
+    if conversation:
+        attributes[c.CONVERSATION_ID] = conversation
+    if c.MESSAGE_ID in ids:
+        attributes[c.MESSAGE_ID] = ids[c.MESSAGE_ID]
+    channel = getattr(getattr(dispatch, "__self__", None), "channel_name", None)
+    if channel:
+        attributes[c.CHANNEL] = str(channel)
+    seq = _seq(carried)
+    if seq is not None:
+        attributes[c.SEQ] = seq
+        ctx = context.set_value(SEQ_KEY, seq, ctx)
+    span = tracer.start_span(
+        c.SPAN_DELIVER, context=ctx, kind=SpanKind.CONSUMER, attributes=attributes
+    )
+    return span, trace.set_span_in_context(span, ctx), dict(clean)
+
+
+def _begin_receive(
+    conn: Connection, message: dict[str, Any], handler: str
+) -> tuple[trace.Span, context.Context, dict[str, Any]]:
+    cfg = runtime.config()
+    text = message.get("text")
+    payload = text if text is not None else message.get("bytes")
+    message_id = message_id_of(text, cfg.message_id_field) or uuid.uuid4().hex
+    ctx = carrier.with_ids(conn.connect_ctx, message_id=message_id)
+    attributes: dict[str, Any] = {
+        **conn.ids(),
+        c.MESSAGE_ID: message_id,
+        c.HOP: c.HOP_RECEIVE,
+        c.EVENT: c.EV_RECEIVE,
+        c.HANDLER: handler,
+    }
+    if payload is not None:
+        attributes[c.FRAME_BYTES] = len(payload)
+    if cfg.record_bodies and isinstance(text, str):
+        attributes[c.BODY] = text[:4096]
+    span = runtime.tracer().start_span(
+        c.SPAN_RECEIVE, context=ctx, kind=SpanKind.SERVER, attributes=attributes
+    )
+    return span, trace.set_span_in_context(span, ctx), message
+
+
+def _handler_name(kind: Any) -> str:
+    return str(kind).replace(".", "_") if kind else ""
+
+
+def _seq(carried: Any) -> int | None:
+    if not isinstance(carried, dict):
+        return None
+    try:
+        return int(carried.get(carrier.SEQ_FIELD))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,335 @@
+"""The channel layer: publish (group_send/send), group membership, layer identity.
+
+The silent drops of this stack happen here, so each publish records the facts
+that reveal them, taken from inside the layer's own work (no extra Redis
+calls): how many channels the group had (core layer), how many subscribers
+received a PUBLISH (pub/sub layer, raw redis), how many channels were over
+capacity, and a fingerprint of the layer identity (backend, hosts, db, prefix;
+never credentials) that is also recorded when a consumer joins or leaves a
+group. The trace context travels inside the message under the reserved key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from wstrace import carrier, runtime
+from wstrace import conventions as c
+
+
+@dataclass
+class PublishFacts:
+    """What the layer learned while publishing one message."""
+
+    members: int | None = None
+    receivers: int | None = None
+    over_capacity: int = 0
+
+
+FACTS: ContextVar[PublishFacts | None] = ContextVar("wstrace_publish_facts", default=None)
+
+
+class SequenceCounter:
+    """Chunk numbers per (message id, target): 1, 2, 3 … in publish order."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._counts: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def next(self, message_id: str, target: str) -> int:
+        key = (message_id, target)
+        with self._lock:
+            value = self._counts.pop(key, 0) + 1
+            self._counts[key] = value
+            if len(self._counts) > self._limit:
+                self._counts.popitem(last=False)
+        return value
+
+
+SEQUENCES = SequenceCounter()
+
+
+# --- identity -------------------------------------------------------------------
+def identity(layer: Any) -> dict[str, str]:
+    """``ws.layer`` / ``ws.layer_desc`` / ``ws.layer_backend`` for a layer instance."""
+    cached = getattr(layer, "_wstrace_identity", None)
+    if cached is not None:
+        return cached
+    backend = f"{type(layer).__module__}.{type(layer).__qualname__}"
+    desc = _describe(layer)
+    fingerprint = hashlib.sha256(desc.encode()).hexdigest()[:12]
+    result = {c.LAYER: fingerprint, c.LAYER_DESC: desc, c.LAYER_BACKEND: backend}
+    with contextlib.suppress(AttributeError, TypeError):
+        object.__setattr__(layer, "_wstrace_identity", result)
+    return result
+
+
+def _describe(layer: Any) -> str:
+    name = type(layer).__name__
+    if "InMemory" in name:
+        # Groups live in one process: two processes never share this layer.
+        return f"memory pid={os.getpid()} layer={id(layer):x}"
+    family = "redis-pubsub" if "PubSub" in name else "redis"
+    shards = getattr(layer, "_shards", None)
+    hosts = [getattr(s, "host", s) for s in shards] if shards else getattr(layer, "hosts", [])
+    prefix = getattr(layer, "prefix", "")
+    described = ",".join(_host(h) for h in hosts or [])
+    return f"{family} {described} prefix={prefix}"
+
+
+def _host(host: Any) -> str:
+    if isinstance(host, Mapping):
+        if "address" in host:
+            return _host(host["address"])
+        if "master_name" in host:
+            return f"sentinel:{host['master_name']}"
+        return f"{host.get('host', 'localhost')}:{host.get('port', 6379)}/{host.get('db', 0)}"
+    if isinstance(host, tuple | list) and len(host) >= 2:
+        return f"{host[0]}:{host[1]}/0"
+    text = str(host)
+    parts = urlsplit(text)
+    if parts.hostname:  # drop user:password
+        db = parts.path.strip("/") or "0"
+        return f"{parts.hostname}:{parts.port or 6379}/{db}"
+    return text
+
+
+# --- publish ----------------------------------------------------------------------
+def publisher(event: str, target_name: str) -> Any:
+    """Wrapper factory for ``group_send(group, message)`` / ``send(channel, message)``."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not runtime.active() or FACTS.get() is not None:
+            return await wrapped(*args, **kwargs)
+        target = args[0] if args else kwargs.get(target_name)
+        message = args[1] if len(args) > 1 else kwargs.get("message")
+        started = runtime.shield("publish", _begin_publish, instance, event, target, message)
+        if started is None:
+            return await wrapped(*args, **kwargs)
+        span, outgoing = started
+        facts = PublishFacts(members=_local_members(instance, event, target))
+        facts_token = FACTS.set(facts)
+        ctx_token = context.attach(trace.set_span_in_context(span))
+        try:
+            return await wrapped(target, outgoing, *args[2:])
+        except Exception as exc:
+            runtime.shield("publish error", _record_failure, span, exc)
+            raise
+        finally:
+            context.detach(ctx_token)
+            FACTS.reset(facts_token)
+            runtime.shield("publish end", _end_publish, span, facts)
+
+    return wrapper
+
+
+def _begin_publish(
+    layer: Any, event: str, target: Any, message: Any
+) -> tuple[trace.Span, Any] | None:
+    if not isinstance(message, Mapping):
+        return None
+    ids = carrier.ids_of()
+    attributes: dict[str, Any] = {
+        **ids,
+        c.HOP: c.HOP_PUBLISH,
+        c.EVENT: event,
+        (c.GROUP if event == c.EV_GROUP_SEND else c.CHANNEL): str(target),
+        **identity(layer),
+    }
+    if message.get("type") is not None:
+        attributes[c.MESSAGE_TYPE] = str(message.get("type"))
+    capacity = getattr(layer, "capacity", None)
+    if isinstance(capacity, int):
+        attributes[c.CAPACITY] = capacity
+    seq = None
+    if c.MESSAGE_ID in ids:
+        seq = SEQUENCES.next(ids[c.MESSAGE_ID], str(target))
+        attributes[c.SEQ] = seq
+    span = runtime.tracer().start_span(
+        c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
+    )
+    carried = carrier.inject(trace.set_span_in_context(span))
+    if seq is not None:
+        carried[carrier.SEQ_FIELD] = str(seq)
+    outgoing = {k: v for k, v in message.items() if k != c.CARRIER_KEY}
+    outgoing[c.CARRIER_KEY] = carried
+    return span, outgoing
+
+
+def _local_members(layer: Any, event: str, target: Any) -> int | None:
+    # The in-memory layer keeps groups in this process; its count is exact here.
+    if event != c.EV_GROUP_SEND or "InMemory" not in type(layer).__name__:
+        return None
+    return len(getattr(layer, "groups", {}).get(target, {}))
+
+
+def _record_failure(span: trace.Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    name = type(exc).__name__
+    if name == "ChannelFull":
+        cause = "channel_full"
+    elif _is_connection_error(exc):
+        cause = "channel_layer_unavailable"
+    else:
+        cause = None
+    if cause:
+        span.set_attribute(c.CAUSE, cause)
+    span.set_status(Status(StatusCode.ERROR, f"{name}: {exc}"))
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    for klass in type(exc).__mro__:
+        if klass.__name__ in {"ConnectionError", "TimeoutError", "OSError", "BusyLoadingError"}:
+            return True
+    text = str(exc).lower()
+    return "connect" in text or "oom command not allowed" in text
+
+
+def _end_publish(span: trace.Span, facts: PublishFacts) -> None:
+    if facts.members is not None:
+        span.set_attribute(c.MEMBERS, facts.members)
+    if facts.receivers is not None:
+        span.set_attribute(c.RECEIVERS, facts.receivers)
+    if facts.over_capacity:
+        span.set_attribute(c.OVER_CAPACITY, facts.over_capacity)
+        span.set_attribute(c.CAUSE, "channel_full")
+        span.add_event(c.EV_CHANNEL_FULL, {c.OVER_CAPACITY: facts.over_capacity})
+        span.set_status(
+            Status(StatusCode.ERROR, f"{facts.over_capacity} channel(s) over capacity: dropped")
+        )
+    span.end()
+
+
+# --- facts from inside the layer -------------------------------------------------------
+def channel_keys_mapped(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``RedisChannelLayer._map_channel_keys_to_connection(channel_names, message)``."""
+    facts = FACTS.get()
+    if facts is not None:
+        names = args[0] if args else kwargs.get("channel_names")
+        facts.members = len(names) if names is not None else None
+    return wrapped(*args, **kwargs)
+
+
+def over_capacity_logged(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``channels_redis.core.logger.info``: the only trace of a group drop."""
+    facts = FACTS.get()
+    if facts is not None and args and "over capacity" in str(args[0]) and len(args) > 1:
+        with contextlib.suppress(TypeError, ValueError):
+            facts.over_capacity += int(args[1])
+    return wrapped(*args, **kwargs)
+
+
+def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for redis-py ``publish`` (sync and asyncio): the receivers count."""
+    if not runtime.active():
+        return wrapped(*args, **kwargs)
+    facts = FACTS.get()
+    channel = args[0] if args else kwargs.get("channel")
+    span = (
+        None if facts is not None else runtime.shield("redis publish", _raw_publish_span, channel)
+    )
+    try:
+        result = wrapped(*args, **kwargs)
+    except Exception as exc:
+        if span is not None:
+            _record_failure(span, exc)
+            span.end()
+        raise
+    if inspect.isawaitable(result):
+        return _await_receivers(result, facts, span)
+    _note_receivers(result, facts, span)
+    return result
+
+
+async def _await_receivers(
+    pending: Any, facts: PublishFacts | None, span: trace.Span | None
+) -> Any:
+    try:
+        result = await pending
+    except Exception as exc:
+        if span is not None:
+            _record_failure(span, exc)
+            span.end()
+        raise
+    _note_receivers(result, facts, span)
+    return result
+
+
+def _note_receivers(result: Any, facts: PublishFacts | None, span: trace.Span | None) -> None:
+    count = result if isinstance(result, int) else None
+    if facts is not None:
+        facts.receivers = count
+    elif span is not None:
+        if count is not None:
+            span.set_attribute(c.RECEIVERS, count)
+        span.end()
+
+
+def _raw_publish_span(channel: Any) -> trace.Span:
+    ids = carrier.ids_of()
+    name = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
+    attributes: dict[str, Any] = {
+        **ids,
+        c.HOP: c.HOP_PUBLISH,
+        c.EVENT: c.EV_REDIS_PUBLISH,
+        c.CHANNEL: name,
+    }
+    if c.MESSAGE_ID in ids:
+        attributes[c.SEQ] = SEQUENCES.next(ids[c.MESSAGE_ID], name)
+    return runtime.tracer().start_span(
+        c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
+    )
+
+
+# --- membership ------------------------------------------------------------------------
+def membership(span_name: str, event: str) -> Any:
+    """Wrapper factory for ``group_add(group, channel)`` / ``group_discard``."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not runtime.active():
+            return await wrapped(*args, **kwargs)
+        group = args[0] if args else kwargs.get("group")
+        channel = args[1] if len(args) > 1 else kwargs.get("channel")
+        span = runtime.shield(
+            "membership", _membership_span, instance, span_name, event, group, channel
+        )
+        if span is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            return await wrapped(*args, **kwargs)
+        except Exception as exc:
+            runtime.shield("membership error", _record_failure, span, exc)
+            raise
+        finally:
+            span.end()
+
+    return wrapper
+
+
+def _membership_span(layer: Any, name: str, event: str, group: Any, channel: Any) -> trace.Span:
+    current = trace.get_current_span()
+    hop = getattr(current, "attributes", {}).get(c.HOP) if current.is_recording() else None
+    attributes: dict[str, Any] = {
+        **carrier.ids_of(),
+        c.EVENT: event,
+        c.GROUP: str(group),
+        c.CHANNEL: str(channel),
+        **identity(layer),
+    }
+    if hop:
+        attributes[c.HOP] = hop
+    return runtime.tracer().start_span(name, attributes=attributes)

@@ -1,0 +1,92 @@
+"""Trace ids and conversation ids on the app's own log records.
+
+wstrace installs a log-record factory (as opentelemetry's logging
+instrumentation does) so every record carries ``trace_id``, ``span_id``,
+``conversation_id``, ``connection_id`` and ``message_id`` attributes (empty
+strings outside a traced context). Put them in any format::
+
+    "format": "%(asctime)s %(levelname)s %(name)s %(message)s "
+              "trace_id=%(trace_id)s span_id=%(span_id)s conversation_id=%(conversation_id)s"
+
+or use ``wstrace.logging.CorrelationFormatter``, which appends the non-empty
+ones as ``key=value`` pairs that ``wsanalyze --logs`` joins to the spans.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry import baggage, trace
+
+from wstrace import conventions as c
+from wstrace import redact
+
+FIELDS = ("trace_id", "span_id", "conversation_id", "connection_id", "message_id")
+_BAGGAGE = {
+    "conversation_id": c.CONVERSATION_ID,
+    "connection_id": c.CONNECTION_ID,
+    "message_id": c.MESSAGE_ID,
+}
+_state: dict[str, Any] = {}
+
+
+def _correlation() -> dict[str, str]:
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return dict.fromkeys(FIELDS, "")
+    entries = baggage.get_all()
+    values = {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+    for field, key in _BAGGAGE.items():
+        values[field] = str(entries.get(key) or "")
+    return values
+
+
+def install_record_factory() -> None:
+    """Add the correlation fields to every LogRecord; idempotent."""
+    if "previous" in _state:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            values = _correlation()
+        except Exception:
+            values = dict.fromkeys(FIELDS, "")
+        for field, value in values.items():
+            if not hasattr(record, field):
+                setattr(record, field, value)
+        return record
+
+    _state["previous"] = previous
+    logging.setLogRecordFactory(factory)
+
+
+def uninstall_record_factory() -> None:
+    """Restore the record factory that was there before."""
+    previous = _state.pop("previous", None)
+    if previous is not None:
+        logging.setLogRecordFactory(previous)
+
+
+class CorrelationFormatter(logging.Formatter):
+    """A Formatter that appends ``trace_id=… span_id=… conversation_id=…`` and redacts secrets."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        pairs = [
+            f"{field}={getattr(record, field)}" for field in FIELDS if getattr(record, field, "")
+        ]
+        if pairs:
+            text = f"{text} {' '.join(pairs)}"
+        return redact.redact_text(text)
+
+
+class RedactingFilter(logging.Filter):
+    """Strip tokens from a record's message before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and not record.args:
+            record.msg = redact.redact_text(record.msg)
+        return True

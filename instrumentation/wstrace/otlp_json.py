@@ -1,0 +1,110 @@
+"""Encode SDK spans as one OTLP/JSON ``ExportTraceServiceRequest``.
+
+The same layout the OpenTelemetry Collector's ``file`` exporter writes: hex
+ids, int64 as decimal strings, enums as integers. Written by hand rather than
+through protobuf's ``MessageToDict`` because that yields base64 ids and costs
+several times more per span. Every string value passes through redaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from wstrace import redact
+
+
+def encode_request(spans: Sequence[ReadableSpan]) -> str:
+    """One JSON line (no newline) holding all spans, grouped by resource and scope."""
+    by_resource: dict[int, tuple[Any, dict[tuple[str, str], list[dict[str, Any]]]]] = {}
+    for span in spans:
+        resource = span.resource
+        entry = by_resource.setdefault(id(resource), (resource, {}))
+        scope = span.instrumentation_scope
+        key = (scope.name, scope.version or "") if scope else ("", "")
+        entry[1].setdefault(key, []).append(encode_span(span))
+    resource_spans = [
+        {
+            "resource": {"attributes": encode_attributes(resource.attributes if resource else {})},
+            "scopeSpans": [
+                {"scope": {"name": name, "version": version}, "spans": encoded}
+                for (name, version), encoded in scopes.items()
+            ],
+        }
+        for resource, scopes in by_resource.values()
+    ]
+    return json.dumps({"resourceSpans": resource_spans}, separators=(",", ":"), default=str)
+
+
+def encode_span(span: ReadableSpan) -> dict[str, Any]:
+    """A single span as an OTLP/JSON object."""
+    ctx = span.context
+    out: dict[str, Any] = {
+        "traceId": f"{ctx.trace_id:032x}",
+        "spanId": f"{ctx.span_id:016x}",
+        "name": span.name,
+        "kind": span.kind.value + 1,  # SDK INTERNAL=0 … OTLP INTERNAL=1
+        "startTimeUnixNano": str(span.start_time or 0),
+        "endTimeUnixNano": str(span.end_time or span.start_time or 0),
+        "attributes": encode_attributes(span.attributes or {}),
+        "status": _status(span),
+    }
+    if span.parent is not None:
+        out["parentSpanId"] = f"{span.parent.span_id:016x}"
+    if span.events:
+        out["events"] = [
+            {
+                "timeUnixNano": str(event.timestamp),
+                "name": event.name,
+                "attributes": encode_attributes(event.attributes or {}),
+            }
+            for event in span.events
+        ]
+    if span.links:
+        out["links"] = [
+            {
+                "traceId": f"{link.context.trace_id:032x}",
+                "spanId": f"{link.context.span_id:016x}",
+                "attributes": encode_attributes(link.attributes or {}),
+            }
+            for link in span.links
+        ]
+    return out
+
+
+def _status(span: ReadableSpan) -> dict[str, Any]:
+    status: dict[str, Any] = {"code": span.status.status_code.value}
+    if span.status.description:
+        status["message"] = redact.redact_text(span.status.description)
+    return status
+
+
+def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """OTLP KeyValue list; secret-bearing keys are dropped to a marker."""
+    encoded = []
+    for key, value in attributes.items():
+        if redact.is_secret_key(key):
+            value = redact.REDACTED
+        encoded.append({"key": key, "value": encode_value(value)})
+    return encoded
+
+
+def encode_value(value: Any) -> dict[str, Any]:
+    """OTLP AnyValue for a Python attribute value."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": redact.redact_text(value)}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Sequence):
+        return {"arrayValue": {"values": [encode_value(v) for v in value]}}
+    return {"stringValue": redact.redact_text(str(value))}

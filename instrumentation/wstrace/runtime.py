@@ -1,0 +1,74 @@
+"""Process-wide state of the instrumentation: the active config, the tracer, self-protection.
+
+``shield`` is the one place where a bug of ours is swallowed: the wrappers call
+their bookkeeping through it, so an exception inside wstrace costs a span, is
+logged once, and never reaches the application.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from opentelemetry import trace
+
+import wstrace
+from wstrace import conventions as c
+from wstrace.config import Config
+
+logger = logging.getLogger("wstrace")
+
+T = TypeVar("T")
+
+_state: dict[str, Any] = {"config": Config(enabled=False), "active": False}
+_reported: set[str] = set()
+
+
+def activate(config: Config) -> None:
+    """Make ``config`` the live configuration and turn the wrappers on."""
+    _state["config"] = config
+    _state["active"] = config.enabled
+
+
+def deactivate() -> None:
+    """Turn every wrapper into a pass-through (they stay installed)."""
+    _state["active"] = False
+
+
+def active() -> bool:
+    """Whether wrappers should record anything right now."""
+    return _state["active"]
+
+
+def config() -> Config:
+    """The live configuration."""
+    return _state["config"]
+
+
+def tracer() -> trace.Tracer:
+    """The wstrace tracer from the global provider."""
+    return trace.get_tracer(c.SCOPE_NAME, wstrace.__version__)
+
+
+def report_once(what: str, exc: BaseException | None = None) -> None:
+    """Log a problem of wstrace itself the first time it happens in this process."""
+    key = f"{what}:{type(exc).__name__ if exc else ''}"
+    if key in _reported:
+        return
+    _reported.add(key)
+    if exc is None:
+        logger.warning("wstrace: %s", what)
+    else:
+        logger.warning(
+            "wstrace: %s failed (%s: %s); the app is unaffected", what, type(exc).__name__, exc
+        )
+
+
+def shield(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Run instrumentation bookkeeping; on any error log once and return None."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        report_once(what, exc)
+        return None

@@ -1,0 +1,106 @@
+"""The merged timeline of one conversation: every span and log line, in causal order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from wstrace import conventions as c
+
+from .report import TimelineEntry
+from .verdicts.chains import causal_sort
+
+_CHAIN_COLUMNS = ("causal_ts", "depth")
+
+
+def _detail(row: dict[str, Any]) -> str:
+    """The row's own detail line, else one built from its facts."""
+    if row.get("detail"):
+        return row["detail"]
+    parts: list[str] = []
+    event = row.get("event")
+    if event in (
+        c.EV_GROUP_SEND,
+        c.EV_CHANNEL_SEND,
+        c.EV_REDIS_PUBLISH,
+        c.EV_GROUP_ADD,
+        c.EV_GROUP_DISCARD,
+    ):
+        if row.get("group"):
+            parts.append(f"group {row['group']}")
+        if row.get("members") is not None:
+            parts.append(f"members={row['members']}")
+        if row.get("receivers") is not None:
+            parts.append(f"receivers={row['receivers']}")
+        if row.get("over_capacity"):
+            parts.append(f"over_capacity={row['over_capacity']}")
+        if row.get("layer"):
+            parts.append(f"layer={row['layer']}")
+    if row.get("message_type"):
+        parts.append(f"type={row['message_type']}")
+    if row.get("task_name"):
+        parts.append(f"{row['task_name']}[{(row.get('task_id') or '')[:8]}]")
+    if row.get("queue"):
+        parts.append(f"queue={row['queue']}")
+    if row.get("queues"):
+        parts.append("queues=" + ",".join(row["queues"]))
+    if row.get("close_code") is not None:
+        parts.append(f"code={row['close_code']}")
+    if row.get("closed_by"):
+        parts.append(f"closed_by={row['closed_by']}")
+    if row.get("handshake_rejected"):
+        parts.append("handshake rejected")
+    if row.get("origin_allowed") is False:
+        parts.append("origin not allowed")
+    if row.get("user_authenticated") is False:
+        parts.append("anonymous user")
+    if row.get("cause"):
+        parts.append(f"cause={row['cause']}")
+    if row.get("status") == "error":
+        parts.append("ERROR " + (row.get("exception") or row.get("status_message") or ""))
+    return " ".join(part for part in parts if part).strip()
+
+
+def _failed(row: dict[str, Any]) -> bool:
+    return bool(
+        row.get("status") == "error"
+        or row.get("members") == 0
+        or row.get("receivers") == 0
+        or (row.get("over_capacity") or 0) > 0
+        or row.get("handshake_rejected")
+    )
+
+
+def build_timeline(table: pl.DataFrame | pl.LazyFrame) -> tuple[TimelineEntry, ...]:
+    """Timeline entries for the rows of ``table``, ordered causally, offsets from the first."""
+    frame = table.collect() if isinstance(table, pl.LazyFrame) else table
+    if not set(_CHAIN_COLUMNS) <= set(frame.columns):
+        frame = frame.with_columns(causal_ts=pl.col("ts"), depth=pl.lit(0, pl.Int32))
+    frame = causal_sort(frame)
+    if frame.is_empty():
+        return ()
+    start = frame["causal_ts"].min()
+    out = []
+    for row in frame.iter_rows(named=True):
+        ts = row["causal_ts"] or row["ts"]
+        out.append(
+            TimelineEntry(
+                ts=row["ts"],
+                offset_ms=(ts - start).total_seconds() * 1000.0 if ts and start else 0.0,
+                source=row.get("source") or "trace",
+                service=row.get("service"),
+                hop=row.get("hop"),
+                event=row.get("event") or row.get("name"),
+                message_id=row.get("message_id"),
+                connection_id=row.get("connection_id"),
+                seq=row.get("seq"),
+                status=row.get("status"),
+                detail=_detail(row),
+                trace_id=row.get("trace_id"),
+                span_id=row.get("span_id"),
+                parent_span_id=row.get("parent_span_id"),
+                name=row.get("name"),
+                failed=_failed(row),
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,474 @@
+"""Verdicts: how far each message got, why it stopped, and what that means for the conversation.
+
+Data flows one way: the event table → facts per message and connection (lazy
+aggregations, ``facts``) → the first matching rule of ``rules`` (one module per
+cause, evaluated as polars expressions) → result objects (``wsanalyze.report``).
+
+    report = analyze_conversation(events, "abc", window_end=result.window_end)
+    rows = summarize_conversations(events, window_end=result.window_end)
+    lost = aggregate_lost(events, window_end=result.window_end)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+from wstrace import conventions as c
+
+from ..causes import hint_for
+from ..report import (
+    Chunks,
+    ConnectionVerdict,
+    ConversationReport,
+    ConversationSummary,
+    LostGroup,
+    LostReport,
+    MessageVerdict,
+    Verdict,
+)
+from . import facts as F
+from .chains import attach
+from .closecodes import CloseCodes, cause_hop, code_cause, code_hop
+from .evidence import chain_lines
+from .rules import RULES, Rule
+
+DEFAULT_IN_FLIGHT = timedelta(seconds=5)
+"""Evidence that ends this close to the end of the data may still be on its way."""
+
+_JWT = r"(?i)jwt|token|signature|expired|decode"
+_RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+
+
+def _lit(value: pl.Expr | str) -> pl.Expr:
+    return pl.lit(value) if isinstance(value, str) else value
+
+
+def _first_match(rules: Sequence[Rule], attr: str) -> pl.Expr:
+    out = None
+    for rule in rules:
+        value = pl.lit(rule.name) if attr == "name" else _lit(getattr(rule, attr))
+        out = pl.when(rule.when).then(value) if out is None else out.when(rule.when).then(value)
+    return out.otherwise(None)
+
+
+def _tables(close_codes: CloseCodes | None) -> tuple[dict, dict]:
+    overrides = dict(close_codes or {})
+    return overrides, {**c.DEFAULT_CLOSE_CODES, **overrides}
+
+
+def connection_verdicts(
+    events: pl.LazyFrame, close_codes: CloseCodes | None = None
+) -> pl.LazyFrame:
+    """Connection facts plus ``outcome``, ``cause`` and ``hop`` per connection."""
+    overrides, table = _tables(close_codes)
+    n = pl.col
+    refused = n("handshake_rejected") | (n("auth_error") & ~n("has_accept"))
+    refused_cause = pl.coalesce(
+        code_cause("close_code", overrides),
+        n("connect_cause"),
+        pl.when(n("origin_denied")).then(pl.lit("origin_rejected")),
+        pl.when(n("anonymous")).then(pl.lit("auth_rejected")),
+        n("auth_cause"),
+        pl.when(n("auth_exc").str.contains(_JWT)).then(pl.lit("auth_rejected")),
+        code_cause("close_code", table),
+        pl.lit("handshake_rejected"),
+    )
+    closed_cause = pl.coalesce(
+        code_cause("close_code", overrides),
+        n("server_close_cause"),
+        code_cause("close_code", table),
+    )
+    crash_cause = pl.coalesce(n("disconnect_cause"), pl.lit("consumer_error"))
+    frame = F.connection_facts(events).with_columns(
+        _refused_cause=refused_cause, _closed_cause=closed_cause
+    )
+    outcome = (
+        pl.when(refused)
+        .then(pl.lit("rejected"))
+        .when(n("crashed"))
+        .then(pl.lit("lost"))
+        .when(n("server_closed") & n("_closed_cause").is_not_null())
+        .then(
+            pl.when(n("_closed_cause") == "consumer_error")
+            .then(pl.lit("lost"))
+            .otherwise(pl.lit("rejected"))
+        )
+        .when(n("disconnected") & (n("close_code") == 1006) & ~n("server_closed"))
+        .then(pl.lit("lost"))
+        .when(n("disconnected") | n("server_closed"))
+        .then(pl.lit("delivered"))
+        .otherwise(pl.lit("in_flight"))
+    )
+    cause = (
+        pl.when(refused)
+        .then(n("_refused_cause"))
+        .when(n("crashed"))
+        .then(crash_cause)
+        .when(n("server_closed") & n("_closed_cause").is_not_null())
+        .then(n("_closed_cause"))
+        .when(n("disconnected") & (n("close_code") == 1006) & ~n("server_closed"))
+        .then(pl.lit("idle_timeout"))
+        .otherwise(pl.lit("ok"))
+    )
+    return (
+        frame.with_columns(outcome=outcome, cause=cause)
+        .with_columns(
+            hop=pl.when(n("cause") == "ok")
+            .then(pl.lit(None, pl.String))
+            .otherwise(
+                pl.coalesce(
+                    code_hop("close_code", overrides),
+                    cause_hop("cause"),
+                    code_hop("close_code", table),
+                )
+            )
+        )
+        .drop("_refused_cause", "_closed_cause")
+    )
+
+
+def _window_end(events: pl.LazyFrame, window_end: datetime | None) -> datetime | None:
+    if window_end is not None:
+        return window_end
+    return (
+        events.select(pl.max_horizontal(pl.col("end_ts").max(), pl.col("ts").max()))
+        .collect()
+        .item()
+    )
+
+
+def message_verdicts(
+    events: pl.LazyFrame,
+    *,
+    window_end: datetime | None = None,
+    in_flight: timedelta = DEFAULT_IN_FLIGHT,
+    close_codes: CloseCodes | None = None,
+    rules: Sequence[Rule] = RULES,
+) -> pl.LazyFrame:
+    """Message facts joined with their connection, plus ``rule``/``outcome``/``hop``/``cause``."""
+    end = _window_end(events, window_end)
+    conns = connection_verdicts(events, close_codes).select(
+        "conversation_id",
+        "connection_id",
+        *[
+            pl.col(name).alias(f"conn_{name}")
+            for name in ("outcome", "cause", "hop", "closed", "closed_by", "close_code")
+        ],
+    )
+    n = pl.col
+    frame = (
+        F.message_facts(events)
+        .join(conns, on=["conversation_id", "connection_id"], how="left", nulls_equal=False)
+        .join(F.consumer_layers(events), on="conversation_id", how="left")
+        .join(F.consumed_queues(events), how="cross")
+        .with_columns(
+            consumer_layers=n("consumer_layers").fill_null(pl.lit([], pl.List(pl.String))),
+            consumed_queues=n("consumed_queues").fill_null(pl.lit([], pl.List(pl.String))),
+            window_end=pl.lit(end, dtype=pl.Datetime("ns", "UTC")),
+        )
+        .with_columns(
+            recent=(n("window_end") - n("last_ts")) <= pl.lit(in_flight),
+            idle_s=(n("window_end") - n("last_ts")).dt.total_milliseconds() / 1000.0,
+        )
+    )
+    frame = frame.with_columns(
+        rule=_first_match(rules, "name"),
+        outcome=_first_match(rules, "outcome"),
+        hop=_first_match(rules, "hop"),
+        cause=_first_match(rules, "cause"),
+    )
+    return frame.with_columns(
+        failed_ts=pl.coalesce("err_ts", "empty_publish_ts", "last_ts"),
+        is_failure=(n("outcome") == "lost")
+        | ((n("outcome") == "delivered") & (n("cause") != "ok")),
+    )
+
+
+# --- one conversation --------------------------------------------------------------------------
+
+
+def _message_summary(f: Mapping[str, Any]) -> str:
+    chunks = f"{f['published']} published, {f['delivered']} delivered, {f['sent']} sent"
+    if f["outcome"] == "delivered" and f["cause"] == "ok":
+        return f"delivered ({chunks})"
+    if f["outcome"] == "in_flight":
+        return f"still in flight at {f['hop']} when the data ends ({chunks})"
+    return f"{f['outcome']} at {f['hop']}: {f['cause']} ({chunks})"
+
+
+def _message(f: Mapping[str, Any]) -> MessageVerdict:
+    rule = _RULES_BY_NAME.get(f["rule"])
+    specific = rule.evidence(f) if rule else []
+    hint = (rule.hint(f) if rule else None) or hint_for(f["cause"])
+    hops = tuple(hop for hop in c.MESSAGE_HOPS if f.get(f"n_{hop}"))
+    return MessageVerdict(
+        message_id=f["message_id"],
+        connection_id=f.get("connection_id"),
+        outcome=f["outcome"],
+        hop=f["hop"],
+        cause=f["cause"],
+        chunks=Chunks(f["published"], f["delivered"], f["sent"]),
+        hops_seen=hops,
+        evidence=tuple([*chain_lines(f), *specific]),
+        hint=hint,
+        summary=_message_summary(f),
+        first_ts=f.get("first_ts"),
+        failed_ts=f.get("failed_ts"),
+        rule=f["rule"] or "",
+    )
+
+
+def _connection(f: Mapping[str, Any]) -> ConnectionVerdict:
+    code = f.get("close_code")
+    if f["outcome"] == "rejected":
+        summary = f"rejected at {f['hop']}: {f['cause']}" + (f" (code {code})" if code else "")
+    elif f["outcome"] == "in_flight":
+        summary = "open when the data ends"
+    else:
+        shown = f"{code} " if code is not None else ""
+        summary = f"closed {shown}by {f.get('closed_by') or '?'}: {f['cause']}"
+    return ConnectionVerdict(
+        connection_id=f["connection_id"],
+        opened=f.get("opened"),
+        closed=f.get("closed"),
+        close_code=code,
+        closed_by=f.get("closed_by"),
+        outcome=f["outcome"],
+        cause=f["cause"],
+        hop=f.get("hop"),
+        summary=summary,
+    )
+
+
+def conversation_verdict(
+    connections: Sequence[ConnectionVerdict], messages: Sequence[MessageVerdict]
+) -> Verdict:
+    """The first failure in time, else delivered/in_flight."""
+    failures: list[tuple[datetime, Verdict]] = []
+    epoch = datetime.max.replace(tzinfo=None)
+    for conn in connections:
+        if conn.outcome in ("rejected", "lost"):
+            when = conn.closed or conn.opened
+            text = f"connection {conn.connection_id} {conn.summary}"
+            failures.append((when, Verdict(conn.outcome, conn.hop, conn.cause, text)))
+    for msg in messages:
+        if msg.outcome == "lost" or (msg.outcome == "delivered" and msg.cause != "ok"):
+            text = f"message {msg.message_id} {msg.summary}"
+            failures.append((msg.failed_ts, Verdict(msg.outcome, msg.hop, msg.cause, text)))
+    if failures:
+        failures.sort(
+            key=lambda item: (item[0] is None, item[0].replace(tzinfo=None) if item[0] else epoch)
+        )
+        return failures[0][1]
+    pending = [m for m in messages if m.outcome == "in_flight"]
+    if pending:
+        first = pending[0]
+        return Verdict(
+            "in_flight", first.hop, first.cause, f"message {first.message_id} {first.summary}"
+        )
+    if messages:
+        return Verdict("delivered", "send", "ok", f"all {len(messages)} message(s) delivered")
+    if connections:
+        return Verdict("delivered", None, "ok", "connected; no messages were sent")
+    return Verdict("lost", None, "unknown", "no spans for this conversation")
+
+
+def analyze_conversation(
+    events: pl.LazyFrame,
+    conversation_id: str,
+    *,
+    window_end: datetime | None = None,
+    in_flight: timedelta = DEFAULT_IN_FLIGHT,
+    close_codes: CloseCodes | None = None,
+    problems: Sequence[str] = (),
+    sources: Sequence[str] = (),
+) -> ConversationReport:
+    """The full report for one conversation: verdicts, evidence, hints and the merged timeline."""
+    from ..timeline import build_timeline
+
+    end = _window_end(events, window_end)
+    is_worker = (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
+    own = events.filter(pl.col("conversation_id") == conversation_id)
+    traces = own.select(pl.col("trace_id").drop_nulls().unique())
+    orphans = events.filter(pl.col("conversation_id").is_null() & ~is_worker).join(
+        traces, on="trace_id", how="semi"
+    )
+    table = attach(pl.concat([own, orphans, events.filter(is_worker)]))
+    mine = table.filter((pl.col("conversation_id") == conversation_id) | is_worker).lazy()
+    conns = (
+        connection_verdicts(mine, close_codes)
+        .filter(pl.col("conversation_id") == conversation_id)
+        .sort("opened", nulls_last=True)
+        .collect()
+    )
+    msgs = (
+        message_verdicts(mine, window_end=end, in_flight=in_flight, close_codes=close_codes)
+        .filter(pl.col("conversation_id") == conversation_id)
+        .sort("first_ts", nulls_last=True)
+        .collect()
+    )
+    connections = tuple(_connection(row) for row in conns.iter_rows(named=True))
+    messages = tuple(_message(row) for row in msgs.iter_rows(named=True))
+    conv_rows = table.filter(pl.col("conversation_id") == conversation_id)
+    return ConversationReport(
+        conversation_id=conversation_id,
+        verdict=conversation_verdict(connections, messages),
+        connections=connections,
+        messages=messages,
+        timeline=build_timeline(conv_rows),
+        window_end=end,
+        problems=tuple(problems),
+        sources=tuple(sources),
+    )
+
+
+def known_conversations(events: pl.LazyFrame) -> list[str]:
+    """Every conversation id in the table, sorted."""
+    frame = events.select(pl.col("conversation_id").drop_nulls().unique().sort()).collect()
+    return frame.to_series().to_list()
+
+
+# --- many conversations ----------------------------------------------------------------------
+
+
+def _failures(events: pl.LazyFrame, msgs: pl.LazyFrame, conns: pl.LazyFrame) -> pl.LazyFrame:
+    """Messages and connections as one frame of candidate verdicts per conversation."""
+    m = msgs.select(
+        "conversation_id",
+        pl.lit("message").alias("kind"),
+        pl.col("message_id").alias("item_id"),
+        "outcome",
+        "hop",
+        "cause",
+        pl.col("failed_ts").alias("at"),
+        "is_failure",
+    )
+    k = conns.select(
+        "conversation_id",
+        pl.lit("connection").alias("kind"),
+        pl.col("connection_id").alias("item_id"),
+        "outcome",
+        "hop",
+        "cause",
+        pl.coalesce("closed", "opened").alias("at"),
+        pl.col("outcome").is_in(["rejected", "lost"]).alias("is_failure"),
+    )
+    return pl.concat([m, k], how="vertical_relaxed")
+
+
+def summarize_conversations(
+    events: pl.LazyFrame,
+    *,
+    window_end: datetime | None = None,
+    in_flight: timedelta = DEFAULT_IN_FLIGHT,
+    close_codes: CloseCodes | None = None,
+) -> list[ConversationSummary]:
+    """One verdict per conversation (first failure in time), newest first."""
+    end = _window_end(events, window_end)
+    msgs = message_verdicts(events, window_end=end, in_flight=in_flight, close_codes=close_codes)
+    conns = connection_verdicts(events, close_codes)
+    items = _failures(events, msgs, conns).sort("at", nulls_last=True)
+    is_msg = pl.col("kind") == "message"
+    per = items.group_by("conversation_id").agg(
+        pl.struct("kind", "item_id", "outcome", "hop", "cause")
+        .filter(pl.col("is_failure"))
+        .first()
+        .alias("fail"),
+        pl.struct("kind", "item_id", "outcome", "hop", "cause")
+        .filter(is_msg & (pl.col("outcome") == "in_flight"))
+        .first()
+        .alias("pending"),
+        (pl.col("kind") == "connection").sum().alias("connections"),
+        is_msg.sum().alias("messages"),
+        (is_msg & (pl.col("outcome") == "lost")).sum().alias("lost"),
+        (is_msg & (pl.col("outcome") == "delivered")).sum().alias("delivered"),
+        (is_msg & (pl.col("outcome") == "in_flight")).sum().alias("in_flight"),
+    )
+    spans = (
+        events.filter(pl.col("conversation_id").is_not_null())
+        .group_by("conversation_id")
+        .agg(pl.col("ts").min().alias("first_ts"), pl.col("ts").max().alias("last_ts"))
+    )
+    rows = (
+        spans.join(per, on="conversation_id", how="left")
+        .sort("first_ts", descending=True)
+        .collect()
+    )
+    out = []
+    for row in rows.iter_rows(named=True):
+        out.append(
+            ConversationSummary(
+                conversation_id=row["conversation_id"],
+                verdict=_summary_verdict(row),
+                first_ts=row["first_ts"],
+                last_ts=row["last_ts"],
+                connections=row["connections"] or 0,
+                messages=row["messages"] or 0,
+                lost=row["lost"] or 0,
+                delivered=row["delivered"] or 0,
+                in_flight=row["in_flight"] or 0,
+            )
+        )
+    return out
+
+
+def _summary_verdict(row: Mapping[str, Any]) -> Verdict:
+    item = row.get("fail") or row.get("pending")
+    if item and item.get("outcome"):
+        what = f"{item['kind']} {item['item_id']}"
+        text = f"{what}: {item['outcome']} at {item['hop']} ({item['cause']})"
+        return Verdict(item["outcome"], item["hop"], item["cause"], text)
+    if row.get("messages"):
+        return Verdict("delivered", "send", "ok", f"all {row['messages']} message(s) delivered")
+    if row.get("connections"):
+        return Verdict("delivered", None, "ok", "connected; no messages were sent")
+    return Verdict("lost", None, "unknown", "no connection or message spans")
+
+
+def aggregate_lost(
+    events: pl.LazyFrame,
+    *,
+    window_end: datetime | None = None,
+    in_flight: timedelta = DEFAULT_IN_FLIGHT,
+    close_codes: CloseCodes | None = None,
+    examples: int = 3,
+) -> LostReport:
+    """Lost messages grouped by hop and cause, most frequent first."""
+    end = _window_end(events, window_end)
+    msgs = message_verdicts(events, window_end=end, in_flight=in_flight, close_codes=close_codes)
+    frame = msgs.select("conversation_id", "message_id", "outcome", "hop", "cause").collect()
+    lost = frame.filter(pl.col("outcome") == "lost")
+    groups = (
+        lost.group_by("hop", "cause")
+        .agg(
+            pl.len().alias("count"),
+            pl.col("conversation_id").n_unique().alias("conversations"),
+            pl.concat_str("conversation_id", pl.lit("/"), "message_id")
+            .head(examples)
+            .alias("examples"),
+        )
+        .sort(["count", "hop", "cause"], descending=[True, False, False])
+    )
+    return LostReport(
+        total_messages=frame.height,
+        lost=lost.height,
+        groups=tuple(
+            LostGroup(r["hop"], r["cause"], r["count"], r["conversations"], tuple(r["examples"]))
+            for r in groups.iter_rows(named=True)
+        ),
+    )
+
+
+__all__ = [
+    "DEFAULT_IN_FLIGHT",
+    "aggregate_lost",
+    "analyze_conversation",
+    "connection_verdicts",
+    "conversation_verdict",
+    "known_conversations",
+    "message_verdicts",
+    "summarize_conversations",
+]

@@ -1,0 +1,59 @@
+"""The shape of a rule: a condition over the facts table and what it concludes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+Facts = Mapping[str, Any]
+
+
+def _nothing(_: Facts) -> list[str]:
+    return []
+
+
+def _no_hint(_: Facts) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One way a message ends: when ``when`` holds (and no earlier rule did), conclude this.
+
+    ``cause``, ``hop`` and ``outcome`` are literals or expressions over the facts
+    columns; ``evidence`` and ``hint`` turn one facts row into readable lines.
+    Lower ``priority`` is tried first.
+    """
+
+    name: str
+    priority: int
+    when: pl.Expr
+    cause: pl.Expr | str
+    hop: pl.Expr | str
+    outcome: pl.Expr | str = "lost"
+    evidence: Callable[[Facts], list[str]] = field(default=_nothing)
+    hint: Callable[[Facts], str | None] = field(default=_no_hint)
+
+
+def col(name: str) -> pl.Expr:
+    """Shorthand for a facts column."""
+    return pl.col(name)
+
+
+def incomplete() -> pl.Expr:
+    """The message did not reach the client in full."""
+    return ~pl.col("complete")
+
+
+def at(ts: datetime | None) -> str:
+    """A time as HH:MM:SS.mmm (UTC)."""
+    return ts.strftime("%H:%M:%S.%f")[:-3] if ts else "?"
+
+
+def exc(f: Facts) -> str:
+    """The exception at the failing hop, or a placeholder."""
+    return f.get("err_exc") or "no exception recorded"

@@ -1,0 +1,62 @@
+"""Enqueued, never started: queue not consumed, task not registered, or no worker running."""
+
+from __future__ import annotations
+
+from ._base import Rule, at, col, incomplete
+
+_enqueued_only = incomplete() & (col("n_enqueue") > 0) & ~col("task_seen") & ~col("any_error")
+
+
+def _queues(f):
+    return ", ".join(f.get("consumed_queues") or []) or "none"
+
+
+def _evidence(f):
+    lines = [
+        f"ws.enqueue of {f.get('task_name') or 'the task'} to queue {f.get('queue')!r} at "
+        f"{at(f.get('ts_enqueue'))}; no ws.task"
+    ]
+    if f.get("workers_known"):
+        lines.append(f"ready workers consume: {_queues(f)}")
+    else:
+        lines.append("no ws.worker_ready span: no instrumented worker started in this window")
+    return lines
+
+
+def _hint(f):
+    queue = f.get("queue") or "<queue>"
+    if f.get("workers_known") and queue not in (f.get("consumed_queues") or []):
+        return (
+            f"No worker consumes queue {queue!r} (workers consume {_queues(f)}): start one with "
+            f"`celery worker -Q {queue}` or route {f.get('task_name') or 'the task'} to a "
+            "consumed queue (task_routes)."
+        )
+    return (
+        "No worker started the task: check that a worker is running, consumes the queue, and "
+        "imports the task module (look for 'Received unregistered task')."
+    )
+
+
+RULES = (
+    Rule(
+        name="no_worker_queue",
+        priority=140,
+        when=_enqueued_only
+        & col("workers_known")
+        & col("queue").is_not_null()
+        & ~col("consumed_queues").list.contains(col("queue")),
+        cause="no_worker",
+        hop="task",
+        evidence=_evidence,
+        hint=_hint,
+    ),
+    Rule(
+        name="no_worker",
+        priority=160,
+        when=_enqueued_only,
+        cause="no_worker",
+        hop="task",
+        evidence=_evidence,
+        hint=_hint,
+    ),
+)

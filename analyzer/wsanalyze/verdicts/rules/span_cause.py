@@ -1,0 +1,16 @@
+"""The instrumentation already named the cause on the failing span (ws.cause)."""
+
+from __future__ import annotations
+
+from ._base import Rule, col, exc
+
+RULES = (
+    Rule(
+        name="span_cause",
+        priority=10,
+        when=col("any_error") & col("err_cause").is_not_null(),
+        cause=col("err_cause"),
+        hop=col("err_hop"),
+        evidence=lambda f: [f"ws.{f['err_hop']} errored with ws.cause={f['err_cause']}: {exc(f)}"],
+    ),
+)

@@ -1,0 +1,42 @@
+"""The task started and never finished: worker lost, time limit, or no end well before the data ends."""
+
+from __future__ import annotations
+
+from ._base import Rule, at, col, exc, incomplete
+
+_HINT = (
+    "Set soft/hard time limits on the task, catch SoftTimeLimitExceeded to send a terminal "
+    "chunk, and check the worker for OOM kills."
+)
+
+
+def _open_evidence(f):
+    lines = [f"ws.task started at {at(f.get('ts_task'))} and has no end"]
+    if not f.get("n_task"):
+        lines = [f"{f['n_publish']} ws.publish span(s) exist but their ws.task never ended"]
+    lines.append(
+        f"last activity {at(f.get('last_ts'))}; the data ends at {at(f.get('window_end'))}"
+    )
+    return lines
+
+
+RULES = (
+    Rule(
+        name="task_stuck_error",
+        priority=50,
+        when=(col("err_hop") == "task") & col("exc_stuck"),
+        cause="task_stuck",
+        hop="task",
+        evidence=lambda f: [f"ws.task ended with {exc(f)}"],
+        hint=lambda f: _HINT,
+    ),
+    Rule(
+        name="task_stuck",
+        priority=170,
+        when=col("task_open") & incomplete() & ~col("any_error"),
+        cause="task_stuck",
+        hop="task",
+        evidence=_open_evidence,
+        hint=lambda f: _HINT,
+    ),
+)

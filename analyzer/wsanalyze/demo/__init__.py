@@ -1,0 +1,1 @@
+"""Run the example chat app on a real stack and talk to it (``stack``, ``client``)."""

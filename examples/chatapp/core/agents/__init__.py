@@ -1,0 +1,1 @@
+"""The chat + agent app: a WebSocket consumer and the Celery task streaming answers."""

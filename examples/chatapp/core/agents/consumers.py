@@ -1,0 +1,140 @@
+"""The chat consumer: one WebSocket per browser tab, one group per conversation.
+
+Client frames: ``{"type": "message", "id": "<client message id>", "content": "..."}``.
+Server frames: ``{"type": "ack", "id", "task_id"}``, then
+``{"type": "chunk", "message_id", "seq", "content"}`` per streamed chunk and
+``{"type": "done", "message_id", "chunks"}``.
+
+Close codes: 4001 not authenticated, 4004 rate limited, 4005 invalid frame.
+
+Fault switches in the message text (see tasks.py for the worker side):
+``fault:no_worker`` enqueues to CHAT_PRIORITY_QUEUE, which no worker consumes;
+``fault:consumer_gone`` leaves the group, enqueues, and rejoins only once the
+task has finished, so the whole answer streams to an empty group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import deque
+
+from celery.result import AsyncResult
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from .tasks import fault_in, group_name, run_agent
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_RATE_LIMITED = 4004
+CLOSE_INVALID_MESSAGE = 4005
+REJOIN_TIMEOUT = 30.0
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    """Relay client messages to the agent and its streamed answer back to the client."""
+
+    async def connect(self):
+        self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        self.group = group_name(self.conversation_id)
+        self.frame_times: deque[float] = deque()
+        self.closing = False
+        self.joined = False
+        self.rejoin_tasks: set[asyncio.Task] = set()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close_with(CLOSE_UNAUTHENTICATED)
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.joined = True
+        await self.accept()
+
+    async def disconnect(self, code):
+        for task in self.rejoin_tasks:
+            task.cancel()
+        if self.joined:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.joined = False
+
+    async def close_with(self, code: int) -> None:
+        """Close the socket once with an application close code."""
+        if not self.closing:
+            self.closing = True
+            await self.close(code=code)
+
+    def allow_frame(self) -> bool:
+        """Count one frame against the sliding-window rate limit."""
+        now = time.monotonic()
+        while self.frame_times and now - self.frame_times[0] > settings.CHAT_RATE_WINDOW:
+            self.frame_times.popleft()
+        self.frame_times.append(now)
+        return len(self.frame_times) <= settings.CHAT_RATE_LIMIT
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.closing:
+            return
+        if not self.allow_frame():
+            await self.close_with(CLOSE_RATE_LIMITED)
+            return
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            content = None
+        if not isinstance(content, dict):
+            await self.close_with(CLOSE_INVALID_MESSAGE)
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        text = content.get("content")
+        if content.get("type", "message") != "message" or not isinstance(text, str) or not text:
+            await self.close_with(CLOSE_INVALID_MESSAGE)
+            return
+        message_id = str(content.get("id") or uuid.uuid4().hex)
+        fault = fault_in(text)
+        if fault == "consumer_gone":
+            await self.leave_group()
+        args = (self.conversation_id, message_id, text)
+        if fault == "no_worker":
+            result = run_agent.apply_async(args, queue=settings.CHAT_PRIORITY_QUEUE)
+        else:
+            result = run_agent.delay(*args)
+        await self.send_json({"type": "ack", "id": message_id, "task_id": result.id})
+        if fault == "consumer_gone":
+            task = asyncio.create_task(self.rejoin_after(result.id))
+            self.rejoin_tasks.add(task)
+            task.add_done_callback(self.rejoin_tasks.discard)
+
+    async def leave_group(self) -> None:
+        """Leave the conversation group (as a reconnecting or slow-joining consumer is)."""
+        if self.joined:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.joined = False
+
+    async def rejoin_after(self, task_id: str) -> None:
+        """Join the group again once the task has finished streaming."""
+        result = AsyncResult(task_id, app=run_agent.app)
+        deadline = time.monotonic() + REJOIN_TIMEOUT
+        while time.monotonic() < deadline and not await asyncio.to_thread(result.ready):
+            await asyncio.sleep(0.05)
+        if not self.closing:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            self.joined = True
+
+    async def chat_chunk(self, event):
+        if event.get("slow"):
+            await asyncio.sleep(event["slow"])
+        frame = {"type": "chunk", "message_id": event["message_id"], "seq": event["seq"]}
+        frame["content"] = event["content"]
+        await self.send_json(frame)
+
+    async def chat_done(self, event):
+        await self.send_json(
+            {"type": "done", "message_id": event["message_id"], "chunks": event.get("chunks")}
+        )

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real Redis, and the example chat app running on Daphne + Celery.
+
+``redis_server``   one Redis for the session (each stack gets its own logical db)
+``shared_stack``   ``shared_stack(**kwargs)``: one started Stack per distinct kwargs,
+                   reused for the whole session (for tests whose fault is per message)
+``make_stack``     ``make_stack(**kwargs)``: a fresh Stack, stopped when the test ends
+                   (for faults that need differently configured processes)
+``trace_dir``      an empty directory for wstrace files
+``wstrace_enabled`` parametrizes a test over instrumentation off / on
+
+Stack kwargs are those of ``wsanalyze.demo.stack.Stack`` minus ``workdir`` and
+``redis_url`` (both provided). ``WSTRACE_AVAILABLE`` tells whether the wstrace
+Django app can be installed; tests of the instrumented variant skip without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wsanalyze.demo.stack import RedisServer, Stack
+
+WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
+    importlib.util.find_spec("wstrace.apps")
+)
+REDIS_DATABASES = 64  # RedisServer starts redis-server with --databases 64
+
+StackFactory = Callable[..., Stack]
+
+
+_SKIP_WITHOUT_WSTRACE = pytest.mark.skipif(
+    not WSTRACE_AVAILABLE, reason="the wstrace Django app is not importable yet"
+)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(False, id="wstrace-off"),
+        pytest.param(True, id="wstrace-on", marks=_SKIP_WITHOUT_WSTRACE),
+    ]
+)
+def wstrace_enabled(request: pytest.FixtureRequest) -> bool:
+    """Run the test with the instrumentation off (WSTRACE_ENABLED=0) and on."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free port for the whole session."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _redis_dbs() -> Iterator[int]:
+    return itertools.cycle(range(1, REDIS_DATABASES))
+
+
+def _new_stack(
+    redis_server: RedisServer, dbs: Iterator[int], workdir: Path, kwargs: dict[str, Any]
+) -> Stack:
+    kwargs.setdefault("redis_url", redis_server.url_for(next(dbs)))
+    return Stack(workdir, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def shared_stack(
+    redis_server: RedisServer, _redis_dbs: Iterator[int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackFactory]:
+    """Return ``shared_stack(**kwargs)``: a started Stack shared by every test asking the same."""
+    stacks: dict[tuple, Stack] = {}
+
+    def get(**kwargs: Any) -> Stack:
+        key = tuple(sorted((name, repr(value)) for name, value in kwargs.items()))
+        if key not in stacks:
+            workdir = tmp_path_factory.mktemp("stack")
+            stacks[key] = _new_stack(redis_server, _redis_dbs, workdir, dict(kwargs)).start()
+        stack = stacks[key]
+        if not stack.running():
+            pytest.fail(f"shared stack died\n{stack.log_tails()}")
+        return stack
+
+    yield get
+    for stack in stacks.values():
+        stack.stop()
+
+
+@pytest.fixture
+def make_stack(
+    redis_server: RedisServer, _redis_dbs: Iterator[int], tmp_path: Path
+) -> Iterator[StackFactory]:
+    """Return ``make_stack(**kwargs)``: start a new Stack, stopped when the test ends."""
+    stacks: list[Stack] = []
+
+    def make(**kwargs: Any) -> Stack:
+        workdir = tmp_path / f"stack{len(stacks)}"
+        stack = _new_stack(redis_server, _redis_dbs, workdir, kwargs)
+        stacks.append(stack)
+        return stack.start()
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture
+def trace_dir(tmp_path: Path) -> Path:
+    """An empty directory for wstrace's file store."""
+    path = tmp_path / "traces"
+    path.mkdir()
+    return path

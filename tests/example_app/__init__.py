@@ -1,0 +1,1 @@
+"""The example chat app on the real stack: every fault switch, as the client sees it."""

@@ -1,0 +1,38 @@
+"""Faults of the deployment: processes configured differently from each other."""
+
+from __future__ import annotations
+
+import pytest
+from wsanalyze.demo.stack import free_port
+
+from .chat import talk
+
+
+def test_channel_layer_unavailable_fails_the_task_at_group_send(make_stack, wstrace_enabled):
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    stack = make_stack(wstrace_enabled=wstrace_enabled, worker_env={"CHAT_LAYER_URL": closed})
+
+    transcript = talk(stack, ["hello"], settle=1.0)
+    message_id = transcript.message_ids[0]
+    result = stack.task_result(transcript.task_id(message_id), timeout=15)
+
+    assert message_id in transcript.acks
+    assert transcript.chunks == {} and transcript.done == {}
+    assert result["status"] == "FAILURE"
+    assert result["result"]["exc_type"] == "ConnectionError"
+    assert "group_send" in result["traceback"]
+
+
+@pytest.mark.parametrize("layer", ["core", "pubsub"])
+def test_layer_mismatch_publishes_to_a_group_nobody_reads(make_stack, wstrace_enabled, layer):
+    stack = make_stack(
+        layer=layer, wstrace_enabled=wstrace_enabled, worker_env={"CHAT_LAYER_PREFIX": "agents"}
+    )
+
+    transcript = talk(stack, ["hello"], settle=1.5)
+    message_id = transcript.message_ids[0]
+    result = stack.task_result(transcript.task_id(message_id), timeout=0)
+
+    assert result is not None and result["status"] == "SUCCESS"
+    assert result["result"]["published"] == 5
+    assert transcript.chunks == {} and transcript.done == {}

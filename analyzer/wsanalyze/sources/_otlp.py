@@ -448,7 +448,9 @@ def _decode_line(
         doc = _loads(line)
         pairs = list(iter_spans(doc))
     except Exception as exc:
-        what = "truncated line" if not line.rstrip().endswith(b"}") else "malformed line"
+        text = str(exc)
+        truncated = "end of data" in text or "EOF" in text or "Unterminated" in text
+        what = "truncated line" if truncated else "malformed line"
         chunk.problems.append(f"{origin}: {what} ({type(exc).__name__}: {str(exc)[:80]})")
         return None
     latest = None

@@ -119,6 +119,7 @@ def read_files(
     resume: dict[str, Resume] | None = None,
     complete_only: bool = False,
     workers: int | None = None,
+    parallel_min_bytes: int = _PARALLEL_MIN_BYTES,
 ) -> Iterator[Chunk]:
     """Decode files (in worker processes when it pays); yield one Chunk per file, in order."""
     resume = resume or {}
@@ -133,7 +134,7 @@ def read_files(
         with contextlib.suppress(OSError):
             total += p.stat().st_size - (resume[str(p)].offset if str(p) in resume else 0)
     n = workers if workers is not None else min(os.cpu_count() or 1, len(tasks))
-    if n <= 1 or len(tasks) <= 1 or total < _PARALLEL_MIN_BYTES:
+    if n <= 1 or len(tasks) <= 1 or total < parallel_min_bytes:
         for task in tasks:
             yield _read_one(task)
         return

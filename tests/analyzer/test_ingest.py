@@ -1,0 +1,122 @@
+"""The compacted store: incremental ingest, lookups equal to raw lookups, transparent use."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from argparse import Namespace
+from pathlib import Path
+
+import polars as pl
+import pytest
+from wsanalyze.sources import SourceError, load_events
+from wsanalyze.store import CompactedStore, ingest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def generate(out: Path, spans: int = 3000, seed: int = 5) -> dict:
+    spec = importlib.util.spec_from_file_location("wsgen", ROOT / "benchmarks" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = Namespace(spans=spans, out=str(out), seed=seed, web_procs=2, worker_procs=2,
+                    concurrency=40, fault_rate=0.3, max_file_mb=1, zstd=False)  # fmt: skip
+    return module.generate(cfg)
+
+
+def by_span(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("span_id")
+
+
+@pytest.fixture
+def raw(tmp_path) -> Path:
+    generate(tmp_path / "raw")
+    return tmp_path / "raw"
+
+
+def test_compacted_lookup_equals_raw_lookup(raw, tmp_path, monkeypatch):
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "nostore"))
+    full = load_events(raw).events.collect()
+    result = ingest(raw, tmp_path / "store")
+    assert result.spans_added == full.height == result.spans_total
+    assert result.parts_written == 1 and result.problems == []
+    store = CompactedStore(tmp_path / "store")
+    assert by_span(store.scan().collect()).equals(by_span(full))
+    for cid in full["conversation_id"].unique().sort().head(10):
+        raw_one = load_events(raw, conversation_id=cid)
+        stored = load_events(tmp_path / "store", conversation_id=cid)
+        assert by_span(stored.events.collect()).equals(by_span(raw_one.events.collect()))
+        assert stored.window_end == raw_one.window_end
+
+
+def test_ingest_picks_up_only_new_files(raw, tmp_path):
+    ingest(raw, tmp_path / "store")
+    again = ingest(raw, tmp_path / "store")
+    assert (again.files_read, again.spans_added) == (0, 0)
+    generate(tmp_path / "more", spans=500, seed=9)
+    new = sorted((tmp_path / "more").iterdir())[0]
+    shutil.copy(new, raw / "web-new-1.jsonl")
+    seen: list[str] = []
+    third = ingest(raw, tmp_path / "store", progress=lambda done, total, path: seen.append(path))
+    assert third.files_read == 1 and seen == [str(raw / "web-new-1.jsonl")]
+    assert third.spans_added == load_events(raw / "web-new-1.jsonl").events.collect().height
+    assert third.spans_total == load_events(raw).events.collect().height
+
+
+def test_ingest_resumes_grown_and_rotated_files(raw, tmp_path):
+    target = sorted(raw.iterdir())[0]
+    lines = target.read_bytes().splitlines(keepends=True)
+    target.write_bytes(b"".join(lines[:2]) + lines[2][:50])  # a writer mid-line
+    ingest(raw, tmp_path / "store")
+    with open(target, "wb") as fh:  # the writer finished its line and wrote more
+        fh.write(b"".join(lines))
+    rotated = target.with_name("web-rotated-2022-09-14T05-02-14.173.jsonl")
+    os.rename(target, rotated)  # inode kept: recognised under its new name
+    result = ingest(raw, tmp_path / "store")
+    assert result.files_read == 1
+    expected = sum(len(json.loads(x)["resourceSpans"][0]["scopeSpans"][0]["spans"]) for x in lines)
+    assert result.spans_added == expected - sum(
+        len(json.loads(x)["resourceSpans"][0]["scopeSpans"][0]["spans"]) for x in lines[:2]
+    )
+    stored = CompactedStore(tmp_path / "store").scan().collect()
+    assert stored["span_id"].is_unique().all()
+    assert stored.height == load_events(raw).events.collect().height
+
+
+def test_load_events_uses_the_store_plus_newer_raw_data(raw, tmp_path, monkeypatch):
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "store"))
+    ingest(raw, tmp_path / "store")
+    result = load_events(raw)
+    assert any(s.endswith(".parquet") for s in result.sources)
+    assert not any(s.endswith(".jsonl") for s in result.sources)
+    generate(tmp_path / "more", spans=500, seed=11)
+    for f in (tmp_path / "more").iterdir():
+        shutil.copy(f, raw / ("late-" + f.name))
+    after = load_events(raw)
+    assert any(s.endswith(".parquet") for s in after.sources)
+    assert any("late-" in s for s in after.sources)
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "nostore"))
+    plain = load_events(raw).events.collect()
+    assert by_span(after.events.collect()).equals(by_span(plain))
+
+
+def test_store_of_another_source_is_refused(raw, tmp_path):
+    ingest(raw, tmp_path / "store")
+    (tmp_path / "other").mkdir()
+    with pytest.raises(SourceError, match="holds"):
+        ingest(tmp_path / "other", tmp_path / "store")
+    with pytest.raises(SourceError, match="nothing to ingest"):
+        ingest(tmp_path / "missing", tmp_path / "store2")
+
+
+def test_problems_survive_ingest(tmp_path):
+    src = tmp_path / "raw"
+    generate(src, spans=300)
+    first = sorted(src.iterdir())[0]
+    with open(first, "ab") as fh:
+        fh.write(b'{"resourceSpans": [oops}\n')
+    result = ingest(src, tmp_path / "store")
+    assert len(result.problems) == 1 and "malformed line" in result.problems[0]
+    assert load_events(tmp_path / "store").problems == result.problems

@@ -1,0 +1,331 @@
+"""OTLP/JSON file sources: the variations real producers write, bad input, the id prefilter."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import polars as pl
+import pytest
+import zstandard
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, Status, StatusCode
+from wsanalyze.events import SCHEMA
+from wsanalyze.sources import SourceError, load_events, open_source
+from wsanalyze.sources.otlp_files import OtlpFilesReader
+from wstrace import conventions as C
+
+ROOT = Path(__file__).resolve().parents[2]
+CONV = "conv-42"
+
+
+def sdk_request() -> tuple[dict, list]:
+    """A real ExportTraceServiceRequest as protobuf's JSON mapping writes it (base64 ids)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "web"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("wstrace")
+    ids = {C.CONVERSATION_ID: CONV, C.CONNECTION_ID: "c1"}
+    with tracer.start_as_current_span("ws.connect", attributes={**ids, C.HOP: "connect"}) as root:
+        with tracer.start_as_current_span(
+            "ws.receive", attributes={**ids, C.MESSAGE_ID: "m1", C.HOP: "receive"}
+        ):
+            pass
+        link = Link(root.get_span_context())
+        with tracer.start_as_current_span(
+            "ws.publish",
+            links=[link],
+            attributes={
+                **ids,
+                C.MESSAGE_ID: "m1",
+                C.HOP: "publish",
+                C.SEQ: 3,
+                C.MEMBERS: 0,
+                C.QUEUES: ["a", "b"],
+                "x.float": 1.5,
+                "x.flag": True,
+            },
+        ) as span:
+            span.record_exception(ValueError("boom"))
+            span.set_status(Status(StatusCode.ERROR, "boom"))
+    with tracer.start_as_current_span("ws.connect", attributes={C.CONVERSATION_ID: "other"}):
+        pass
+    spans = exporter.get_finished_spans()
+    doc = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    return doc, spans
+
+
+def to_hex(doc: dict) -> dict:
+    """The same request with hex ids (as the embedded exporter writes)."""
+    doc = copy.deepcopy(doc)
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64decode(span[key]).hex()
+                for link in span.get("links", []):
+                    for key in ("traceId", "spanId"):
+                        link[key] = base64.b64decode(link[key]).hex()
+    return doc
+
+
+def write_lines(path: Path, docs: list[dict | str]) -> Path:
+    lines = [d if isinstance(d, str) else json.dumps(d) for d in docs]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def frame(path: Path, **kw) -> tuple[pl.DataFrame, list[str]]:
+    result = load_events(path, **kw)
+    return result.events.collect().sort("ts", "span_id"), result.problems
+
+
+def test_base64_ids_from_the_sdk_become_lowercase_hex(tmp_path):
+    doc, spans = sdk_request()
+    events, problems = frame(write_lines(tmp_path / "t.jsonl", [doc]))
+    assert problems == []
+    expected = {format(s.context.span_id, "016x") for s in spans}
+    assert set(events["span_id"]) == expected
+    assert {len(t) for t in events["trace_id"]} == {32}
+    publish = events.filter(pl.col("name") == "ws.publish").row(0, named=True)
+    root = events.filter(pl.col("hop") == "connect").row(0, named=True)
+    assert publish["links"] == [root["span_id"]]
+    assert root["parent_span_id"] is None
+
+
+def test_hex_and_base64_ids_give_the_same_rows(tmp_path):
+    doc, _ = sdk_request()
+    b64, _ = frame(write_lines(tmp_path / "b.jsonl", [doc]))
+    hexed, _ = frame(write_lines(tmp_path / "h.jsonl", [to_hex(doc)]))
+    assert b64.drop("origin").equals(hexed.drop("origin"))
+
+
+def test_int64_as_number_or_string_and_enum_names(tmp_path):
+    doc, _ = sdk_request()
+    numeric = to_hex(doc)
+    for span in numeric["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        span["startTimeUnixNano"] = int(span["startTimeUnixNano"])
+        span["endTimeUnixNano"] = int(span["endTimeUnixNano"])
+        for kv in span["attributes"]:
+            if "intValue" in kv["value"]:
+                kv["value"]["intValue"] = int(kv["value"]["intValue"])
+        if span.get("status", {}).get("code") == 2:
+            span["status"]["code"] = "STATUS_CODE_ERROR"
+        span["kind"] = "SPAN_KIND_SERVER" if span["kind"] == 2 else span["kind"]
+    a, _ = frame(write_lines(tmp_path / "s.jsonl", [to_hex(doc)]))
+    b, _ = frame(write_lines(tmp_path / "n.jsonl", [numeric]))
+    assert a.drop("origin").equals(b.drop("origin"))
+    assert b.filter(pl.col("name") == "ws.publish")["seq"].to_list() == [3]
+
+
+def test_absent_and_empty_parent_are_both_roots(tmp_path):
+    doc = to_hex(sdk_request()[0])
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    roots = [s for s in spans if not s.get("parentSpanId")]
+    roots[0]["parentSpanId"] = ""
+    roots[1].pop("parentSpanId", None)
+    events, _ = frame(write_lines(tmp_path / "t.jsonl", [doc]))
+    assert events.filter(pl.col("parent_span_id").is_null()).height == 2
+    assert events.filter(pl.col("parent_span_id") == "").height == 0
+
+
+def test_columns_map_from_ws_attributes(tmp_path):
+    doc, _ = sdk_request()
+    events, _ = frame(write_lines(tmp_path / "t.jsonl", [doc]))
+    assert events.schema == pl.Schema(SCHEMA)
+    row = events.filter(pl.col("name") == "ws.publish").row(0, named=True)
+    assert row["service"] == "web"
+    assert row["conversation_id"] == CONV and row["message_id"] == "m1"
+    assert row["hop"] == "publish" and row["members"] == 0 and row["seq"] == 3
+    assert row["status"] == "error" and row["status_message"] == "boom"
+    assert row["exception"] == "ValueError: boom"
+    assert row["queues"] == ["a", "b"]
+    assert row["kind"] == "internal"
+    attrs = json.loads(row["attributes"])
+    assert attrs["x.float"] == 1.5 and attrs["x.flag"] is True and attrs[C.SEQ] == 3
+    assert row["origin"].endswith("t.jsonl:1")
+    assert events.filter(pl.col("name") == "ws.receive")["status"].to_list() == ["unset"]
+
+
+def test_all_anyvalue_kinds_decode(tmp_path):
+    doc = to_hex(sdk_request()[0])
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"] += [
+        {
+            "key": "a",
+            "value": {"arrayValue": {"values": [{"intValue": "1"}, {"stringValue": "x"}]}},
+        },
+        {
+            "key": "k",
+            "value": {"kvlistValue": {"values": [{"key": "z", "value": {"boolValue": False}}]}},
+        },
+        {"key": "b", "value": {"bytesValue": "AAE="}},
+        {"key": "d", "value": {"doubleValue": 2}},
+        {"key": "e", "value": {}},
+    ]
+    span["unknownField"] = {"ignored": True}
+    events, problems = frame(write_lines(tmp_path / "t.jsonl", [doc]))
+    assert problems == []
+    attrs = json.loads(events.filter(pl.col("span_id") == span["spanId"])["attributes"][0])
+    assert attrs["a"] == [1, "x"] and attrs["k"] == {"z": False}
+    assert attrs["b"] == "AAE=" and attrs["d"] == 2.0 and attrs["e"] is None
+
+
+def _collector_docs() -> list[dict]:
+    doc = to_hex(sdk_request()[0])
+    second = copy.deepcopy(doc)
+    for span in second["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        span["spanId"] = span["spanId"][::-1]
+    return [doc, second]
+
+
+def test_collector_framed_zstd_output(tmp_path):
+    docs = _collector_docs()
+    plain, _ = frame(write_lines(tmp_path / "plain.json", docs))
+    out = bytearray()
+    for d in docs:
+        blob = zstandard.ZstdCompressor().compress(json.dumps(d).encode())
+        out += len(blob).to_bytes(4, "big") + blob
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "traces.json").write_bytes(bytes(out))
+    framed, problems = frame(tmp_path / "z" / "traces.json")
+    assert problems == []
+    assert framed.drop("origin").equals(plain.drop("origin"))
+    assert framed["origin"].str.ends_with(":2").any()  # frame number = line number
+
+
+def test_plain_zstd_stream_and_conversation_lookup(tmp_path):
+    docs = _collector_docs()
+    plain, _ = frame(write_lines(tmp_path / "plain.json", docs))
+    text = "\n".join(json.dumps(d) for d in docs) + "\n"
+    path = tmp_path / "traces.jsonl.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(text.encode()))
+    stream, problems = frame(path)
+    assert problems == []
+    assert stream.drop("origin").equals(plain.drop("origin"))
+    one, _ = frame(path, conversation_id=CONV)
+    assert one.height == plain.filter(pl.col("conversation_id") == CONV).height > 0
+
+
+def test_rotated_backups_are_read_beside_the_current_file(tmp_path):
+    docs = _collector_docs()
+    write_lines(tmp_path / "traces-2022-09-14T05-02-14.173.json", docs[:1])
+    write_lines(tmp_path / "traces.json", docs[1:])
+    (tmp_path / "README.txt").write_text("not traces")
+    events, problems = frame(tmp_path)
+    assert problems == []
+    assert events["span_id"].n_unique() == 2 * 4
+    assert len(load_events(tmp_path).sources) == 2
+
+
+def test_malformed_and_truncated_lines_are_reported_and_other_spans_kept(tmp_path):
+    doc = to_hex(sdk_request()[0])
+    good = json.dumps(doc)
+    path = tmp_path / "t.jsonl"
+    broken = '{"resourceSpans": [{"ws.conversation_id": "conv-42" oops'
+    path.write_text(good + "\n" + broken + "\n" + good + "\n" + good[: len(good) // 2])
+    for conversation in (None, CONV):
+        events, problems = frame(path, conversation_id=conversation)
+        assert any(p.startswith(f"{path}:2: malformed line") for p in problems), problems
+        assert any(p.startswith(f"{path}:4: truncated line") for p in problems), problems
+        assert len(problems) == 2
+        expected = 4 if conversation is None else 3
+        assert events.height == 2 * expected  # lines 1 and 3 survive
+        assert set(events["origin"].str.extract(r":(\d+)$").to_list()) == {"1", "3"}
+
+
+def test_a_bad_span_costs_only_itself(tmp_path):
+    doc = to_hex(sdk_request()[0])
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"] = "garbage"
+    events, problems = frame(write_lines(tmp_path / "t.jsonl", [doc]))
+    assert events.height == 3
+    assert problems == [
+        f"{tmp_path / 't.jsonl'}:1: 1 span(s) could not be decoded and were skipped"
+    ]
+
+
+def test_missing_source_says_where_it_looked(tmp_path, monkeypatch):
+    with pytest.raises(SourceError, match=str(tmp_path / "nope")):
+        load_events(tmp_path / "nope")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WSTRACE_DIR", raising=False)
+    with pytest.raises(SourceError, match=r"\.wstrace"):
+        load_events()
+    monkeypatch.setenv("WSTRACE_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(SourceError, match=r"elsewhere.*WSTRACE_DIR"):
+        load_events()
+    with pytest.raises(SourceError, match="unsupported trace source"):
+        open_source("jaeger://localhost:16686")
+
+
+def test_default_store_comes_from_wstrace_dir(tmp_path, monkeypatch):
+    write_lines(tmp_path / "web.1.jsonl", [sdk_request()[0]])
+    monkeypatch.setenv("WSTRACE_DIR", str(tmp_path))
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "no-store"))
+    assert load_events(conversation_id=CONV).events.collect().height == 3
+
+
+def test_window_end_is_the_latest_timestamp_in_the_data(tmp_path):
+    doc, spans = sdk_request()
+    path = write_lines(tmp_path / "t.jsonl", [doc])
+    latest = max(s.end_time for s in spans)
+    for conversation in (None, CONV):
+        window = load_events(path, conversation_id=conversation).window_end
+        assert abs(window.timestamp() * 1e9 - latest) < 1e3
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("wsgen", ROOT / "benchmarks" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def generate(out: Path, spans: int = 3000, **kw) -> dict:
+    cfg = dict(spans=spans, out=str(out), seed=3, web_procs=2, worker_procs=2, concurrency=40,
+               fault_rate=0.3, max_file_mb=1, zstd=False)  # fmt: skip
+    cfg.update(kw)
+    return load_generator().generate(Namespace(**cfg))
+
+
+def test_id_prefilter_finds_every_span_of_a_conversation(tmp_path):
+    summary = generate(tmp_path / "store")
+    full = load_events(tmp_path / "store").events.collect()
+    counts = full.group_by("conversation_id").len().sort("conversation_id")
+    assert counts.height == summary["conversations"]
+    # Conversations share batch lines with others: each must still come back whole.
+    for cid, n in counts.sample(25, seed=1).iter_rows():
+        one = load_events(tmp_path / "store", conversation_id=cid).events.collect()
+        assert one.height == n
+        expected = full.filter(pl.col("conversation_id") == cid).sort("span_id")
+        assert one.sort("span_id").equals(expected)
+    prefix = counts["conversation_id"][0][:-2]  # a prefix of an id matches nothing
+    assert load_events(tmp_path / "store", conversation_id=prefix).events.collect().height == 0
+
+
+def test_parallel_and_serial_reads_agree(tmp_path):
+    from wsanalyze.sources.otlp_files import discover, read_files
+
+    generate(tmp_path / "s", spans=2000)
+    files = discover(tmp_path / "s")
+    serial = [c.rows for c in read_files(files, workers=1)]
+    parallel = [c.rows for c in read_files(files, workers=2, parallel_min_bytes=0)]
+    assert serial == parallel
+
+
+def test_reader_satisfies_the_interface(tmp_path):
+    from wsanalyze.sources import TraceReader
+
+    write_lines(tmp_path / "a.jsonl", [sdk_request()[0]])
+    assert isinstance(OtlpFilesReader(tmp_path), TraceReader)
+    assert isinstance(open_source(tmp_path), TraceReader)

@@ -1,0 +1,266 @@
+"""Records → event-table rows: every rule of every producer, vectorised over a column.
+
+Per rule, a literal pre-filter (`needle`) keeps the candidates, one regex
+extracts its named groups; when two rules claim a record the lower priority
+wins. Records no rule claimed still become events when they carry wstrace's
+id fields (`trace_id=… span_id=… conversation_id=…`, event `app_log`,
+confidence "exact") or are logged at ERROR/CRITICAL (event `log_error`).
+
+Time: the engine's timestamp when there is one (Docker API, `docker logs -t`,
+compose `-t`, json-file). The producer's own stamp (local time, often whole
+seconds) is kept in `attributes.local_time`; where a service has both, their
+median difference (rounded to 15 min) is that service's UTC offset, used for
+its lines that have no engine stamp. Plain logs with neither use `tz`
+(default UTC).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from wstrace.conventions import DEFAULT_CONVERSATION_PATTERN
+
+from wsanalyze.events import TS, conform
+from wsanalyze.logparse import celery, channels_redis, daphne, redis
+from wsanalyze.logparse.framing import records
+from wsanalyze.logparse.rules import Rule
+
+RULES: tuple[Rule, ...] = (
+    *daphne.RULES,
+    *celery.RULES,
+    *redis.RULES,
+    *channels_redis.RULES,
+)
+
+# Group names any rule may use; each becomes a column (null where a rule lacks it).
+_GROUP_COLUMNS: dict[str, pl.DataType] = {
+    "client": pl.String,
+    "path": pl.String,
+    "exc": pl.String,
+    "task_id": pl.String,
+    "task_name": pl.String,
+    "group": pl.String,
+    "over_capacity": pl.String,
+    "members": pl.String,
+    "runtime": pl.String,
+    "limit": pl.String,
+    "worker": pl.String,
+    "url": pl.String,
+    "msg": pl.String,
+    "process": pl.String,
+    "pid": pl.String,
+    "instance": pl.String,
+}
+_FACT_COLUMNS: dict[str, pl.DataType] = {
+    "accepted": pl.Boolean,
+    "handshake_rejected": pl.Boolean,
+    "closed_by": pl.String,
+    "close_code": pl.Int32,
+}
+
+
+_ID_FIELDS = {
+    "trace_id": r"\btrace_id=(?P<v>[0-9a-fA-F]{32})\b",
+    "span_id": r"\bspan_id=(?P<v>[0-9a-fA-F]{16})\b",
+    "conversation_id": r"\b(?:ws\.)?conversation_id=(?P<v>[^\s,;\"'\]\)]+)",
+    "message_id": r"\b(?:ws\.)?message_id=(?P<v>[^\s,;\"'\]\)]+)",
+    "connection_id": r"\b(?:ws\.)?connection_id=(?P<v>[^\s,;\"'\]\)]+)",
+}
+_NULL_IDS = ("", "-", "None", "null", "0" * 32, "0" * 16)
+
+_LEVEL_RE = r"(?:^|[\s\[:|])(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)(?:[\s/\]:|]|$)"
+_EXC_LINE_RE = (
+    r"(?m)^(?:[A-Za-z_]\w*\.)*(?P<exc>[A-Za-z_]\w*(?:Error|Exception|Exceeded|Exit|Interrupt|Full)"
+    r"\b(?::.*)?)$"
+)
+# (regex with one group, strptime format) for the stamps producers write, local time
+_STAMPS = (
+    (r'^\S+ \S+ \S+ \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d)\] "', "%d/%b/%Y:%H:%M:%S"),
+    (r"^\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3,6})", "%Y-%m-%d %H:%M:%S%.f"),
+    (r"^\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)", "%Y-%m-%d %H:%M:%S"),
+    (r"^\d+:[XCSM] (\d\d \w{3} \d{4} \d\d:\d\d:\d\d\.\d{3}) ", "%d %b %Y %H:%M:%S%.f"),
+    (r"^\[(\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d)\]", "%d/%b/%Y %H:%M:%S"),
+)
+
+
+def _rule_frame(recs: pl.LazyFrame, rule: Rule) -> pl.LazyFrame:
+    import re
+
+    groups = set(re.compile(rule.pattern).groupindex)
+    cand = recs.filter(pl.col("line").str.contains(rule.needle, literal=True)).filter(
+        pl.col("line").str.contains(rule.pattern)
+    )
+    cand = cand.with_columns(pl.col("line").str.extract_groups(rule.pattern).alias("_m"))
+    cols = [pl.col("_rid")]
+    for name, dtype in _GROUP_COLUMNS.items():
+        expr = pl.col("_m").struct.field(name) if name in groups else pl.lit(None, dtype=dtype)
+        cols.append(expr.cast(dtype).alias(name))
+    for name, dtype in _FACT_COLUMNS.items():
+        cols.append(pl.lit(rule.facts.get(name), dtype=dtype).alias(name))
+    cols += [
+        pl.lit(rule.event).alias("event"),
+        pl.lit(rule.producer).alias("name"),
+        pl.lit(rule.hop, dtype=pl.String).alias("hop"),
+        pl.lit(rule.status).alias("status"),
+        pl.lit(rule.cause, dtype=pl.String).alias("cause"),
+        pl.lit(rule.priority).alias("_prio"),
+    ]
+    return cand.select(cols)
+
+
+def _id(col: str) -> pl.Expr:
+    value = pl.col("line").str.extract(_ID_FIELDS[col], 1)
+    return pl.when(value.is_in(_NULL_IDS)).then(None).otherwise(value)
+
+
+def _local_stamp() -> pl.Expr:
+    parts = []
+    for regex, fmt in _STAMPS:
+        raw = pl.col("line").str.extract(regex, 1).str.replace(",", ".", literal=True)
+        raw = raw.str.replace("T", " ", literal=True) if fmt.startswith("%Y") else raw
+        parts.append(raw.str.to_datetime(fmt, time_unit="ns", strict=False))
+    return pl.coalesce(parts)
+
+
+def _time(frame: pl.LazyFrame, tz: str | None) -> pl.LazyFrame:
+    """`ts` from the engine stamp, else from the local stamp shifted by the service's offset."""
+    local_utc = pl.col("_local").dt.replace_time_zone("UTC")
+    diff = (pl.col("engine_ts") - local_utc).dt.total_seconds()
+    offset = (diff.median().over("service") / 900).round() * 900
+    frame = frame.with_columns(offset.fill_null(0).alias("_offset_s"))
+    if tz:
+        from_local = (
+            pl.col("_local")
+            .dt.replace_time_zone(tz, ambiguous="earliest")
+            .dt.convert_time_zone("UTC")
+        )
+    else:
+        from_local = local_utc - pl.duration(seconds=pl.col("_offset_s"), time_unit="ns")
+    return frame.with_columns(pl.coalesce(pl.col("engine_ts"), from_local).cast(TS).alias("ts"))
+
+
+def parse_records(
+    recs: pl.LazyFrame,
+    *,
+    tz: str | None = None,
+    conversation_pattern: str = DEFAULT_CONVERSATION_PATTERN,
+) -> pl.LazyFrame:
+    """Records (see framing.records) → rows of the event table, source "log"."""
+    recs = recs.with_row_index("_rid")
+    claimed = pl.concat([_rule_frame(recs, r) for r in RULES], how="vertical")
+    claimed = claimed.sort("_rid", "_prio").unique("_rid", keep="first", maintain_order=True)
+
+    # Records no rule claimed: keep those that carry ids or are errors.
+    line = pl.col("line")
+    interesting = (
+        line.str.contains("_id=", literal=True)
+        | line.str.contains("ERROR", literal=True)
+        | line.str.contains("CRITICAL", literal=True)
+    )
+    rest = recs.join(claimed.select("_rid"), on="_rid", how="anti").filter(interesting)
+    rest = rest.with_columns(
+        pl.col("line").str.extract(_LEVEL_RE, 1).alias("_level"),
+        pl.coalesce(_id("trace_id"), _id("span_id"), _id("conversation_id")).alias("_anyid"),
+    ).filter(
+        pl.col("_anyid").is_not_null() | pl.col("_level").is_in(["ERROR", "CRITICAL", "FATAL"])
+    )
+    rest = rest.select(
+        "_rid",
+        *[pl.lit(None, dtype=t).alias(n) for n, t in {**_GROUP_COLUMNS, **_FACT_COLUMNS}.items()],
+        pl.when(pl.col("_anyid").is_not_null())
+        .then(pl.lit("app_log"))
+        .otherwise(pl.lit("log_error"))
+        .alias("event"),
+        pl.lit("app").alias("name"),
+        pl.lit(None, dtype=pl.String).alias("hop"),
+        pl.when(pl.col("_level").is_in(["ERROR", "CRITICAL", "FATAL"]))
+        .then(pl.lit("error"))
+        .otherwise(pl.lit("unset"))
+        .alias("status"),
+        pl.lit(None, dtype=pl.String).alias("cause"),
+        pl.lit(99).alias("_prio"),
+    )
+    events = pl.concat([claimed, rest], how="vertical").join(recs, on="_rid", how="inner")
+    return _finish(events, tz=tz, conversation_pattern=conversation_pattern)
+
+
+def _finish(ev: pl.LazyFrame, *, tz: str | None, conversation_pattern: str) -> pl.LazyFrame:
+    ev = ev.with_columns(
+        _local_stamp().alias("_local"),
+        pl.col("line").str.extract(_LEVEL_RE, 1).alias("_level"),
+        *[_id(c).alias(f"_{c}") for c in _ID_FIELDS],
+        pl.col("text").str.extract_all(_EXC_LINE_RE).list.last().alias("_exc_line"),
+    )
+    ev = _time(ev, tz)
+    from_path = pl.col("path").str.extract(conversation_pattern, 1)
+    from_group = pl.col("group").str.extract(channels_redis.GROUP_CONVERSATION, 1)
+    conversation = pl.coalesce(pl.col("_conversation_id"), from_path, from_group)
+    confidence = (
+        pl.when(pl.col("_conversation_id").is_not_null() | pl.col("_trace_id").is_not_null())
+        .then(pl.lit("exact"))
+        .when(from_path.is_not_null() | from_group.is_not_null())
+        .then(pl.lit("path"))
+        .otherwise(None)
+    )
+    exc_line = pl.col("_exc_line").str.replace(r"^(?:[A-Za-z_]\w*\.)+", "")
+    exception = (
+        pl.when(pl.col("status") == "error")
+        .then(pl.coalesce(exc_line, pl.col("exc")))
+        .otherwise(None)
+    )
+    unregistered_id = pl.col("text").str.extract(celery.UNREGISTERED_TASK_ID, 1)
+    attributes = pl.struct(
+        pl.col("stream"),
+        pl.col("_level").alias("level"),
+        pl.col("client"),
+        pl.col("path"),
+        pl.col("_local").dt.strftime("%Y-%m-%dT%H:%M:%S%.3f").alias("local_time"),
+        pl.col("_offset_s").alias("utc_offset_s"),
+        pl.col("runtime").cast(pl.Float64, strict=False).alias("runtime_s"),
+        pl.col("limit").cast(pl.Float64, strict=False).alias("time_limit_s"),
+        pl.col("worker"),
+        pl.col("url"),
+        pl.col("msg"),
+        pl.col("process"),
+    ).struct.json_encode()
+    out = ev.select(
+        pl.col("ts"),
+        pl.lit("log").alias("source"),
+        pl.col("service"),
+        conversation.alias("conversation_id"),
+        pl.col("_connection_id").alias("connection_id"),
+        pl.col("_message_id").alias("message_id"),
+        pl.col("hop"),
+        pl.col("event"),
+        pl.col("name"),
+        pl.col("status"),
+        pl.col("exc").alias("status_message"),
+        exception.alias("exception"),
+        pl.col("cause"),
+        pl.col("close_code"),
+        pl.col("closed_by"),
+        pl.col("accepted"),
+        pl.col("handshake_rejected"),
+        pl.col("over_capacity").cast(pl.Int64, strict=False),
+        pl.col("members").cast(pl.Int64, strict=False),
+        pl.col("group"),
+        pl.coalesce(pl.col("task_id"), unregistered_id).alias("task_id"),
+        pl.col("task_name"),
+        pl.col("_trace_id").str.to_lowercase().alias("trace_id"),
+        pl.col("_span_id").str.to_lowercase().alias("span_id"),
+        attributes.alias("attributes"),
+        pl.col("text").str.slice(0, 2000).alias("detail"),
+        pl.col("origin"),
+        confidence.alias("confidence"),
+        pl.col("_rid"),
+    )
+    return conform(out.sort("ts", "_rid", nulls_last=True))
+
+
+def parse_lines(
+    lines: pl.DataFrame | pl.LazyFrame,
+    *,
+    tz: str | None = None,
+    conversation_pattern: str = DEFAULT_CONVERSATION_PATTERN,
+) -> pl.LazyFrame:
+    """A lines frame (see framing) → event-table rows."""
+    return parse_records(records(lines), tz=tz, conversation_pattern=conversation_pattern)

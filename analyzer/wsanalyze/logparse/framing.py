@@ -1,0 +1,311 @@
+"""From raw log text to a frame of lines, then of records (multi-line events kept whole).
+
+The lines frame has one row per physical line:
+
+    service  str        compose service / file stem / container name
+    stream   str        "stdout" | "stderr" | null (unknown)
+    engine_ts datetime  the time the Docker engine stamped on the line (null for plain logs)
+    line     str        the text, without the engine prefix
+    origin   str        "file:line" or "container:stream"
+    part     str        which physical sequence the line belongs to (file, or container+stream);
+                        continuation lines only ever join records of the same part
+
+Formats recognised per file (from its first lines): `docker compose logs [-t] --no-color`
+output, `docker logs -t` output, json-file driver logs (partial 16 KB chunks joined back
+into one line), and plain process logs (time taken from the line itself later).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from wsanalyze.events import TS
+
+LINES_SCHEMA: dict[str, pl.DataType] = {
+    "service": pl.String,
+    "stream": pl.String,
+    "engine_ts": TS,
+    "line": pl.String,
+    "origin": pl.String,
+    "part": pl.String,
+}
+
+ENGINE_TS_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)"
+COMPOSE_RE = rf"^(?P<name>[^\s|]+)\s*\| (?:(?P<ts>{ENGINE_TS_RE}) ?)?(?P<line>.*)$"
+DOCKER_T_RE = rf"^(?P<ts>{ENGINE_TS_RE}) (?P<line>.*)$"
+
+# A line that starts a new record: it opens with a time stamp one of the known
+# producers writes (Python logging asctime, Celery, Daphne access, Redis, ISO).
+HEADER_RE = (
+    r"^(?:\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d"  # logging asctime, Celery, ISO
+    r"|\S+ \S+ \S+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\]"  # Daphne access
+    r"|\d+:[XCSM] \d\d \w{3} \d{4} "  # Redis
+    r"|\d+:signal-handler"  # Redis
+    r"|\[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\]"  # Django runserver
+    r")"
+)
+# A line that continues the record above it: traceback frames and exception lines.
+CONTINUATION_RE = (
+    r"^(?:\s|$|Traceback \(most recent call last\)|During handling of the above"
+    r"|The above exception was|\"\"\"$"
+    r"|[A-Za-z_][\w.]*(?:Error|Exception|Exceeded|Exit|Interrupt|Warning|Full)\b)"
+)
+
+
+def parse_engine_ts(col: pl.Expr) -> pl.Expr:
+    """RFC 3339 with nanoseconds (what dockerd writes) into UTC datetimes."""
+    return pl.coalesce(
+        col.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ns", time_zone="UTC", strict=False),
+        col.str.to_datetime(
+            "%Y-%m-%dT%H:%M:%S%.f%z", time_unit="ns", strict=False
+        ).dt.convert_time_zone("UTC"),
+    )
+
+
+def service_from_container(name: pl.Expr) -> pl.Expr:
+    """`web-1` (compose v2) or `proj_web_1` (v1) → `web`-ish: drop the replica number."""
+    return name.str.replace(r"[-_]\d+$", "")
+
+
+def _text_lines(path: Path) -> pl.Series:
+    data = path.read_bytes().decode("utf-8", errors="replace")
+    if data.endswith("\n"):
+        data = data[:-1]
+    lines = data.split("\n") if data else []
+    return pl.Series("line", lines, dtype=pl.String)
+
+
+def sniff(path: Path) -> str:
+    """'json' | 'compose' | 'docker' | 'plain' from the first non-empty lines."""
+    import re
+
+    with path.open("rb") as fh:
+        head = [ln.decode("utf-8", "replace").rstrip("\r\n") for ln in fh.readlines(64 * 1024)]
+    head = [ln for ln in head if ln.strip()][:20]
+    if not head:
+        return "plain"
+    if all(ln.startswith("{") for ln in head[:3]) and '"log"' in head[0]:
+        return "json"
+    votes = {"compose": 0, "docker": 0}
+    for ln in head:
+        if re.match(DOCKER_T_RE, ln):
+            votes["docker"] += 1
+        elif re.match(COMPOSE_RE, ln):
+            votes["compose"] += 1
+    if max(votes.values()) * 2 >= len(head):
+        return max(votes, key=votes.get)
+    return "plain"
+
+
+def _with_origin(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    return frame.with_columns(
+        (pl.lit(f"{label}:") + (pl.int_range(pl.len()) + 1).cast(pl.String)).alias("origin")
+    )
+
+
+PARTIAL_SIZE = 16 * 1024
+
+
+def _unsplit(text: str) -> str:
+    """Undo the engine's 16 KB split of a long line in timestamped output.
+
+    `docker logs -t` (and the API with timestamps) prints each 16 KB chunk of a
+    long line behind its own copy of the line's timestamp, without a newline:
+    `TS <16384 chars>TS <16384 chars>TS <rest>`. The copies are removed.
+    """
+    cut = text.find(" ") + 1
+    if cut <= 0 or len(text) <= cut + PARTIAL_SIZE:
+        return text
+    stamp, body, out = text[:cut], text[cut:], []
+    while len(body) > PARTIAL_SIZE and body[PARTIAL_SIZE:].startswith(stamp):
+        out.append(body[:PARTIAL_SIZE])
+        body = body[PARTIAL_SIZE + len(stamp) :]
+    out.append(body)
+    return stamp + "".join(out)
+
+
+def _unsplit_compose(text: str) -> str:
+    head, sep, rest = text.partition("| ")
+    return head + sep + _unsplit(rest) if sep else text
+
+
+def _long(raw: pl.Expr, fix) -> pl.Expr:
+    """`fix` applied only to the (rare) lines long enough to have been split."""
+    return (
+        pl.when(raw.str.len_bytes() > PARTIAL_SIZE)
+        .then(raw.map_elements(fix, return_dtype=pl.String, skip_nulls=True))
+        .otherwise(raw)
+    )
+
+
+def split_timestamped(raw: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose `line` is `TS text` → `engine_ts` + `line` (16 KB splits undone)."""
+    raw = raw.with_columns(_long(pl.col("line"), _unsplit).alias("line"))
+    m = pl.col("line").str.extract_groups(DOCKER_T_RE)
+    return (
+        raw.with_columns(m.alias("_m"))
+        .filter(pl.col("_m").struct.field("ts").is_not_null())
+        .with_columns(
+            parse_engine_ts(pl.col("_m").struct.field("ts")).alias("engine_ts"),
+            pl.col("_m").struct.field("line").alias("line"),
+        )
+        .drop("_m")
+    )
+
+
+def read_compose(path: Path) -> pl.DataFrame:
+    """`docker compose logs [-t] --no-color` output: `web-1  | 2025-...Z line`."""
+    raw = pl.DataFrame(_text_lines(path))
+    raw = _with_origin(raw, str(path))
+    raw = raw.with_columns(_long(pl.col("line"), _unsplit_compose).alias("line"))
+    parts = raw.select(
+        pl.col("line").str.extract_groups(COMPOSE_RE).alias("m"),
+        "origin",
+        pl.col("line").alias("raw"),
+    ).unnest("m")
+    return parts.filter(pl.col("name").is_not_null()).select(
+        service_from_container(pl.col("name")).alias("service"),
+        pl.lit(None, dtype=pl.String).alias("stream"),
+        parse_engine_ts(pl.col("ts")).alias("engine_ts"),
+        pl.col("line"),
+        pl.col("origin"),
+        (pl.lit(f"{path}#") + pl.col("name")).alias("part"),
+    )
+
+
+def read_docker_t(path: Path, service: str, stream: str | None = None) -> pl.DataFrame:
+    """`docker logs -t` output: `2025-...Z line`."""
+    raw = _with_origin(pl.DataFrame(_text_lines(path)), str(path))
+    return split_timestamped(raw).select(
+        pl.lit(service).alias("service"),
+        pl.lit(stream, dtype=pl.String).alias("stream"),
+        pl.col("engine_ts"),
+        pl.col("line"),
+        pl.col("origin"),
+        pl.lit(str(path)).alias("part"),
+    )
+
+
+def _json_file_service(path: Path) -> str:
+    """The compose service (or container name) from the engine's config.v2.json beside the log."""
+    config = path.parent / "config.v2.json"
+    try:
+        doc = json.loads(config.read_text())
+        labels = doc.get("Config", {}).get("Labels") or {}
+        if labels.get("com.docker.compose.service"):
+            return labels["com.docker.compose.service"]
+        if doc.get("Name"):
+            return doc["Name"].lstrip("/")
+    except (OSError, ValueError, AttributeError):
+        pass
+    return path.name.removesuffix("-json.log")[:12]
+
+
+def read_json_file(path: Path, service: str | None = None) -> pl.DataFrame:
+    """json-file driver log; lines the engine split at 16 KB (no trailing \\n) joined back."""
+    service = service or _json_file_service(path)
+    raw = pl.DataFrame(_text_lines(path)).with_row_index("n", offset=1)
+    docs = (
+        raw.filter(pl.col("line").str.starts_with("{"))
+        .select(
+            "n",
+            pl.col("line")
+            .str.json_decode(pl.Struct({"log": pl.String, "stream": pl.String, "time": pl.String}))
+            .alias("d"),
+        )
+        .unnest("d")
+    )
+    docs = docs.filter(pl.col("log").is_not_null())
+    # A record ends at a chunk whose text ends with "\n"; chunks before it (partials) join it.
+    ends = pl.col("log").str.ends_with("\n")
+    docs = docs.with_columns(
+        ends.cast(pl.Int64).shift(1, fill_value=1).cum_sum().over("stream").alias("rec")
+    )
+    joined = docs.group_by("stream", "rec", maintain_order=True).agg(
+        pl.col("time").first(), pl.col("log").str.join(""), pl.col("n").first()
+    )
+    return joined.select(
+        pl.lit(service).alias("service"),
+        pl.col("stream"),
+        parse_engine_ts(pl.col("time")).alias("engine_ts"),
+        pl.col("log").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"),
+        (pl.lit(f"{path}:") + pl.col("n").cast(pl.String)).alias("origin"),
+        (pl.lit(f"{path}#") + pl.col("stream")).alias("part"),
+    )
+
+
+def read_plain(path: Path, service: str | None = None) -> pl.DataFrame:
+    """A plain process log: times come from the lines themselves."""
+    stem = path.name.split(".")[0] or path.name
+    suffix = path.suffix.lstrip(".")
+    stream = suffix if suffix in ("stdout", "stderr") else None
+    raw = _with_origin(pl.DataFrame(_text_lines(path)), str(path))
+    return raw.select(
+        pl.lit(service or stem).alias("service"),
+        pl.lit(stream, dtype=pl.String).alias("stream"),
+        pl.lit(None, dtype=TS).alias("engine_ts"),
+        pl.col("line"),
+        pl.col("origin"),
+        pl.lit(str(path)).alias("part"),
+    )
+
+
+def read_file(path: Path, service: str | None = None) -> pl.DataFrame:
+    """One log file of any supported format into the lines frame."""
+    kind = sniff(path)
+    if kind == "json":
+        frame = read_json_file(path, service)
+    elif kind == "compose":
+        frame = read_compose(path)
+    elif kind == "docker":
+        stem = path.name.split(".")[0] or path.name
+        suffix = path.suffix.lstrip(".")
+        frame = read_docker_t(
+            path, service or stem, suffix if suffix in ("stdout", "stderr") else None
+        )
+    else:
+        frame = read_plain(path, service)
+    return frame.select([pl.col(n).cast(t) for n, t in LINES_SCHEMA.items()])
+
+
+def lines_frame(rows: list[dict]) -> pl.DataFrame:
+    """A lines frame from Python rows (used by the Docker API reader)."""
+    return pl.DataFrame(rows, schema=LINES_SCHEMA)
+
+
+def records(lines: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Group continuation lines (tracebacks, multi-line reports) with their record.
+
+    Adds `text` (all lines of the record, joined by newlines); `line` stays the
+    first line. Only rows that really continue something are aggregated, so the
+    common one-line record costs no group-by.
+    """
+    lf = lines.lazy().with_row_index("_i")
+    lf = lf.with_columns(pl.col("line").str.contains(HEADER_RE).alias("_head"))
+    # In a log whose producers stamp their lines, any unstamped line continues the
+    # record above it (tracebacks, Celery's multi-line "unregistered task" report);
+    # elsewhere only lines that look like a traceback do.
+    stamped = pl.col("_head").mean().over("part") >= 0.1
+    cont = (~pl.col("_head")) & (stamped | pl.col("line").str.contains(CONTINUATION_RE))
+    lf = lf.with_columns(cont.alias("_cont"))
+    lf = lf.with_columns((~pl.col("_cont")).cast(pl.Int64).cum_sum().over("part").alias("_rec"))
+    tails = (
+        lf.filter(pl.col("_cont"))
+        .group_by("part", "_rec")
+        .agg(pl.col("line").sort_by("_i").str.join("\n").alias("_tail"))
+    )
+    heads = lf.filter(~pl.col("_cont"))
+    return (
+        heads.join(tails, on=["part", "_rec"], how="left")
+        .sort("_i")
+        .with_columns(
+            pl.when(pl.col("_tail").is_null())
+            .then(pl.col("line"))
+            .otherwise(pl.col("line") + "\n" + pl.col("_tail"))
+            .alias("text")
+        )
+        .drop("_tail", "_cont", "_rec", "_i", "_head")
+    )

@@ -111,8 +111,9 @@ def _stop_process(proc: subprocess.Popen, timeout: float, *, terminate: bool = T
     """SIGTERM the process (so it flushes), SIGKILL its whole session after ``timeout``."""
     if terminate and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout)
+    # Always wait: the SIGTERM (sent here or by the caller) is what flushes telemetry.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
     # Started with start_new_session, so the pgid is the pid: give children (a
     # prefork pool) a moment to flush and exit, then kill whatever is left.
     grace = time.monotonic() + (2.0 if proc.poll() is not None else 0.0)
@@ -240,6 +241,7 @@ class Stack:
         self.web_log = self.workdir / "web.log"
         self.worker_log = self.workdir / "worker.log"
         self.procs: dict[str, subprocess.Popen] = {}
+        self._worker_log_start = 0
 
     # --- addresses and credentials -------------------------------------------------
     @property
@@ -307,9 +309,15 @@ class Stack:
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> Stack:
         """Start Daphne and the worker; return once both serve (or raise StackError)."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> Stack:
+        """Spawn both processes without waiting (``wait_ready`` waits); lets stacks boot in parallel."""
+        if self.procs:
+            raise StackError("stack already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.trace_dir.mkdir(parents=True, exist_ok=True)
-        worker_log_start = self.worker_log.stat().st_size if self.worker_log.exists() else 0
+        self._worker_log_start = self.worker_log.stat().st_size if self.worker_log.exists() else 0
         try:
             for service, command, log in (
                 ("web", self.web_command(), self.web_log),
@@ -325,7 +333,15 @@ class Stack:
                         stdin=subprocess.DEVNULL,
                         start_new_session=True,
                     )
-            self._wait_ready(worker_log_start)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self) -> Stack:
+        """Wait until Daphne accepts TCP and the worker logged ``ready``; stop and raise if not."""
+        try:
+            self._wait_ready(self._worker_log_start)
         except BaseException:
             self.stop()
             raise

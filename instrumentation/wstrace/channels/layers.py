@@ -239,6 +239,9 @@ def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
         return wrapped(*args, **kwargs)
     facts = FACTS.get()
     channel = args[0] if args else kwargs.get("channel")
+    if facts is None and (not carrier.ids_of() or _infrastructure(channel)):
+        # Celery events/results, cache invalidation …: not a conversation's evidence.
+        return wrapped(*args, **kwargs)
     span = (
         None if facts is not None else runtime.shield("redis publish", _raw_publish_span, channel)
     )
@@ -253,6 +256,14 @@ def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
         return _await_receivers(result, facts, span)
     _note_receivers(result, facts, span)
     return result
+
+
+_INFRASTRUCTURE = ("celery-task-meta-", "celeryev", "pidbox", "__keyspace", "__keyevent")
+
+
+def _infrastructure(channel: Any) -> bool:
+    name = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
+    return any(marker in name for marker in _INFRASTRUCTURE)
 
 
 async def _await_receivers(

@@ -15,7 +15,7 @@ Every key is optional::
         "REDACT_PARAMS": ["session"],     # extra query/header names to redact
         "FILE_MAX_BYTES": 64 * 1024 * 1024,  # rotate a store file past this size
         "QUEUE_SIZE": 4096,               # spans buffered before dropping
-        "FLUSH_INTERVAL_MS": 1000,
+        "FLUSH_INTERVAL_MS": 1000,        # default: OTEL_BSP_SCHEDULE_DELAY, else 1000
     }
 
 Environment: ``WSTRACE_ENABLED=0`` turns everything off, ``WSTRACE_DIR`` and
@@ -112,7 +112,10 @@ def load_config(
         ),
         file_max_bytes=_as_int(raw.get("FILE_MAX_BYTES", 64 * 1024 * 1024), "FILE_MAX_BYTES"),
         queue_size=_as_int(raw.get("QUEUE_SIZE", 4096), "QUEUE_SIZE"),
-        flush_interval_ms=_as_int(raw.get("FLUSH_INTERVAL_MS", 1000), "FLUSH_INTERVAL_MS"),
+        flush_interval_ms=_as_int(
+            raw.get("FLUSH_INTERVAL_MS", _env_int(env, "OTEL_BSP_SCHEDULE_DELAY", 1000)),
+            "FLUSH_INTERVAL_MS",
+        ),
     )
 
 
@@ -178,6 +181,18 @@ def _pattern(value: Any) -> re.Pattern[str]:
             "WSTRACE['CONVERSATION_PATTERN'] needs a named group (?P<conversation_id>...)"
         )
     return pattern
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name} must be an integer, got {value!r}"
+        ) from None
 
 
 def _as_bool(value: Any, key: str) -> bool:

@@ -67,26 +67,53 @@ def _new_stack(
     return Stack(workdir, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def shared_stack(
-    redis_server: RedisServer, _redis_dbs: Iterator[int], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StackFactory]:
-    """Return ``shared_stack(**kwargs)``: a started Stack shared by every test asking the same."""
-    stacks: dict[tuple, Stack] = {}
+class SharedStacks:
+    """Started stacks keyed by their kwargs; ``prestart`` boots several in parallel."""
 
-    def get(**kwargs: Any) -> Stack:
-        key = tuple(sorted((name, repr(value)) for name, value in kwargs.items()))
-        if key not in stacks:
-            workdir = tmp_path_factory.mktemp("stack")
-            stacks[key] = _new_stack(redis_server, _redis_dbs, workdir, dict(kwargs)).start()
-        stack = stacks[key]
+    def __init__(self, redis_server: RedisServer, dbs: Iterator[int], tmp: Any) -> None:
+        self.redis_server, self.dbs, self.tmp = redis_server, dbs, tmp
+        self.stacks: dict[tuple, Stack] = {}
+
+    @staticmethod
+    def key(kwargs: dict[str, Any]) -> tuple:
+        return tuple(sorted((name, repr(value)) for name, value in kwargs.items()))
+
+    def prestart(self, *kwarg_sets: dict[str, Any]) -> None:
+        """Launch every stack not started yet, then wait for all of them together."""
+        launched = []
+        for kwargs in kwarg_sets:
+            if self.key(kwargs) not in self.stacks:
+                stack = _new_stack(
+                    self.redis_server, self.dbs, self.tmp.mktemp("stack"), dict(kwargs)
+                )
+                self.stacks[self.key(kwargs)] = stack.launch()
+                launched.append(stack)
+        for stack in launched:
+            stack.wait_ready()
+
+    def __call__(self, **kwargs: Any) -> Stack:
+        self.prestart(kwargs)
+        stack = self.stacks[self.key(kwargs)]
         if not stack.running():
             pytest.fail(f"shared stack died\n{stack.log_tails()}")
         return stack
 
-    yield get
-    for stack in stacks.values():
-        stack.stop()
+    def stop(self) -> None:
+        for stack in self.stacks.values():
+            stack.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_stack(
+    redis_server: RedisServer, _redis_dbs: Iterator[int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedStacks]:
+    """Return ``shared_stack(**kwargs)``: a started Stack shared by every test asking the same.
+
+    ``shared_stack.prestart(kwargs, ...)`` boots several at once.
+    """
+    stacks = SharedStacks(redis_server, _redis_dbs, tmp_path_factory)
+    yield stacks
+    stacks.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def finished_at(result: dict) -> float:
 def test_no_worker_leaves_the_task_waiting_in_an_unconsumed_queue(core_stack):
     queued_before = core_stack.queue_length(PRIORITY_QUEUE)
 
-    transcript = talk(core_stack, ["fault:no_worker please"], timeout=1.5)
+    transcript = talk(core_stack, ["fault:no_worker please"], timeout=1.0)
     message_id = transcript.message_ids[0]
 
     assert message_id in transcript.acks
@@ -29,7 +29,7 @@ def test_no_worker_leaves_the_task_waiting_in_an_unconsumed_queue(core_stack):
 
 
 def test_task_failed_streams_two_chunks_then_the_task_raises(any_layer_stack):
-    transcript = talk(any_layer_stack, ["fault:task_failed"], settle=1.0)
+    transcript = talk(any_layer_stack, ["fault:task_failed"], settle=0.5)
     message_id = transcript.message_ids[0]
 
     result = any_layer_stack.task_result(transcript.task_id(message_id), timeout=5)
@@ -54,7 +54,7 @@ def test_client_disconnected_mid_stream_leaves_the_task_streaming(core_stack):
 
 def test_consumer_gone_streams_the_whole_answer_to_an_empty_group(any_layer_stack):
     transcript = talk(
-        any_layer_stack, ["fault:consumer_gone", "are you still there?"], gap=1.5, settle=1.0
+        any_layer_stack, ["fault:consumer_gone", "are you still there?"], gap=1.0, settle=0.5
     )
     gone, after = transcript.message_ids
 
@@ -68,7 +68,7 @@ def test_consumer_gone_streams_the_whole_answer_to_an_empty_group(any_layer_stac
 
 
 def test_channel_full_drops_chunks_of_a_slow_consumer(core_stack):
-    transcript = talk(core_stack, ["fault:channel_full"], settle=1.0, timeout=20)
+    transcript = talk(core_stack, ["fault:channel_full"], settle=0.5, timeout=20)
     message_id = transcript.message_ids[0]
 
     result = core_stack.task_result(transcript.task_id(message_id), timeout=5)

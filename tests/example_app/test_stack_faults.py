@@ -29,7 +29,7 @@ def test_layer_mismatch_publishes_to_a_group_nobody_reads(make_stack, wstrace_en
         layer=layer, wstrace_enabled=wstrace_enabled, worker_env={"CHAT_LAYER_PREFIX": "agents"}
     )
 
-    transcript = talk(stack, ["hello"], settle=1.5)
+    transcript = talk(stack, ["hello"], settle=1.0)
     message_id = transcript.message_ids[0]
     result = stack.task_result(transcript.task_id(message_id), timeout=0)
 

@@ -25,9 +25,13 @@ def hop_is(hop: str) -> pl.Expr:
     return pl.col("hop") == hop
 
 
+_NOT_ERRORS = r"StopConsumer|CancelledError"
+
+
 def errored() -> pl.Expr:
-    """Rows with an error status."""
-    return pl.col("status") == "error"
+    """Rows with an error status (a consumer's normal StopConsumer is not an error)."""
+    benign = pl.col("exception").str.contains(_NOT_ERRORS).fill_null(False)
+    return (pl.col("status") == "error") & ~benign
 
 
 def chunk_key() -> pl.Expr:
@@ -94,7 +98,12 @@ def _message_aggs() -> list[pl.Expr]:
         _count_chunks(c.HOP_PUBLISH).alias("published"),
         _count_chunks(c.HOP_PUBLISH, ok_only=False).alias("publish_attempts"),
         _count_chunks(c.HOP_DELIVER).alias("delivered"),
-        _count_chunks(c.HOP_SEND).alias("sent"),
+        pl.col("seq")
+        .filter(hop_is(c.HOP_SEND) & ~errored().fill_null(False))
+        .drop_nulls()
+        .n_unique()
+        .cast(pl.Int64)
+        .alias("sent"),
         empty.any().alias("empty_publish"),
         pl.col("ts").filter(empty).min().alias("empty_publish_ts"),
         pl.col("members").filter(publish).min().alias("min_members"),
@@ -143,9 +152,13 @@ def message_facts(events: pl.LazyFrame) -> pl.LazyFrame:
         exc_unavailable=n("err_exc").str.contains(_EXC_UNAVAILABLE).fill_null(False),
         exc_channel_full=n("err_exc").str.contains(_EXC_CHANNEL_FULL).fill_null(False),
         exc_stuck=n("err_exc").str.contains(_EXC_STUCK).fill_null(False),
-        complete=(n("sent") > 0)
-        & (n("sent") >= n("published"))
-        & (n("delivered") >= n("published"))
+        complete=(
+            (n("published") > 0)
+            & (n("sent") >= n("published"))
+            & (n("delivered") >= n("published"))
+            & (n("publish_attempts") <= n("published"))
+            | (n("publish_attempts") == 0) & (n("n_enqueue") == 0) & (n("n_send") > 0)
+        )
         & ~n("task_open"),
         first_missing=pl.when(n("n_receive") == 0)
         .then(pl.lit(c.HOP_RECEIVE))
@@ -207,7 +220,7 @@ def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
         _first("close_code", is_disc).alias("disconnect_code"),
         _first("closed_by", is_disc).alias("disconnect_by"),
         _first("cause", is_disc).alias("disconnect_cause"),
-        (is_disc & errored()).any().alias("crashed"),
+        (is_disc & (errored() | (pl.col("close_code") == 1011))).any().alias("crashed"),
         _exc().filter(is_disc & errored()).drop_nulls().first().alias("crash_exc"),
         pl.col("ts").filter(is_disc).min().alias("disconnect_ts"),
         _first("layer", group_add).alias("group_layer"),

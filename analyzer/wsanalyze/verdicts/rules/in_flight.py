@@ -1,4 +1,8 @@
-"""The evidence ends at the edge of the data window: the message may still be on its way."""
+"""The evidence ends at the edge of the data window: the message may still be on its way.
+
+Only while something can still move it: the task is running, the task waits in its
+queue, or the connection is still open to receive what was published.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,14 @@ RULES = (
     Rule(
         name="in_flight",
         priority=150,
-        when=incomplete() & col("recent") & ~col("any_error"),
+        when=incomplete()
+        & col("recent")
+        & ~col("any_error")
+        & (
+            col("task_open")
+            | ((col("n_enqueue") > 0) & ~col("task_seen"))
+            | col("conn_closed").is_null()
+        ),
         cause="unknown",
         hop=col("first_missing"),
         outcome="in_flight",

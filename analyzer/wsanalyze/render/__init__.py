@@ -1,0 +1,1 @@
+"""Views of the result objects in ``wsanalyze.report``: terminal, JSON, HTML, Mermaid."""

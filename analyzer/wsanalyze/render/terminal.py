@@ -1,0 +1,196 @@
+"""Rich views for the terminal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ..causes import CauseInfo
+from ..report import ConversationReport, ConversationSummary, LostReport, Verdict
+
+OUTCOME_STYLE = {
+    "delivered": "green",
+    "rejected": "red",
+    "lost": "bold red",
+    "in_flight": "yellow",
+}
+
+
+def _t(ts: datetime | None) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ts else "-"
+
+
+def outcome_text(outcome: str) -> Text:
+    return Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))
+
+
+def verdict_line(v: Verdict) -> Text:
+    """outcome · hop · cause in colour."""
+    text = Text()
+    text.append(v.outcome.upper(), style=OUTCOME_STYLE.get(v.outcome, "bold"))
+    text.append(f"  hop={v.hop or '-'}  cause=", style="dim")
+    text.append(v.cause, style="bold")
+    return text
+
+
+def conversation_view(report: ConversationReport, *, timeline_limit: int | None = None) -> Group:
+    """Header with the verdict, connections, per-message table, evidence and hints, timeline."""
+    parts: list = []
+    header = Text.assemble(("conversation ", "dim"), (report.conversation_id, "bold"), "\n")
+    header.append_text(verdict_line(report.verdict))
+    header.append("\n" + report.verdict.summary)
+    parts.append(
+        Panel(header, title="wsanalyze", border_style=OUTCOME_STYLE.get(report.verdict.outcome, ""))
+    )
+
+    if report.connections:
+        conns = Table(title="Connections", title_justify="left", expand=False)
+        for col in ("connection", "opened", "closed", "code", "by", "outcome", "cause"):
+            conns.add_column(col)
+        for k in report.connections:
+            conns.add_row(
+                k.connection_id,
+                _t(k.opened),
+                _t(k.closed),
+                "-" if k.close_code is None else str(k.close_code),
+                k.closed_by or "-",
+                outcome_text(k.outcome),
+                k.cause,
+            )
+        parts.append(conns)
+
+    if report.messages:
+        msgs = Table(title="Messages", title_justify="left")
+        for col in (
+            "message",
+            "outcome",
+            "hop",
+            "cause",
+            "published",
+            "delivered",
+            "sent",
+            "reached",
+        ):
+            msgs.add_column(
+                col, justify="right" if col in ("published", "delivered", "sent") else "left"
+            )
+        for m in report.messages:
+            msgs.add_row(
+                m.message_id,
+                outcome_text(m.outcome),
+                m.hop or "-",
+                m.cause,
+                str(m.chunks.published),
+                str(m.chunks.delivered),
+                str(m.chunks.sent),
+                " → ".join(m.hops_seen) or "-",
+            )
+        parts.append(msgs)
+        for m in report.messages:
+            if m.outcome == "delivered" and m.cause == "ok":
+                continue
+            body = Text()
+            for line in m.evidence:
+                body.append(f"  • {line}\n")
+            body.append("  fix: ", style="bold cyan")
+            body.append(m.hint)
+            title = Text.assemble(
+                f"{m.message_id}: ", verdict_line(Verdict(m.outcome, m.hop, m.cause))
+            )
+            parts.append(Panel(body, title=title, title_align="left", border_style="red"))
+
+    entries = report.timeline if timeline_limit is None else report.timeline[:timeline_limit]
+    if entries:
+        tl = Table(title="Timeline", title_justify="left")
+        for col in ("+ms", "service", "hop", "event", "message", "seq", "detail"):
+            tl.add_column(
+                col, justify="right" if col in ("+ms", "seq") else "left", overflow="fold"
+            )
+        for e in entries:
+            style = "red" if e.failed else ""
+            tl.add_row(
+                f"{e.offset_ms:,.1f}",
+                e.service or "-",
+                e.hop or "-",
+                e.event or "-",
+                (e.message_id or "")[:16],
+                "" if e.seq is None else str(e.seq),
+                e.detail,
+                style=style,
+            )
+        if timeline_limit is not None and len(report.timeline) > timeline_limit:
+            tl.caption = f"{len(report.timeline) - timeline_limit} more rows (--json for all)"
+        parts.append(tl)
+    if report.problems:
+        parts.append(problems_view(report.problems))
+    return Group(*parts)
+
+
+def problems_view(problems: list[str] | tuple[str, ...]) -> Text:
+    text = Text(f"{len(problems)} input problem(s):\n", style="yellow")
+    for line in problems[:20]:
+        text.append(f"  {line}\n", style="yellow")
+    if len(problems) > 20:
+        text.append(f"  … and {len(problems) - 20} more\n", style="yellow")
+    return text
+
+
+def conversations_view(rows: list[ConversationSummary]) -> Table:
+    table = Table(title=f"{len(rows)} conversation(s)", title_justify="left")
+    for col in (
+        "conversation",
+        "first seen",
+        "msgs",
+        "delivered",
+        "lost",
+        "outcome",
+        "hop",
+        "cause",
+    ):
+        table.add_column(col, justify="right" if col in ("msgs", "delivered", "lost") else "left")
+    for r in rows:
+        table.add_row(
+            r.conversation_id,
+            _t(r.first_ts),
+            str(r.messages),
+            str(r.delivered),
+            str(r.lost),
+            outcome_text(r.verdict.outcome),
+            r.verdict.hop or "-",
+            r.verdict.cause,
+        )
+    return table
+
+
+def lost_view(report: LostReport) -> Group:
+    head = Text(f"{report.lost} of {report.total_messages} message(s) lost", style="bold")
+    table = Table(title_justify="left")
+    for col in ("hop", "cause", "lost", "conversations", "examples"):
+        table.add_column(col, justify="right" if col in ("lost", "conversations") else "left")
+    for g in report.groups:
+        table.add_row(
+            g.hop or "-", g.cause, str(g.count), str(g.conversations), ", ".join(g.examples)
+        )
+    parts: list = [head, table] if report.groups else [head]
+    if report.problems:
+        parts.append(problems_view(report.problems))
+    return Group(*parts)
+
+
+def explain_view(info: CauseInfo) -> Panel:
+    body = Text()
+    body.append("What it means\n", style="bold")
+    body.append(info.meaning + "\n\n")
+    body.append("How it shows\n", style="bold")
+    body.append(info.signals + "\n\n")
+    body.append("How to fix\n", style="bold")
+    body.append(info.fix)
+    return Panel(body, title=info.cause, title_align="left")
+
+
+def print_to(console: Console, renderable) -> None:
+    console.print(renderable)

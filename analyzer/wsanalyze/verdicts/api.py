@@ -1,0 +1,176 @@
+"""The calls the commands make: load evidence, compute verdicts, return result objects.
+
+    report = conversation_report("abc", traces="./.wstrace", logs="compose.log")
+    rows = conversation_list(traces, outcome="lost")
+    lost = lost_report(traces)
+
+Every failure of the input raises :class:`AnalysisError` (a one-line message
+saying what was looked at), never a traceback worth showing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import polars as pl
+from wstrace import conventions as c
+
+from ..report import ConversationReport, ConversationSummary, LostReport
+from . import (
+    DEFAULT_IN_FLIGHT,
+    aggregate_lost,
+    analyze_conversation,
+    known_conversations,
+    summarize_conversations,
+)
+from .closecodes import CloseCodes
+
+
+class AnalysisError(Exception):
+    """Unusable input: unknown id, unreadable or empty source. The message is one line."""
+
+
+class UnknownConversation(AnalysisError):
+    """No evidence for the conversation id; ``suggestions`` are the closest known ids."""
+
+    def __init__(self, conversation_id: str, suggestions: Sequence[str], where: str) -> None:
+        self.conversation_id = conversation_id
+        self.suggestions = list(suggestions)
+        hint = f"; closest known: {', '.join(self.suggestions)}" if self.suggestions else ""
+        super().__init__(f"no conversation {conversation_id!r} in {where}{hint}")
+
+
+def _is_worker() -> pl.Expr:
+    return (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
+
+
+def _load(traces, logs, *, conversation_id=None, since=None, until=None):
+    """(events, problems, sources, window_end) from traces and/or logs."""
+    from ..sources import SourceError, load_events
+
+    frames: list[pl.LazyFrame] = []
+    problems: list[str] = []
+    sources: list[str] = []
+    ends: list[datetime] = []
+    try:
+        if traces is not None or logs is None:
+            result = load_events(traces, conversation_id=conversation_id, since=since, until=until)
+            frames.append(result.events)
+            problems += result.problems
+            sources += [str(s) for s in result.sources]
+            if result.window_end:
+                ends.append(result.window_end)
+        if logs is not None:
+            log_result = _load_logs(logs, conversation_id=conversation_id, since=since, until=until)
+            frames.append(log_result.events)
+            problems += log_result.problems
+            sources += [str(s) for s in log_result.sources]
+            if log_result.window_end:
+                ends.append(log_result.window_end)
+    except SourceError as exc:
+        raise AnalysisError(str(exc)) from None
+    except OSError as exc:
+        raise AnalysisError(f"cannot read {exc.filename or 'the source'}: {exc.strerror}") from None
+    events = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    return events, problems, sources, (max(ends) if ends else None)
+
+
+def _load_logs(logs, **query):
+    try:
+        from ..sources.log_files import load_log_events
+    except ImportError:
+        raise AnalysisError("--logs is not supported by this build yet; use --traces") from None
+    return load_log_events(logs, **query)
+
+
+def _where(sources: Sequence[str], traces) -> str:
+    if sources:
+        return ", ".join(sources[:3]) + (" …" if len(sources) > 3 else "")
+    from ..sources import default_traces_dir
+
+    return str(traces or default_traces_dir())
+
+
+def conversation_report(
+    conversation_id: str,
+    *,
+    traces: str | None = None,
+    logs: str | None = None,
+    close_codes: CloseCodes | None = None,
+    in_flight: timedelta = DEFAULT_IN_FLIGHT,
+) -> ConversationReport:
+    """Load one conversation's evidence and analyze it."""
+    events, problems, sources, window_end = _load(traces, logs, conversation_id=conversation_id)
+    own = events.filter(pl.col("conversation_id") == conversation_id)
+    if own.select(pl.len()).collect().item() == 0:
+        everything, _, all_sources, _ = _load(traces, logs)
+        known = known_conversations(everything)
+        where = _where(all_sources or sources, traces)
+        if not known:
+            raise AnalysisError(f"no conversations in {where}: is wstrace writing there?")
+        raise UnknownConversation(
+            conversation_id,
+            difflib.get_close_matches(conversation_id, known, n=3, cutoff=0.3),
+            where,
+        )
+    kwargs = dict(window_end=window_end, in_flight=in_flight, close_codes=close_codes,
+                  problems=problems, sources=sources)  # fmt: skip
+    events = events.collect().lazy()
+    report = analyze_conversation(events, conversation_id, **kwargs)
+    if _needs_worker_facts(report, events):
+        workers, _, _, _ = _load(traces, None)
+        extra = workers.filter(_is_worker())
+        report = analyze_conversation(pl.concat([events, extra]), conversation_id, **kwargs)
+    return report
+
+
+def _needs_worker_facts(report: ConversationReport, events: pl.LazyFrame) -> bool:
+    """Enqueued-but-never-started messages need the workers' queues, which no conversation holds."""
+    waiting = any(
+        m.hop == c.HOP_TASK and m.rule in ("no_worker", "in_flight") for m in report.messages
+    )
+    if not waiting:
+        return False
+    return events.filter(_is_worker()).select(pl.len()).collect().item() == 0
+
+
+def conversation_list(
+    *,
+    traces: str | None = None,
+    logs: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+    cause: str | None = None,
+    close_codes: CloseCodes | None = None,
+    in_flight: timedelta = DEFAULT_IN_FLIGHT,
+) -> tuple[list[ConversationSummary], list[str]]:
+    """Every conversation with its verdict (newest first), filtered; and the input problems."""
+    events, problems, _, window_end = _load(traces, logs, since=since, until=until)
+    rows = summarize_conversations(
+        events, window_end=window_end, in_flight=in_flight, close_codes=close_codes
+    )
+    if outcome:
+        rows = [r for r in rows if r.verdict.outcome == outcome]
+    if cause:
+        rows = [r for r in rows if r.verdict.cause == cause]
+    return rows, problems
+
+
+def lost_report(
+    *,
+    traces: str | None = None,
+    logs: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    close_codes: CloseCodes | None = None,
+    in_flight: timedelta = DEFAULT_IN_FLIGHT,
+) -> LostReport:
+    """Lost messages aggregated by hop and cause."""
+    events, problems, _, window_end = _load(traces, logs, since=since, until=until)
+    report = aggregate_lost(
+        events, window_end=window_end, in_flight=in_flight, close_codes=close_codes
+    )
+    return LostReport(report.total_messages, report.lost, report.groups, tuple(problems))

@@ -57,8 +57,9 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
         try:
             return await dispatch(message)
         except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            if type(exc).__name__ != "StopConsumer":  # the normal way a consumer ends
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
         finally:
             context.detach(token)

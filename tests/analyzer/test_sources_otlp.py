@@ -321,6 +321,9 @@ def test_parallel_and_serial_reads_agree(tmp_path):
     serial = [c.rows for c in read_files(files, workers=1)]
     parallel = [c.rows for c in read_files(files, workers=2, parallel_min_bytes=0)]
     assert serial == parallel
+    # Big files are split into line-aligned ranges; rows and their file:line stay the same.
+    ranged = read_files(files, workers=2, parallel_min_bytes=0, range_bytes=50_000)
+    assert [r for c in ranged for r in c.rows] == [r for rows in serial for r in rows]
 
 
 def test_reader_satisfies_the_interface(tmp_path):
@@ -329,3 +332,33 @@ def test_reader_satisfies_the_interface(tmp_path):
     write_lines(tmp_path / "a.jsonl", [sdk_request()[0]])
     assert isinstance(OtlpFilesReader(tmp_path), TraceReader)
     assert isinstance(open_source(tmp_path), TraceReader)
+
+
+def test_reads_a_store_written_by_the_wstrace_exporter(tmp_path):
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from wstrace.store import FileSpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "worker"}))
+    provider.add_span_processor(BatchSpanProcessor(FileSpanExporter(tmp_path, "worker", 1 << 20)))
+    tracer = provider.get_tracer("wstrace")
+    for cid in ("a", "b", "c"):
+        with (
+            tracer.start_as_current_span(
+                "ws.task", attributes={C.CONVERSATION_ID: cid, C.HOP: "task", C.SEQ: 1}
+            ),
+            tracer.start_as_current_span(
+                "ws.publish", attributes={C.CONVERSATION_ID: cid, C.HOP: "publish", C.MEMBERS: 0}
+            ) as span,
+        ):
+            span.set_status(Status(StatusCode.ERROR, "ChannelFull"))
+    provider.shutdown()
+    assert list(tmp_path.glob("*.jsonl"))
+    result = load_events(tmp_path, conversation_id="b")
+    events = result.events.collect()
+    assert result.problems == []
+    assert events.sort("ts")["hop"].to_list() == ["task", "publish"]
+    publish = events.filter(pl.col("hop") == "publish").row(0, named=True)
+    assert publish["service"] == "worker" and publish["members"] == 0
+    assert publish["status"] == "error"
+    task = events.filter(pl.col("hop") == "task").row(0, named=True)
+    assert publish["parent_span_id"] == task["span_id"] and task["parent_span_id"] is None

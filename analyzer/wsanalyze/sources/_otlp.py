@@ -236,74 +236,97 @@ def _exception(events: object) -> str | None:
     return None
 
 
-def _detail(attrs: dict[str, object], status_message: str | None, exc: str | None) -> str | None:
-    parts = [f"{k[3:]}={attrs[k]}" for k in _DETAIL_KEYS if attrs.get(k) is not None]
-    if exc:
-        parts.append(exc)
-    elif status_message:
-        parts.append(status_message)
-    return " ".join(parts) or None
-
-
 # --- span -> row -----------------------------------------------------------------
+
+
+def _queues(value: object) -> list[str]:
+    return [str(q) for q in value] if isinstance(value, list) else [str(value)]
+
+
+# Attribute key -> (row index, converter); the rest of the row is filled from the span.
+_ATTR_COLUMNS: dict[str, tuple[int, object]] = {
+    key: (ROW_COLUMNS.index(column), convert)
+    for key, column, convert in (
+        (C.CONVERSATION_ID, "conversation_id", _str),
+        (C.CONNECTION_ID, "connection_id", _str),
+        (C.MESSAGE_ID, "message_id", _str),
+        (C.HOP, "hop", _str),
+        (C.EVENT, "event", _str),
+        (C.CAUSE, "cause", _str),
+        (C.CLOSE_CODE, "close_code", _int),
+        (C.CLOSED_BY, "closed_by", _str),
+        (C.ACCEPTED, "accepted", _bool),
+        (C.HANDSHAKE_REJECTED, "handshake_rejected", _bool),
+        (C.ORIGIN_ALLOWED, "origin_allowed", _bool),
+        (C.USER_AUTHENTICATED, "user_authenticated", _bool),
+        (C.SEQ, "seq", _int),
+        (C.GROUP, "group", _str),
+        (C.CHANNEL, "channel", _str),
+        (C.LAYER, "layer", _str),
+        (C.MEMBERS, "members", _int),
+        (C.RECEIVERS, "receivers", _int),
+        (C.OVER_CAPACITY, "over_capacity", _int),
+        (C.MESSAGE_TYPE, "message_type", _str),
+        (C.TASK_ID, "task_id", _str),
+        (C.TASK_NAME, "task_name", _str),
+        (C.QUEUE, "queue", _str),
+        (C.QUEUES, "queues", _queues),
+    )
+}
+_DETAIL_SET = frozenset(_DETAIL_KEYS)
+_I = {name: i for i, name in enumerate(ROW_COLUMNS)}
+_N = len(ROW_COLUMNS)
 
 
 def span_row(span: dict, service: str | None, origin: str) -> tuple:
     """One event-table row (ROW_COLUMNS order) from one OTLP span object."""
-    attrs = attributes(span.get("attributes"))
-    get = attrs.get
+    row: list = [None] * _N
+    attrs: dict[str, object] = {}
+    detail: list[str] = []
+    columns = _ATTR_COLUMNS
+    for kv in span.get("attributes") or ():
+        key = kv.get("key")
+        if key is None:
+            continue
+        value = kv.get("value")
+        if value is not None:
+            v = value.get("stringValue")
+            if v is None:
+                v = any_value(value)
+        else:
+            v = None
+        attrs[key] = v
+        if v is None:
+            continue
+        target = columns.get(key)
+        if target is not None:
+            row[target[0]] = target[1](v)
+        if key in _DETAIL_SET:
+            detail.append(f"{key[3:]}={v}")
     status = span.get("status") or {}
-    code = status.get("code")
     status_message = status.get("message") or None
-    exc = _exception(span.get("events"))
-    queues = get(C.QUEUES)
-    if queues is not None:
-        queues = [str(q) for q in queues] if isinstance(queues, list) else [str(queues)]
+    exc = _exception(span.get("events")) if span.get("events") else None
     links = span.get("links")
     if links:
-        links = [i for i in (norm_id(link.get("spanId"), 8) for link in links) if i]
-    kind = span.get("kind")
-    return (
-        _nanos(span.get("startTimeUnixNano")),
-        _nanos(span.get("endTimeUnixNano")),
-        service,
-        _str(get(C.CONVERSATION_ID)),
-        _str(get(C.CONNECTION_ID)),
-        _str(get(C.MESSAGE_ID)),
-        _str(get(C.HOP)),
-        _str(get(C.EVENT)),
-        _str(span.get("name")),
-        _KINDS.get(kind),
-        _STATUS.get(code, "unset"),
-        status_message,
-        exc,
-        _str(get(C.CAUSE)),
-        _int(get(C.CLOSE_CODE)),
-        _str(get(C.CLOSED_BY)),
-        _bool(get(C.ACCEPTED)),
-        _bool(get(C.HANDSHAKE_REJECTED)),
-        _bool(get(C.ORIGIN_ALLOWED)),
-        _bool(get(C.USER_AUTHENTICATED)),
-        _int(get(C.SEQ)),
-        _str(get(C.GROUP)),
-        _str(get(C.CHANNEL)),
-        _str(get(C.LAYER)),
-        _int(get(C.MEMBERS)),
-        _int(get(C.RECEIVERS)),
-        _int(get(C.OVER_CAPACITY)),
-        _str(get(C.MESSAGE_TYPE)),
-        _str(get(C.TASK_ID)),
-        _str(get(C.TASK_NAME)),
-        _str(get(C.QUEUE)),
-        queues,
-        norm_id(span.get("traceId"), 16),
-        norm_id(span.get("spanId"), 8),
-        norm_id(span.get("parentSpanId"), 8),
-        links or None,
-        _dumps(attrs),
-        _detail(attrs, status_message, exc),
-        origin,
-    )
+        links = [i for i in (norm_id(link.get("spanId"), 8) for link in links) if i] or None
+    row[0] = _nanos(span.get("startTimeUnixNano"))
+    row[1] = _nanos(span.get("endTimeUnixNano"))
+    row[2] = service
+    row[_I["name"]] = _str(span.get("name"))
+    row[_I["kind"]] = _KINDS.get(span.get("kind"))
+    row[_I["status"]] = _STATUS.get(status.get("code"), "unset")
+    row[_I["status_message"]] = status_message
+    row[_I["exception"]] = exc
+    row[_I["trace_id"]] = norm_id(span.get("traceId"), 16)
+    row[_I["span_id"]] = norm_id(span.get("spanId"), 8)
+    row[_I["parent_span_id"]] = norm_id(span.get("parentSpanId"), 8)
+    row[_I["links"]] = links or None
+    row[_I["attributes"]] = _dumps(attrs)
+    if exc or status_message:
+        detail.append(exc or status_message)
+    row[_I["detail"]] = " ".join(detail) or None
+    row[_I["origin"]] = origin
+    return tuple(row)
 
 
 def _resource_spans(doc: dict) -> list:
@@ -350,6 +373,7 @@ class Chunk:
     end_offset: int = 0  # bytes of complete lines consumed (for incremental ingest)
     end_line: int = 0  # line number of the last complete line consumed
     spans: int = 0  # spans decoded (before any id filter)
+    bytes_read: int = 0  # decoded bytes consumed
 
 
 def _decompress_stream(raw: bytes, chunk: Chunk) -> bytes:
@@ -515,6 +539,7 @@ def read_file(
     start_offset: int = 0,
     start_line: int = 0,
     complete_only: bool = False,
+    stop_offset: int | None = None,
 ) -> Chunk:
     """Decode one OTLP JSON-lines file (plain, zstd stream, or collector zstd frames).
 
@@ -522,6 +547,8 @@ def read_file(
     that conversation's spans are kept. ``start_offset``/``start_line`` resume a file
     that grew since it was last read (offsets count decoded bytes); ``complete_only``
     leaves an unterminated last line for later (a writer may still be writing it).
+    ``stop_offset`` (just after a newline) ends the read early: big files are read in
+    line-aligned ranges by several workers.
     """
     chunk = Chunk(path=path)
     try:
@@ -530,11 +557,36 @@ def read_file(
         chunk.problems.append(f"{path}: unreadable ({exc.strerror or exc})")
         return chunk
     try:
+        if stop_offset is not None and stop_offset < len(buf):
+            buf = _Window(buf, stop_offset)
         _read_buffer_lines(buf, chunk, conversation_id, start_offset, start_line, complete_only)
     finally:
+        if isinstance(buf, _Window):
+            buf = buf.buf
         if isinstance(buf, mmap.mmap):
             buf.close()
+    chunk.bytes_read = chunk.end_offset - start_offset if chunk.end_offset > start_offset else 0
     return chunk
+
+
+class _Window:
+    """The first ``size`` bytes of an mmap, with the few methods the line reader uses."""
+
+    def __init__(self, buf: bytes | mmap.mmap, size: int):
+        self.buf, self.size = buf, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key: slice) -> bytes:
+        start, stop, _ = key.indices(self.size)
+        return self.buf[start:stop]
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        return self.buf.find(sub, start, self.size if end is None else min(end, self.size))
+
+    def rfind(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        return self.buf.rfind(sub, start, self.size if end is None else min(end, self.size))
 
 
 def _read_buffer_lines(

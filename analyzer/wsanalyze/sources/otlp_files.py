@@ -16,6 +16,7 @@ than a search through the files; files are spread over worker processes.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import multiprocessing
 import os
 from collections import deque
@@ -34,6 +35,7 @@ from wsanalyze.sources.base import Query, ReadResult
 
 _SUFFIXES = (".jsonl", ".json", ".ndjson", ".zst", ".zstd")
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, worker start-up costs more than it saves
+_RANGE_BYTES = 8 << 20  # full decodes hand out files in line-aligned ranges of this size
 
 
 @dataclass(frozen=True)
@@ -101,15 +103,43 @@ def ns_to_datetime(ns: int | None) -> datetime | None:
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
-def _read_one(args: tuple[str, str | None, int, int, bool]) -> Chunk:
-    path, conversation_id, offset, line, complete_only = args
+def _read_one(args: tuple[str, str | None, int, int, bool, int | None]) -> Chunk:
+    path, conversation_id, offset, line, complete_only, stop = args
     return read_file(
         path,
         conversation_id=conversation_id,
         start_offset=offset,
         start_line=line,
-        complete_only=complete_only,
+        complete_only=complete_only and stop is None,
+        stop_offset=stop,
     )
+
+
+def _ranges(path: str, start: int, line: int, target: int) -> list[tuple[int, int | None, int]]:
+    """Line-aligned (start, stop, first line) ranges of a plain file, about ``target`` bytes each."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if head[:4] == ZSTD_MAGIC or head[4:8] == ZSTD_MAGIC:
+                return [(start, None, line)]
+            size = os.fstat(fh.fileno()).st_size
+            if size - start < 2 * target:
+                return [(start, None, line)]
+            out = []
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                pos = start
+                while size - pos >= 2 * target:
+                    cut = mm.find(b"\n", pos + target)
+                    if cut == -1:
+                        break
+                    cut += 1
+                    out.append((pos, cut, line))
+                    line += mm[pos:cut].count(b"\n")
+                    pos = cut
+            out.append((pos, None, line))
+            return out
+    except OSError:
+        return [(start, None, line)]
 
 
 def read_files(
@@ -120,15 +150,23 @@ def read_files(
     complete_only: bool = False,
     workers: int | None = None,
     parallel_min_bytes: int = _PARALLEL_MIN_BYTES,
+    range_bytes: int = _RANGE_BYTES,
 ) -> Iterator[Chunk]:
-    """Decode files (in worker processes when it pays); yield one Chunk per file, in order."""
+    """Decode files (in worker processes when it pays); yield Chunks in file order.
+
+    A full decode yields one Chunk per line-aligned range of a big file (all of a
+    file's ranges in order); a conversation lookup yields one Chunk per file.
+    """
     resume = resume or {}
     tasks = []
     for p in paths:
         r = resume.get(str(p))
-        tasks.append(
-            (str(p), conversation_id, r.offset if r else 0, r.line if r else 0, complete_only)
-        )
+        offset, line = (r.offset, r.line) if r else (0, 0)
+        if conversation_id is None:  # full decode: big files are split for the workers
+            for start, stop, first in _ranges(str(p), offset, line, range_bytes):
+                tasks.append((str(p), None, start, first, complete_only, stop))
+        else:
+            tasks.append((str(p), conversation_id, offset, line, complete_only, None))
     total = 0
     for p in paths:
         with contextlib.suppress(OSError):

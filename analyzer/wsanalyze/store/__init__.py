@@ -160,6 +160,7 @@ def ingest(
     new_entries: dict[str, dict] = {str(f): _entry_for(f, manifest["files"]) for f in covered}
     writer = _PartWriter(store, manifest)
     window = manifest.get("window_end_ns")
+    seen: set[str] = set()
     for chunk in read_files(todo, resume=resume, complete_only=True):
         result.problems.extend(chunk.problems)
         writer.add(chunk.rows)
@@ -175,9 +176,11 @@ def ingest(
             "inode": st.st_ino, "head": _fingerprint(path), "offset": chunk.end_offset,
             "line": chunk.end_line if chunk.end_offset else (prev.line if prev else 0),
         }  # fmt: skip
-        result.files_read += 1
-        done_bytes += sizes.get(chunk.path, 0)
-        result.bytes_read += sizes.get(chunk.path, 0)
+        if chunk.path not in seen:
+            seen.add(chunk.path)
+            result.files_read += 1
+        done_bytes += chunk.bytes_read
+        result.bytes_read += chunk.bytes_read
         if progress is not None:
             progress(done_bytes, total_bytes, chunk.path)
     writer.close()

@@ -1,20 +1,35 @@
-"""The `wsanalyze` command line: thin commands over the library API."""
+"""The `wsanalyze` command line: thin commands over the library API.
+
+One module per command; each parses its options, makes one library call and
+renders the result. Register a new command with one line below.
+"""
 
 from __future__ import annotations
 
 import typer
+
+from . import conversation, conversations, demo, explain, ingest, lost
 
 app = typer.Typer(
     name="wsanalyze",
     help="Rebuild Django Channels conversations from wstrace traces and container logs.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 
 @app.callback()
 def _root() -> None:
     """Rebuild Django Channels conversations from wstrace traces and container logs."""
+
+
+app.command()(conversation.conversation)
+app.command()(conversations.conversations)
+app.command()(lost.lost)
+app.command()(explain.explain)
+app.command()(ingest.ingest)
+app.command()(demo.demo)
 
 
 def main() -> None:

@@ -201,3 +201,62 @@ def showcase(played: Sequence[Played]) -> Played | None:
         if name in by_name:
             return by_name[name]
     return next((p for p in played if p.scenario.expect[0] != "delivered"), None)
+
+
+def run_demo(
+    keep: Path | None = None,
+    *,
+    names: Sequence[str] = DEMO_SCENARIOS,
+    console: Any = None,
+) -> Path:
+    """Play the demo scenarios, then print ``conversations`` and the showcase ``conversation``.
+
+    Returns the trace directory (kept only when ``keep`` is given).
+    """
+    import tempfile
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from ..render.terminal import conversation_view, conversations_view
+    from ..verdicts.api import conversation_list, conversation_report
+
+    out = console or Console()
+    scenarios = scenarios_named(names)
+    with tempfile.TemporaryDirectory(prefix="wsanalyze-demo-") as tmp:
+        workdir = Path(keep) if keep else Path(tmp)
+        traces = workdir / "traces"
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+        )
+        with Progress(*columns, console=out, transient=True) as bar:
+            task = bar.add_task("starting", total=len(scenarios) + 3)
+
+            def step(text: str) -> None:
+                bar.update(task, description=text, advance=1)
+
+            played = play(workdir, scenarios, trace_dir=traces, progress=step)
+        for p in played:
+            if p.error:
+                out.print(f"[yellow]{p.scenario.name}: client error {p.error}[/]")
+        rows, _ = conversation_list(traces=str(traces))
+        order = {p.conversation_id: i for i, p in enumerate(played)}
+        rows.sort(key=lambda r: order.get(r.conversation_id, len(order)))
+        out.rule("[bold]wsanalyze conversations")
+        out.print(conversations_view(rows))
+        chosen = showcase(played)
+        if chosen is not None:
+            out.rule(f"[bold]wsanalyze conversation {chosen.conversation_id}")
+            report = conversation_report(chosen.conversation_id, traces=str(traces))
+            out.print(conversation_view(report, timeline_limit=40))
+        if keep:
+            out.print(
+                f"\ntraces kept in [bold]{traces}[/]: try "
+                f"[cyan]wsanalyze conversations --traces {traces}[/]"
+            )
+        else:
+            out.print("\n[dim]run with --keep DIR to keep the traces and explore them[/]")
+        return traces

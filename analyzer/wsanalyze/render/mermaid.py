@@ -48,9 +48,11 @@ def to_mermaid(report: ConversationReport) -> str:
     for name in ("client", web, "broker", worker, "layer"):
         lines.append(f"    participant {name}")
     for e in report.timeline:
-        if e.hop not in _ARROWS:
+        if e.hop not in _ARROWS and e.event not in (c.EV_GROUP_ADD, c.EV_GROUP_DISCARD):
             continue
-        src, dst = _ARROWS[e.hop]
+        src, dst = _ARROWS.get(e.hop or "", ("web", "layer"))
+        if e.event in (c.EV_GROUP_ADD, c.EV_GROUP_DISCARD):
+            src, dst = "web", "layer"
         src = {"web": web, "worker": worker}.get(src, src)
         dst = {"web": web, "worker": worker}.get(dst, dst)
         if e.hop == c.HOP_DISCONNECT and e.detail and "closed_by=server" in e.detail:

@@ -290,11 +290,19 @@ def analyze_conversation(
     from ..timeline import build_timeline
 
     end = _window_end(events, window_end)
-    is_worker = (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
+    is_worker = (
+        (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
+    ).fill_null(False)
     own = events.filter(pl.col("conversation_id") == conversation_id)
     traces = own.select(pl.col("trace_id").drop_nulls().unique())
-    orphans = events.filter(pl.col("conversation_id").is_null() & ~is_worker).join(
-        traces, on="trace_id", how="semi"
+    tasks = own.select(pl.col("task_id").drop_nulls().unique())
+    loose = events.filter(pl.col("conversation_id").is_null() & ~is_worker)
+    orphans = pl.concat(
+        [
+            loose.join(traces, on="trace_id", how="semi"),
+            # log lines (no trace) that name one of the conversation's tasks
+            loose.filter(pl.col("trace_id").is_null()).join(tasks, on="task_id", how="semi"),
+        ]
     )
     table = attach(pl.concat([own, orphans, events.filter(is_worker)]))
     mine = table.filter((pl.col("conversation_id") == conversation_id) | is_worker).lazy()

@@ -43,7 +43,9 @@ class UnknownConversation(AnalysisError):
 
 
 def _is_worker() -> pl.Expr:
-    return (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
+    return (
+        (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
+    ).fill_null(False)
 
 
 def _load(traces, logs, *, conversation_id=None, since=None, until=None):
@@ -86,11 +88,14 @@ def _load_logs(logs, **query):
 
 
 def _where(sources: Sequence[str], traces) -> str:
-    if sources:
-        return ", ".join(sources[:3]) + (" …" if len(sources) > 3 else "")
+    """The place to name in an error: what the user gave, else the default store."""
+    if traces is not None:
+        return str(traces)
     from ..sources import default_traces_dir
 
-    return str(traces or default_traces_dir())
+    if sources and len(sources) == 1:
+        return sources[0]
+    return str(default_traces_dir())
 
 
 def conversation_report(

@@ -30,7 +30,9 @@ def _describe(hop: str, f: Facts) -> str:
         return f"publish: {f.get('published', 0)} chunk(s) to {target}{extra}{bad}"
     if hop == c.HOP_DELIVER:
         return f"deliver: {f.get('delivered', 0)} chunk(s) handled by the consumer{bad}"
-    return f"send: {f.get('sent', 0)} frame(s) written to the client{bad}"
+    other = n - (f.get("sent") or 0)
+    extra = f" (+{other} other frame(s), e.g. an ack)" if other > 0 and f.get("published") else ""
+    return f"send: {f.get('sent', 0)} chunk frame(s) written to the client{extra}{bad}"
 
 
 def chain_lines(f: Facts) -> list[str]:

@@ -165,9 +165,9 @@ class Trace:
         )  # fmt: skip
 
     def publish(self, message_id: str, parent: str, at: float, seq: int, *, members: int | None = 1,
-                layer: str = "L1", **cols: Any) -> str:  # fmt: skip
+                layer: str = "L1", event: str = c.EV_GROUP_SEND, **cols: Any) -> str:  # fmt: skip
         return self.span(
-            c.SPAN_PUBLISH, c.HOP_PUBLISH, c.EV_GROUP_SEND, at, 1, parent=parent, service="worker",
+            c.SPAN_PUBLISH, c.HOP_PUBLISH, event, at, 1, parent=parent, service="worker",
             message_id=message_id, seq=seq, members=members, layer=layer,
             group=f"chat_{self.conversation_id}", message_type="chat.chunk", **cols,
         )  # fmt: skip
@@ -232,3 +232,107 @@ def _typed(rows: list[dict[str, Any]]) -> set[str]:
 def combine(*traces: Trace) -> pl.LazyFrame:
     """One event table from several builders."""
     return pl.concat([t.frame() for t in traces], how="vertical")
+
+
+_ATTRS = {
+    "conversation_id": "ws.conversation_id",
+    "connection_id": "ws.connection_id",
+    "message_id": "ws.message_id",
+    "hop": "ws.hop",
+    "event": "ws.event",
+    "seq": "ws.seq",
+    "close_code": "ws.close_code",
+    "cause": "ws.cause",
+    "closed_by": "ws.closed_by",
+    "accepted": "ws.accepted",
+    "handshake_rejected": "ws.handshake_rejected",
+    "origin_allowed": "ws.origin_allowed",
+    "user_authenticated": "ws.user_authenticated",
+    "group": "ws.group",
+    "layer": "ws.layer",
+    "members": "ws.group_members",
+    "receivers": "ws.publish_receivers",
+    "over_capacity": "ws.over_capacity",
+    "message_type": "ws.message_type",
+    "task_id": "ws.task_id",
+    "task_name": "ws.task_name",
+    "queue": "ws.queue",
+    "queues": "ws.queues",
+}
+
+
+def _any_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [_any_value(v) for v in value]}}
+    return {"stringValue": str(value)}
+
+
+def _nanos(ts: datetime) -> str:
+    return str(int(ts.timestamp()) * 1_000_000_000 + ts.microsecond * 1000)
+
+
+def otlp_span(row: dict[str, Any]) -> dict[str, Any]:
+    """One event-table row as an OTLP/JSON span."""
+    attrs = [
+        {"key": key, "value": _any_value(row[column])}
+        for column, key in _ATTRS.items()
+        if row.get(column) is not None
+    ]
+    span: dict[str, Any] = {
+        "traceId": row["trace_id"],
+        "spanId": row["span_id"],
+        "name": row["name"],
+        "kind": 1,
+        "startTimeUnixNano": _nanos(row["ts"]),
+        "endTimeUnixNano": _nanos(row["end_ts"] or row["ts"]),
+        "attributes": attrs,
+        "status": {"code": 2 if row.get("status") == "error" else 0},
+    }
+    if row.get("parent_span_id"):
+        span["parentSpanId"] = row["parent_span_id"]
+    if row.get("exception"):
+        kind, _, message = row["exception"].partition(": ")
+        span["events"] = [
+            {
+                "timeUnixNano": span["endTimeUnixNano"],
+                "name": "exception",
+                "attributes": [
+                    {"key": "exception.type", "value": {"stringValue": kind}},
+                    {"key": "exception.message", "value": {"stringValue": message}},
+                ],
+            }
+        ]
+    return span
+
+
+def write_otlp(traces: list[Trace] | Trace, directory: Any) -> list[Any]:
+    """Write the builders' rows as OTLP/JSON lines, one file per service (like the file store)."""
+    import json
+    from pathlib import Path
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [row for t in ([traces] if isinstance(traces, Trace) else traces) for row in t.rows]
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_service.setdefault(row["service"], []).append(otlp_span(row))
+    written = []
+    for service, spans in by_service.items():
+        doc = {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                    },
+                    "scopeSpans": [{"scope": {"name": "wstrace"}, "spans": spans}],
+                }
+            ]
+        }
+        path = out / f"{service}-test-1-20260102T100000.0.jsonl"
+        path.write_text(json.dumps(doc) + "\n")
+        written.append(path)
+    return written

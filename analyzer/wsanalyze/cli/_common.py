@@ -1,0 +1,136 @@
+"""What every command shares: option aliases, the console, and turning failures into one line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+EXIT_INPUT = 1  # unusable input: unknown id, unreadable source, bad option value
+
+Traces = Annotated[
+    str | None,
+    typer.Option(
+        "--traces",
+        metavar="SOURCE",
+        help="OTLP JSON-lines directory or file, or a compacted store "
+        "(default: $WSTRACE_DIR or ./.wstrace).",
+    ),
+]
+Logs = Annotated[
+    str | None,
+    typer.Option(
+        "--logs",
+        metavar="SOURCE",
+        help="Container logs: a compose log file, json-file logs, a directory, or docker[:PROJECT].",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Since = Annotated[
+    str | None,
+    typer.Option(
+        help="Only evidence after this: ISO time (2025-03-12T10:00) or an age (15m, 2h, 1d)."
+    ),
+]
+Until = Annotated[
+    str | None, typer.Option(help="Only evidence before this: ISO time or an age (15m, 2h, 1d).")
+]
+CloseCodes = Annotated[
+    str | None,
+    typer.Option(
+        "--close-codes",
+        metavar="JSON|FILE",
+        help='Override the close-code table like WSTRACE["CLOSE_CODES"]: '
+        '\'{"4010": ["auth_rejected", "auth"]}\' or a JSON file.',
+    ),
+]
+InFlight = Annotated[
+    float,
+    typer.Option(
+        "--in-flight",
+        metavar="SECONDS",
+        help="Evidence ending this close to the end of the data counts as in flight, not lost.",
+    ),
+]
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    """Print one line to stderr and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def clean_errors() -> Iterator[None]:
+    """Library errors become one line and a non-zero exit; never a traceback.
+
+    ``WSANALYZE_DEBUG=1`` lets unexpected exceptions through with their traceback.
+    """
+    from ..sources.base import SourceError
+    from ..verdicts.api import AnalysisError
+    from ..verdicts.closecodes import CloseCodesError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (AnalysisError, SourceError, CloseCodesError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as exc:
+        if os.environ.get("WSANALYZE_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        fail(f"{type(exc).__name__}: {first} (WSANALYZE_DEBUG=1 shows the traceback)", 70)
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO time (UTC when no zone) or an age like 15m, 2h, 1d."""
+    if value is None:
+        return None
+    age = _AGE.match(value)
+    if age:
+        return datetime.now(UTC) - timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {value!r} is neither an ISO time nor an age like 15m, 2h, 1d")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def close_codes(value: str | None):
+    """The --close-codes override, parsed."""
+    from ..verdicts.closecodes import CloseCodesError, parse_close_codes
+
+    if value is None:
+        return None
+    try:
+        return parse_close_codes(value)
+    except CloseCodesError as exc:
+        fail(str(exc))
+
+
+def in_flight(seconds: float) -> timedelta:
+    if seconds < 0:
+        fail("--in-flight must be zero or more seconds")
+    return timedelta(seconds=seconds)
+
+
+def print_json(text: str) -> None:
+    """JSON to stdout, untouched by rich."""
+    sys.stdout.write(text + "\n")

@@ -1,0 +1,69 @@
+"""``wsanalyze conversations``: every conversation with its verdict."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from wstrace.conventions import OUTCOMES
+
+from ._common import (
+    CloseCodes,
+    InFlight,
+    Json,
+    Logs,
+    Since,
+    Traces,
+    Until,
+    clean_errors,
+    close_codes,
+    console,
+    fail,
+    in_flight,
+    parse_time,
+    print_json,
+)
+
+
+def conversations(
+    traces: Traces = None,
+    logs: Logs = None,
+    since: Since = None,
+    until: Until = None,
+    outcome: Annotated[
+        str | None, typer.Option(help=f"Only this outcome: {', '.join(OUTCOMES)}.")
+    ] = None,
+    cause: Annotated[
+        str | None, typer.Option(help="Only this cause (see `wsanalyze explain`).")
+    ] = None,
+    json_: Json = False,
+    close_codes_: CloseCodes = None,
+    in_flight_s: InFlight = 5.0,
+) -> None:
+    """List conversations with their verdicts, newest first."""
+    from ..causes import KNOWN_CAUSES
+    from ..render import json as render_json
+    from ..render.terminal import conversations_view, problems_view
+    from ..verdicts.api import conversation_list
+
+    if outcome is not None and outcome not in OUTCOMES:
+        fail(f"--outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if cause is not None and cause not in KNOWN_CAUSES:
+        fail(f"--cause: unknown cause {cause!r}; causes: {', '.join(KNOWN_CAUSES)}")
+    with clean_errors():
+        rows, problems = conversation_list(
+            traces=traces,
+            logs=logs,
+            since=parse_time(since, "--since"),
+            until=parse_time(until, "--until"),
+            outcome=outcome,
+            cause=cause,
+            close_codes=close_codes(close_codes_),
+            in_flight=in_flight(in_flight_s),
+        )
+    if json_:
+        print_json(render_json.dumps(render_json.conversations_json(rows)))
+        return
+    console.print(conversations_view(rows))
+    if problems:
+        console.print(problems_view(problems))

@@ -72,9 +72,9 @@ def load_config(
 ) -> Config:
     """Build the config from the WSTRACE dict and the environment; raise ConfigError."""
     env = os.environ if environ is None else environ
-    raw = dict(settings or {})
     if not isinstance(settings, Mapping | None):
         raise ConfigError(f"WSTRACE must be a dict, got {type(settings).__name__}")
+    raw = dict(settings or {})
     unknown = sorted(set(raw) - _KNOWN_KEYS)
     if unknown:
         raise ConfigError(
@@ -88,8 +88,11 @@ def load_config(
         or env.get("OTEL_SERVICE_NAME")
         or "django"
     )
-    file_dir = Path(env.get("WSTRACE_DIR") or raw.get("FILE_DIR") or ".wstrace")
-    exporters = _exporters(env.get("WSTRACE_EXPORTERS") or raw.get("EXPORTERS", ("file",)))
+    file_dir = _path(env.get("WSTRACE_DIR") or raw.get("FILE_DIR") or ".wstrace", "FILE_DIR")
+    if env.get("WSTRACE_EXPORTERS"):
+        exporters = _exporters(env["WSTRACE_EXPORTERS"], "environment variable WSTRACE_EXPORTERS")
+    else:
+        exporters = _exporters(raw.get("EXPORTERS", ("file",)), "WSTRACE['EXPORTERS']")
     return Config(
         enabled=enabled,
         service_name=str(service),
@@ -139,13 +142,13 @@ _KNOWN_KEYS = frozenset(
 )
 
 
-def _exporters(value: Any) -> tuple[str, ...]:
+def _exporters(value: Any, where: str) -> tuple[str, ...]:
     names = value.split(",") if isinstance(value, str) else _as_list(value, "EXPORTERS")
     cleaned = tuple(str(n).strip().lower() for n in names if str(n).strip())
     bad = [n for n in cleaned if n not in EXPORTER_NAMES]
     if bad:
         raise ConfigError(
-            f"WSTRACE['EXPORTERS'] has {', '.join(map(repr, bad))}; "
+            f"{where} has {', '.join(map(repr, bad))}; "
             f"expected any of {', '.join(sorted(EXPORTER_NAMES))}"
         )
     return cleaned
@@ -181,6 +184,12 @@ def _pattern(value: Any) -> re.Pattern[str]:
             "WSTRACE['CONVERSATION_PATTERN'] needs a named group (?P<conversation_id>...)"
         )
     return pattern
+
+
+def _path(value: Any, key: str) -> Path:
+    if isinstance(value, str | os.PathLike) and str(value):
+        return Path(value)
+    raise ConfigError(f"WSTRACE[{key!r}] must be a path (str or Path), got {value!r}")
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:

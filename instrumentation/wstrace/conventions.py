@@ -100,6 +100,7 @@ SPAN_SEND: Final = "ws.send"
 SPAN_GROUP_ADD: Final = "ws.group_add"
 SPAN_GROUP_DISCARD: Final = "ws.group_discard"
 SPAN_WORKER_READY: Final = "ws.worker_ready"
+SPAN_DROP: Final = "ws.drop"  # a message the layer discarded on the receiving side
 
 # --- ws.event values --------------------------------------------------------
 EV_CONNECT: Final = "connect"
@@ -119,6 +120,7 @@ EV_SEND: Final = "send"
 EV_GROUP_ADD: Final = "group_add"
 EV_GROUP_DISCARD: Final = "group_discard"
 EV_WORKER_READY: Final = "worker_ready"
+EV_BUFFER_OVERFLOW: Final = "buffer_overflow"  # the consumer's receive buffer dropped its oldest
 # span events (OTel events inside a span)
 EV_CHANNEL_FULL: Final = "ws.channel_full"
 EV_EXCEPTION: Final = "exception"

@@ -91,15 +91,18 @@ class ChannelLayerInstrumentor(BaseInstrumentor):
                 layers.membership(c.SPAN_GROUP_DISCARD, c.EV_GROUP_DISCARD),
             )
         if _installed("channels_redis"):
-            import channels_redis.core
-
             wrap_function_wrapper(
                 "channels_redis.core",
                 "RedisChannelLayer._map_channel_keys_to_connection",
                 layers.channel_keys_mapped,
             )
-            # The over-capacity drop is only ever reported through this logger call.
-            wrap_function_wrapper(channels_redis.core.logger, "info", layers.over_capacity_logged)
+            wrap_function_wrapper(
+                "channels_redis.core", "BoundedQueue.put_nowait", layers.buffer_put
+            )
+            # The capacity check of group_send is one EVAL whose result counts the refusals.
+            wrap_function_wrapper(
+                "redis.commands.core", "ScriptCommands.eval", layers.capacity_script
+            )
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import importlib
@@ -112,7 +115,10 @@ class ChannelLayerInstrumentor(BaseInstrumentor):
             import channels_redis.core
 
             unwrap(channels_redis.core.RedisChannelLayer, "_map_channel_keys_to_connection")
-            channels_redis.core.logger.__dict__.pop("info", None)
+            unwrap(channels_redis.core.BoundedQueue, "put_nowait")
+            import redis.commands.core
+
+            unwrap(redis.commands.core.ScriptCommands, "eval")
 
 
 class RedisPublishInstrumentor(BaseInstrumentor):

@@ -224,13 +224,20 @@ def channel_keys_mapped(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
     return wrapped(*args, **kwargs)
 
 
-def over_capacity_logged(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """Wrapper for ``channels_redis.core.logger.info``: the only trace of a group drop."""
+def capacity_script(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for redis-py ``eval``: inside group_send it returns channels over capacity."""
     facts = FACTS.get()
-    if facts is not None and args and "over capacity" in str(args[0]) and len(args) > 1:
-        with contextlib.suppress(TypeError, ValueError):
-            facts.over_capacity += int(args[1])
-    return wrapped(*args, **kwargs)
+    result = wrapped(*args, **kwargs)
+    if facts is None or not inspect.isawaitable(result):
+        return result
+    return _count_over_capacity(result, facts)
+
+
+async def _count_over_capacity(pending: Any, facts: PublishFacts) -> Any:
+    result = await pending
+    if isinstance(result, int):
+        facts.over_capacity += result
+    return result
 
 
 def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -304,6 +311,38 @@ def _raw_publish_span(channel: Any) -> trace.Span:
     return runtime.tracer().start_span(
         c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
     )
+
+
+def buffer_put(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``channels_redis.core.BoundedQueue.put_nowait``: it drops the oldest when full."""
+    if runtime.active() and instance.full():
+        runtime.shield("buffer overflow", _record_drop, instance)
+    return wrapped(*args, **kwargs)
+
+
+def _record_drop(queue: Any) -> None:
+    pending = getattr(queue, "_queue", None)  # asyncio.Queue's deque; [0] is what gets dropped
+    oldest = pending[0] if pending else None
+    carried = oldest.get(c.CARRIER_KEY) if isinstance(oldest, Mapping) else None
+    parent = carrier.extract(carried) if carried else context.Context()
+    attributes: dict[str, Any] = {
+        **carrier.ids_of(parent),
+        c.HOP: c.HOP_DELIVER,
+        c.EVENT: c.EV_BUFFER_OVERFLOW,
+        c.CAUSE: "channel_full",
+        c.CAPACITY: int(getattr(queue, "maxsize", 0) or 0),
+    }
+    if isinstance(oldest, Mapping):
+        if oldest.get("type") is not None:
+            attributes[c.MESSAGE_TYPE] = str(oldest.get("type"))
+        if oldest.get("__asgi_channel__"):
+            attributes[c.CHANNEL] = str(oldest.get("__asgi_channel__"))
+    seq = carried.get(carrier.SEQ_FIELD) if isinstance(carried, Mapping) else None
+    if seq is not None and str(seq).isdigit():
+        attributes[c.SEQ] = int(seq)
+    span = runtime.tracer().start_span(c.SPAN_DROP, context=parent, attributes=attributes)
+    span.set_status(Status(StatusCode.ERROR, "receive buffer full: oldest message dropped"))
+    span.end()
 
 
 # --- membership ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from wsanalyze.sources import SourceError, load_events
+from wsanalyze.sources import Query, SourceError, load_events
 from wsanalyze.store import CompactedStore, ingest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def test_compacted_lookup_equals_raw_lookup(raw, tmp_path, monkeypatch):
     assert result.spans_added == full.height == result.spans_total
     assert result.parts_written == 1 and result.problems == []
     store = CompactedStore(tmp_path / "store")
-    assert by_span(store.scan().collect()).equals(by_span(full))
+    assert by_span(store.read(Query()).events.collect()).equals(by_span(full))
     for cid in full["conversation_id"].unique().sort().head(10):
         raw_one = load_events(raw, conversation_id=cid)
         stored = load_events(tmp_path / "store", conversation_id=cid)
@@ -80,7 +80,7 @@ def test_ingest_resumes_grown_and_rotated_files(raw, tmp_path):
     assert result.spans_added == expected - sum(
         len(json.loads(x)["resourceSpans"][0]["scopeSpans"][0]["spans"]) for x in lines[:2]
     )
-    stored = CompactedStore(tmp_path / "store").scan().collect()
+    stored = CompactedStore(tmp_path / "store").read(Query()).events.collect()
     assert stored["span_id"].is_unique().all()
     assert stored.height == load_events(raw).events.collect().height
 
@@ -120,3 +120,31 @@ def test_problems_survive_ingest(tmp_path):
     result = ingest(src, tmp_path / "store")
     assert len(result.problems) == 1 and "malformed line" in result.problems[0]
     assert load_events(tmp_path / "store").problems == result.problems
+
+
+def test_compaction_into_slot_buckets_keeps_lookups_exact(raw, tmp_path, monkeypatch):
+    import wsanalyze.store as store_mod
+
+    monkeypatch.setattr(store_mod, "PART_ROWS", 400)
+    monkeypatch.setattr(store_mod, "_FRAME_ROWS", 100)
+    monkeypatch.setattr(store_mod, "MAX_LOOSE_PARTS", 2)
+    monkeypatch.setattr(store_mod, "BUCKET_ROWS", 1000)
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "nostore"))
+    ingest(raw, tmp_path / "store")
+    manifest = json.loads((tmp_path / "store" / "manifest.json").read_text())
+    assert all(p.get("bucket") for p in manifest["parts"]) and len(manifest["parts"]) >= 3
+    assert sorted(p.name for p in (tmp_path / "store").glob("*.parquet")) == sorted(
+        p["name"] for p in manifest["parts"]
+    )
+    generate(tmp_path / "more", spans=300, seed=13)
+    for f in (tmp_path / "more").iterdir():
+        shutil.copy(f, raw / ("late-" + f.name))
+    ingest(raw, tmp_path / "store")  # one loose part beside the buckets
+    full = load_events(raw).events.collect()
+    stored = load_events(tmp_path / "store")
+    assert by_span(stored.events.collect()).equals(by_span(full))
+    for cid in full["conversation_id"].drop_nulls().unique().sort().head(15):
+        one = load_events(tmp_path / "store", conversation_id=cid)
+        assert len(one.sources) < len(stored.sources)  # only the slot's bucket is read
+        expected = full.filter(pl.col("conversation_id") == cid)
+        assert by_span(one.events.collect()).equals(by_span(expected))

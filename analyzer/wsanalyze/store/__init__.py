@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +46,16 @@ from wsanalyze.sources.otlp_files import (
 __all__ = ["CompactedStore", "IngestResult", "ingest", "is_store", "reader_with_store"]
 
 MANIFEST = "manifest.json"
-FORMAT = 1
 ENV_STORE = "WSANALYZE_STORE"
 DEFAULT_STORE = ".wsanalyze"
-PART_ROWS = 400_000  # rows per Parquet part written by one ingest
-ROW_GROUP = 16_384  # small row groups: a lookup decodes little beyond its conversation
-_FRAME_ROWS = 100_000  # Python rows turned into a polars frame at a time
+FORMAT = 2
+PART_ROWS = 250_000  # rows per loose Parquet part written by one ingest
+BUCKET_ROWS = 500_000  # rows per compacted bucket file
+MAX_LOOSE_PARTS = 4  # more loose parts than this: compact into buckets
+SLOTS = 1024  # conversations hash into this many slots; buckets are slot ranges
+SLOT = "_slot"  # the slot column in the Parquet files (not part of the event table)
+ROW_GROUP = 8_192  # small row groups: a lookup decodes little beyond its conversation
+_FRAME_ROWS = 50_000  # Python rows turned into a polars frame at a time
 _MAX_PROBLEMS = 1000
 
 Progress = Callable[[int, int, str], None]
@@ -184,7 +189,9 @@ def ingest(
         if progress is not None:
             progress(done_bytes, total_bytes, chunk.path)
     writer.close()
-    result.parts_written = writer.written
+    if progress is not None and len(manifest["parts"]) > MAX_LOOSE_PARTS:
+        progress(total_bytes, total_bytes, "compacting")
+    result.parts_written = writer.written + _compact(store, manifest)
     manifest["files"] = new_entries
     manifest["spans"] = manifest.get("spans", 0) + result.spans_added
     manifest["window_end_ns"] = window
@@ -201,6 +208,28 @@ def _entry_for(path: Path, known: dict[str, dict]) -> dict:
     if entry is None:
         entry = next(e for e in known.values() if (e["dev"], e["inode"]) == (st.st_dev, st.st_ino))
     return dict(entry)
+
+
+def slot_of(conversation_id: str) -> int:
+    """The stable hash slot (0..SLOTS-1) a conversation's rows are filed under."""
+    return zlib.crc32(conversation_id.encode()) % SLOTS
+
+
+def _with_slots(frame: pl.DataFrame) -> pl.DataFrame:
+    ids = frame["conversation_id"].unique().drop_nulls()
+    slots = pl.Series([slot_of(x) for x in ids], dtype=pl.Int16)
+    slot = pl.col("conversation_id").replace_strict(ids, slots, default=-1, return_dtype=pl.Int16)
+    return frame.with_columns(slot.alias(SLOT))
+
+
+def _write_part(store: Path, name: str, frame: pl.DataFrame) -> dict:
+    """Write rows sorted by (slot, conversation, ts); small row groups with statistics."""
+    frame = frame.sort([SLOT, "conversation_id", "ts"], nulls_last=True)
+    tmp = store / (name + ".tmp")
+    frame.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP)
+    os.replace(tmp, store / name)
+    slots = frame[SLOT]
+    return {"name": name, "rows": frame.height, "slots": [int(slots.min()), int(slots.max())]}
 
 
 class _PartWriter:
@@ -223,7 +252,7 @@ class _PartWriter:
         if self.rows:
             frame = rows_to_frame(self.rows)
             self.rows = []
-            self.frames.append(frame)
+            self.frames.append(_with_slots(frame))
             self.count += frame.height
         if self.count >= PART_ROWS:
             self._write()
@@ -231,19 +260,48 @@ class _PartWriter:
     def _write(self) -> None:
         if not self.frames:
             return
-        frame = pl.concat(self.frames).sort(["conversation_id", "ts"], nulls_last=True)
+        frame = pl.concat(self.frames)
         self.frames, self.count = [], 0
-        number = len(self.manifest["parts"]) + 1
-        name = f"part-{number:06d}.parquet"
-        tmp = self.store / (name + ".tmp")
-        frame.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP)
-        os.replace(tmp, self.store / name)
-        self.manifest["parts"].append(name)
+        name = f"part-{self.manifest.get('next_part', 1):06d}.parquet"
+        self.manifest["next_part"] = self.manifest.get("next_part", 1) + 1
+        self.manifest["parts"].append(_write_part(self.store, name, frame))
         self.written += 1
 
     def close(self) -> None:
         self._to_frame()
         self._write()
+
+
+def _compact(store: Path, manifest: dict) -> int:
+    """Rewrite loose parts into one file per slot range (~BUCKET_ROWS rows each).
+
+    Each pass reads only the row groups of its slot range (parts are sorted by slot),
+    so memory stays at about one bucket. Returns the number of files written.
+    """
+    parts = manifest["parts"]
+    loose = [p for p in parts if not p.get("bucket")]
+    total = sum(p["rows"] for p in parts)
+    if len(loose) <= MAX_LOOSE_PARTS:
+        return 0
+    buckets = max(1, -(-total // BUCKET_ROWS))
+    paths = [store / p["name"] for p in parts]
+    scan = pl.scan_parquet(paths)
+    written = []
+    generation = manifest.get("generation", 0) + 1
+    for b in range(buckets):
+        lo = -1 if b == 0 else b * SLOTS // buckets
+        hi = (b + 1) * SLOTS // buckets  # exclusive
+        frame = scan.filter((pl.col(SLOT) >= lo) & (pl.col(SLOT) < hi)).collect()
+        name = f"bucket-{generation:04d}-{b:04d}.parquet"
+        entry = _write_part(store, name, frame)
+        entry["bucket"] = True
+        entry["slots"] = [lo, hi - 1]
+        written.append(entry)
+    manifest["parts"] = written
+    manifest["generation"] = generation
+    for p in paths:
+        p.unlink(missing_ok=True)
+    return len(written)
 
 
 class CompactedStore:
@@ -254,22 +312,36 @@ class CompactedStore:
         self.manifest = _load_manifest(self.path)
         self.description = f"compacted store {self.path} (of {self.manifest.get('source')})"
 
-    def scan(self) -> pl.LazyFrame:
-        """All events of the store, lazily (filters push down to row-group statistics)."""
-        parts = [self.path / p for p in self.manifest["parts"] if (self.path / p).exists()]
+    def _parts(self, slot: int | None = None) -> list[Path]:
+        return [
+            self.path / p["name"]
+            for p in self.manifest["parts"]
+            if slot is None or p["slots"][0] <= slot <= p["slots"][1]
+        ]
+
+    def scan(self, slot: int | None = None) -> pl.LazyFrame:
+        """Events of the store (of one slot's files), lazily; filters reach row-group stats."""
+        parts = self._parts(slot)
         if not parts:
             return conform(pl.LazyFrame(schema=SCHEMA))
-        return pl.scan_parquet(parts, schema=SCHEMA)
+        return pl.scan_parquet(parts)
 
     def read(self, query: Query) -> ReadResult:
-        """Events from the store; a conversation query reads only matching row groups."""
-        events = self.scan()
+        """Events from the store; a conversation query reads only its slot's row groups."""
         if query.conversation_id is not None:
-            events = events.filter(pl.col("conversation_id") == query.conversation_id)
+            slot = slot_of(query.conversation_id)
+            events = self.scan(slot).filter(
+                (pl.col(SLOT) == slot) & (pl.col("conversation_id") == query.conversation_id)
+            )
+            parts = self._parts(slot)
+        else:
+            events, parts = self.scan(), self._parts()
+        if parts:
+            events = events.select(list(SCHEMA))
         return ReadResult(
             events=events,
             problems=list(self.manifest.get("problems", [])),
-            sources=[str(self.path / p) for p in self.manifest["parts"]],
+            sources=[str(p) for p in parts],
             window_end=ns_to_datetime(self.manifest.get("window_end_ns")),
         )
 

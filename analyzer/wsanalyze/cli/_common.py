@@ -13,8 +13,16 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def console() -> Console:
+    """Standard output (made per call, so COLUMNS and redirection are honoured)."""
+    return Console(highlight=False)
+
+
+def err_console() -> Console:
+    """Standard error."""
+    return Console(stderr=True, highlight=False)
+
 
 EXIT_INPUT = 1  # unusable input: unknown id, unreadable source, bad option value
 
@@ -66,7 +74,7 @@ InFlight = Annotated[
 
 def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
     """Print one line to stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console().print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -63,7 +63,7 @@ def conversation(
             html.write_text(to_html(report), encoding="utf-8")
         except OSError as exc:
             fail(f"cannot write {html}: {exc.strerror}")
-        err_console.print(f"wrote {html}")
+        err_console().print(f"wrote {html}")
     if json_:
         print_json(render_json.dumps(render_json.conversation_json(report)))
     elif mermaid:
@@ -71,4 +71,4 @@ def conversation(
 
         print_json(to_mermaid(report).rstrip("\n"))
     else:
-        console.print(conversation_view(report, timeline_limit=limit))
+        console().print(conversation_view(report, timeline_limit=limit))

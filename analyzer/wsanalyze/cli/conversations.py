@@ -64,6 +64,6 @@ def conversations(
     if json_:
         print_json(render_json.dumps(render_json.conversations_json(rows)))
         return
-    console.print(conversations_view(rows))
+    console().print(conversations_view(rows))
     if problems:
-        console.print(problems_view(problems))
+        console().print(problems_view(problems))

@@ -34,4 +34,4 @@ def demo(
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     with clean_errors():
-        run_demo(keep, names=scenario or DEMO_SCENARIOS, console=console)
+        run_demo(keep, names=scenario or DEMO_SCENARIOS, console=console())

@@ -24,4 +24,4 @@ def explain(
     if json_:
         print_json(render_json.dumps(render_json.explain_json(info)))
     else:
-        console.print(explain_view(info))
+        console().print(explain_view(info))

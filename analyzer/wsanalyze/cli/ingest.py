@@ -37,7 +37,10 @@ def ingest(
         TimeRemainingColumn(),
         TextColumn("{task.fields[file]}"),
     )
-    with clean_errors(), Progress(*columns, console=console, transient=True, disable=json_) as bar:
+    with (
+        clean_errors(),
+        Progress(*columns, console=console(), transient=True, disable=json_) as bar,
+    ):
         task = bar.add_task("ingest", total=None, file="")
 
         def progress(done: int, total: int, current: str) -> None:
@@ -59,10 +62,10 @@ def ingest(
 
         print_json(dumps(summary))
         return
-    console.print(
+    console().print(
         f"[bold]{summary['spans_added']:,}[/] new span(s) from {summary['files_read']} file(s) "
         f"({summary['files_skipped']} unchanged) → {summary['store']} "
         f"[dim]({summary['spans_total']:,} in total, {summary['seconds']} s)[/]"
     )
     for line in summary["problems"][:10]:
-        console.print(f"[yellow]  {line}[/]")
+        console().print(f"[yellow]  {line}[/]")

@@ -45,4 +45,4 @@ def lost(
     if json_:
         print_json(render_json.dumps(render_json.lost_json(report)))
     else:
-        console.print(lost_view(report))
+        console().print(lost_view(report))

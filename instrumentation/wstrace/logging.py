@@ -89,4 +89,13 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and not record.args:
             record.msg = redact.redact_text(record.msg)
+        elif record.args:
+            # The secret may be in an argument: format once, keep the redacted text.
+            try:
+                message = record.getMessage()
+            except Exception:
+                return True  # a broken format string is the handler's to report
+            clean = redact.redact_text(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
         return True

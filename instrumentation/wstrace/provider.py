@@ -98,7 +98,8 @@ class RedactingExporter(SpanExporter):
 
 
 def _redacted(span: ReadableSpan) -> ReadableSpan:
-    attributes = _clean(span.attributes)
+    original = span.attributes  # a new read-only view on each access: read it once
+    attributes = _clean(original)
     description = span.status.description
     clean_description = redact.redact_text(description) if description else description
     events = [
@@ -108,7 +109,7 @@ def _redacted(span: ReadableSpan) -> ReadableSpan:
         for event in span.events
     ]
     if (
-        attributes is span.attributes
+        attributes is original
         and clean_description == description
         and all(a is b for a, b in zip(events, span.events, strict=True))
     ):

@@ -33,9 +33,10 @@ _SECRET_HEADER_KEYS = ("authorization", "cookie", "set-cookie", "proxy-authoriza
 def _build(extra: Iterable[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     names = sorted({*_SECRET_PARAMS, *(e.lower() for e in extra)}, key=len, reverse=True)
     alternation = "|".join(re.escape(n) for n in names)
-    # key=value in query strings, form bodies, log lines; any *token*/*auth* name counts.
+    # key=value in query strings, form bodies, log lines, and "key": "value" in JSON or
+    # dict reprs; any *token*/*auth* name counts.
     param = re.compile(
-        rf"(?i)((?:[\w.-]*(?:{alternation})[\w.-]*)\s*[=:]\s*)(\"?)([^&\s\"',;]+)",
+        rf"(?i)((?:[\w.-]*(?:{alternation})[\w.-]*)[\"']?\s*[=:]\s*)([\"']?)(?!(?:bearer|basic)\s)([^&\s\"',;]+)",
     )
     inline = re.compile(
         r"(?i)(bearer\s+|basic\s+)[A-Za-z0-9._~+/=-]+"  # Authorization values
@@ -57,8 +58,9 @@ def redact_text(text: str) -> str:
     """Replace secret values inside free text (URLs, messages, log lines)."""
     if not text or not _may_hold_secret(text):
         return text
-    text = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    return _INLINE.sub(_inline_sub, text)
+    # Inline first: "Authorization: Bearer <t>" must lose <t>, not just the word "Bearer".
+    text = _INLINE.sub(_inline_sub, text)
+    return _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
 
 def _may_hold_secret(text: str) -> bool:

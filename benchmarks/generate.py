@@ -4,12 +4,13 @@
 
 Shape (docs/evidence.md): one trace per connection (connect → auth → accept →
 group_add … disconnect), per client message receive → enqueue → task →
-publishxN → deliverxN → sendxN across a web and a worker service, several
+publish*N → deliver*N → send*N across a web and a worker service, several
 processes per service, one file per process rotated by size, lines of 100-500
 spans like the SDK's BatchSpanProcessor, conversations interleaved in time, and
 a few percent of faults (auth 4001, task crash, empty group, channel full, no
 worker, client gone). Hex ids, int64 as strings. ``--zstd`` writes the
 collector's legacy framed zstd layout instead; ``--seed`` makes it repeatable.
+``--replicate DIR --copies N`` scales an existing store N times (for 10M spans).
 Prints a JSON summary with some conversation ids to query.
 """
 
@@ -336,6 +337,35 @@ def generate(cfg: argparse.Namespace) -> dict:
             "samples": samples}  # fmt: skip
 
 
+def replicate(cfg: argparse.Namespace) -> dict:
+    """Scale a generated store up N times: copy k renames every conversation id.
+
+    ``conv-`` becomes ``cNNN-`` (same length) in copy NNN, so each copy holds distinct
+    conversations with the same shape; trace and span ids repeat across copies,
+    which no reader relies on. Much faster than generating 10M spans span by span.
+    """
+    src, out = Path(cfg.replicate), Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = json.loads(src.with_suffix(".json").read_text())
+    files = sorted(p for p in src.iterdir() if p.is_file())
+    for k in range(cfg.copies):
+        prefix = b"conv-" if k == 0 else f"c{k:03d}-".encode()
+        for f in files:
+            data = f.read_bytes()
+            if k:
+                data = data.replace(b"conv-", prefix)
+            (out / f"copy{k:03d}-{f.name}").write_bytes(data)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    samples = {
+        kind: [cid.replace("conv-", f"c{cfg.copies - 1:03d}-") for cid in ids]
+        for kind, ids in summary["samples"].items()
+    }
+    return {"spans": summary["spans"] * cfg.copies,
+            "conversations": summary["conversations"] * cfg.copies,
+            "files": len(files) * cfg.copies, "bytes": size, "samples": samples,
+            "replicated_from": str(src), "copies": cfg.copies}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=100_000)
@@ -347,9 +377,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.05)
     parser.add_argument("--max-file-mb", type=int, default=100, help="rotate files at this size")
     parser.add_argument("--zstd", action="store_true", help="collector framed zstd output")
+    parser.add_argument("--replicate", help="scale up this generated store instead (see --copies)")
+    parser.add_argument("--copies", type=int, default=10)
     cfg = parser.parse_args(argv)
     started = time.perf_counter()
-    summary = generate(cfg)
+    summary = replicate(cfg) if cfg.replicate else generate(cfg)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     json.dump(summary, sys.stdout, indent=1)
     print()

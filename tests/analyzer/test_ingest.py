@@ -148,3 +148,16 @@ def test_compaction_into_slot_buckets_keeps_lookups_exact(raw, tmp_path, monkeyp
         assert len(one.sources) < len(stored.sources)  # only the slot's bucket is read
         expected = full.filter(pl.col("conversation_id") == cid)
         assert by_span(one.events.collect()).equals(by_span(expected))
+
+
+def test_conversation_ids_from_store_and_newer_files(raw, tmp_path, monkeypatch):
+    from wsanalyze.sources import conversation_ids
+
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "store"))
+    ingest(raw, tmp_path / "store")
+    generate(tmp_path / "more", spans=300, seed=17)
+    for f in (tmp_path / "more").iterdir():
+        shutil.copy(f, raw / ("late-" + f.name))
+    expected = load_events(raw).events.collect()["conversation_id"].drop_nulls().unique()
+    assert conversation_ids(raw) == sorted(expected)
+    assert conversation_ids(tmp_path / "store") != sorted(expected)  # the store alone is older

@@ -362,3 +362,15 @@ def test_reads_a_store_written_by_the_wstrace_exporter(tmp_path):
     assert publish["status"] == "error"
     task = events.filter(pl.col("hop") == "task").row(0, named=True)
     assert publish["parent_span_id"] == task["span_id"] and task["parent_span_id"] is None
+
+
+def test_conversation_ids_lists_every_id_without_decoding(tmp_path):
+    from wsanalyze.sources import conversation_ids
+
+    generate(tmp_path / "s", spans=1500)
+    full = load_events(tmp_path / "s").events.collect()
+    expected = sorted(full["conversation_id"].drop_nulls().unique())
+    assert conversation_ids(tmp_path / "s") == expected
+    doc = to_hex(sdk_request()[0])
+    write_lines(tmp_path / "one.jsonl", [doc])
+    assert conversation_ids(tmp_path / "one.jsonl") == [CONV, "other"]

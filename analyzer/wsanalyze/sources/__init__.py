@@ -43,6 +43,7 @@ __all__ = [
     "Query",
     "SourceError",
     "TraceReader",
+    "conversation_ids",
     "default_traces_dir",
     "load_events",
     "open_source",
@@ -80,6 +81,33 @@ def load_events(
         sources=result.sources,
         window_end=result.window_end,
     )
+
+
+def conversation_ids(traces: str | os.PathLike | None = None) -> list[str]:
+    """Every conversation id in a trace source, sorted; cheap (no span decoding).
+
+    For "unknown id, did you mean ...": raw files are searched with a bytes regex,
+    a compacted store answers from its conversation_id column.
+    """
+    from wsanalyze.sources._otlp import scan_conversation_ids
+    from wsanalyze.sources.otlp_files import OtlpFilesReader
+    from wsanalyze.store import CompactedStore, _StoreAndTail, reader_with_store
+
+    reader = reader_with_store(open_source(traces))
+    ids: set[str] = set()
+    if isinstance(reader, _StoreAndTail):
+        ids.update(conversation_ids(reader.store.path))
+        reader = OtlpFilesReader(reader.raw, only=reader.tail_files())
+    if isinstance(reader, CompactedStore):
+        column = reader.read(Query()).events.select(pl.col("conversation_id").unique())
+        ids.update(x for x in column.collect()["conversation_id"] if x is not None)
+    elif isinstance(reader, OtlpFilesReader):
+        for path in reader.files():
+            ids.update(scan_conversation_ids(str(path))[0])
+    else:
+        events = reader.read(Query()).events.select(pl.col("conversation_id").unique())
+        ids.update(x for x in events.collect()["conversation_id"] if x is not None)
+    return sorted(ids)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -651,3 +651,32 @@ def _read_buffer_lines(
                 lineno = start_line + _count_newlines(buf, start_offset, complete_end) + 1
                 chunk.problems.append(f"{chunk.path}:{lineno}: truncated line (no newline at end)")
     chunk.window_end = latest
+
+
+_ID_PATTERN = (
+    rb'"key":\s*"' + C.CONVERSATION_ID.encode().replace(b".", rb"\.") + rb'"\s*,\s*"value":\s*'
+    rb'\{\s*"stringValue":\s*"((?:[^"\\]|\\.)*)"'
+)
+
+
+def scan_conversation_ids(path: str) -> tuple[set[str], list[str]]:
+    """Every ws.conversation_id in a file, found by a bytes regex (no JSON decoding)."""
+    import re
+
+    chunk = Chunk(path=path)
+    try:
+        buf, _ = read_buffer(path, chunk)
+    except OSError as exc:
+        return set(), [f"{path}: unreadable ({exc.strerror or exc})"]
+    try:
+        found = {m.group(1) for m in re.finditer(_ID_PATTERN, buf)}
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+    ids = set()
+    for raw in found:
+        try:
+            ids.add(_loads(b'"' + raw + b'"'))
+        except Exception:
+            continue
+    return ids, chunk.problems

@@ -50,7 +50,7 @@ ENV_STORE = "WSANALYZE_STORE"
 DEFAULT_STORE = ".wsanalyze"
 FORMAT = 2
 PART_ROWS = 250_000  # rows per loose Parquet part written by one ingest
-BUCKET_ROWS = 500_000  # rows per compacted bucket file
+BUCKET_ROWS = 300_000  # rows per compacted bucket file (bounds compaction memory)
 MAX_LOOSE_PARTS = 4  # more loose parts than this: compact into buckets
 SLOTS = 1024  # conversations hash into this many slots; buckets are slot ranges
 SLOT = "_slot"  # the slot column in the Parquet files (not part of the event table)
@@ -352,6 +352,12 @@ class _StoreAndTail:
     def __init__(self, store: CompactedStore, raw: Path):
         self.store, self.raw = store, raw
         self.description = f"{store.description} + new data in {raw}"
+
+    def tail_files(self) -> list[Path]:
+        """Raw files with data the store does not hold yet."""
+        files = discover(self.raw)
+        _, covered = _plan(files, self.store.manifest["files"])
+        return [f for f in files if f not in set(covered)]
 
     def read(self, query: Query) -> ReadResult:
         base = self.store.read(query)

@@ -1,0 +1,336 @@
+"""The embedded store: OTLP/JSON encoding, one file per process, rotation, failures that stay ours."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from wstrace.otlp_json import encode_request
+from wstrace.store import FileSpanExporter
+
+from .spans import read_spans
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX16 = re.compile(r"^[0-9a-f]{16}$")
+STORE_LOGGER = "wstrace.store"
+
+
+def _finished_spans(build) -> list:
+    """Run ``build(tracer)`` on a real SDK provider and return the finished ReadableSpans."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "web"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    build(provider.get_tracer("wstrace", "0.1.0"), provider)
+    return list(memory.get_finished_spans())
+
+
+def _one_span(tracer, _provider) -> None:
+    with tracer.start_as_current_span("ws.receive", attributes={"ws.hop": "receive"}):
+        pass
+
+
+def _request(spans) -> dict:
+    line = encode_request(spans)
+    assert "\n" not in line
+    return json.loads(line)
+
+
+# --- OTLP/JSON encoding ------------------------------------------------------------------
+def test_ids_are_lowercase_hex_and_a_child_names_its_parent():
+    def build(tracer, _):
+        with tracer.start_as_current_span("ws.connect"), tracer.start_as_current_span("ws.accept"):
+            pass
+
+    spans = _finished_spans(build)
+    raw = {s["name"]: s for s in _request(spans)["resourceSpans"][0]["scopeSpans"][0]["spans"]}
+
+    root, child = raw["ws.connect"], raw["ws.accept"]
+    assert HEX32.match(root["traceId"]) and HEX16.match(root["spanId"])
+    assert root["traceId"] == f"{spans[1].context.trace_id:032x}"
+    assert "parentSpanId" not in root
+    assert child["parentSpanId"] == root["spanId"]
+    assert child["traceId"] == root["traceId"]
+
+
+def test_int64_values_and_timestamps_are_decimal_strings_other_types_keep_their_type():
+    def build(tracer, _):
+        with tracer.start_as_current_span("ws.publish") as span:
+            span.set_attributes(
+                {
+                    "ws.seq": 3,
+                    "big": 2**62,
+                    "ws.accepted": True,
+                    "ratio": 0.25,
+                    "ws.queues": ["celery", "agents"],
+                    "ws.hop": "publish",
+                }
+            )
+
+    [span] = _finished_spans(build)
+    raw = _request([span])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    values = {kv["key"]: kv["value"] for kv in raw["attributes"]}
+
+    assert values["ws.seq"] == {"intValue": "3"}
+    assert values["big"] == {"intValue": str(2**62)}
+    assert values["ws.accepted"] == {"boolValue": True}
+    assert values["ratio"] == {"doubleValue": 0.25}
+    assert values["ws.queues"] == {
+        "arrayValue": {"values": [{"stringValue": "celery"}, {"stringValue": "agents"}]}
+    }
+    assert values["ws.hop"] == {"stringValue": "publish"}
+    assert raw["startTimeUnixNano"] == str(span.start_time)
+    assert raw["endTimeUnixNano"] == str(span.end_time)
+
+
+@pytest.mark.parametrize(
+    ("kind", "otlp"),
+    [
+        (SpanKind.INTERNAL, 1),
+        (SpanKind.SERVER, 2),
+        (SpanKind.CLIENT, 3),
+        (SpanKind.PRODUCER, 4),
+        (SpanKind.CONSUMER, 5),
+    ],
+)
+def test_span_kinds_are_the_otlp_enum_one_above_the_sdk(kind, otlp):
+    [span] = _finished_spans(lambda tracer, _: tracer.start_span("s", kind=kind).end())
+
+    assert _request([span])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["kind"] == otlp
+
+
+def test_status_events_and_links_are_encoded():
+    def build(tracer, _):
+        with tracer.start_as_current_span("ws.connect") as other:
+            pass
+        span = tracer.start_span("ws.publish", links=[Link(other.get_span_context(), {"why": "x"})])
+        span.add_event("ws.channel_full", {"ws.over_capacity": 2})
+        span.set_status(Status(StatusCode.ERROR, "ChannelFull: over capacity"))
+        span.end()
+
+    connect, publish = _finished_spans(build)
+    raw = _request([publish])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+
+    assert raw["status"] == {"code": 2, "message": "ChannelFull: over capacity"}
+    [event] = raw["events"]
+    assert event["name"] == "ws.channel_full"
+    assert event["timeUnixNano"] == str(publish.events[0].timestamp)
+    assert event["attributes"] == [{"key": "ws.over_capacity", "value": {"intValue": "2"}}]
+    [link] = raw["links"]
+    assert link["traceId"] == f"{connect.context.trace_id:032x}"
+    assert link["spanId"] == f"{connect.context.span_id:016x}"
+    assert link["attributes"] == [{"key": "why", "value": {"stringValue": "x"}}]
+
+
+def test_unset_status_has_code_0_and_no_message_and_no_events_key():
+    [span] = _finished_spans(_one_span)
+    raw = _request([span])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+
+    assert raw["status"] == {"code": 0}
+    assert "events" not in raw and "links" not in raw
+
+
+def test_spans_are_grouped_by_resource_and_scope():
+    def build(tracer, provider):
+        tracer.start_span("ours").end()
+        provider.get_tracer("opentelemetry.instrumentation.celery", "0.66b2").start_span(
+            "run/task"
+        ).end()
+        tracer.start_span("ours too").end()
+
+    request = _request(_finished_spans(build))
+
+    [resource_spans] = request["resourceSpans"]
+    resource = {kv["key"]: kv["value"] for kv in resource_spans["resource"]["attributes"]}
+    assert resource["service.name"] == {"stringValue": "web"}
+    scopes = {s["scope"]["name"]: s for s in resource_spans["scopeSpans"]}
+    assert scopes["wstrace"]["scope"]["version"] == "0.1.0"
+    assert [s["name"] for s in scopes["wstrace"]["spans"]] == ["ours", "ours too"]
+    assert [s["name"] for s in scopes["opentelemetry.instrumentation.celery"]["spans"]] == [
+        "run/task"
+    ]
+
+
+# --- the file store ---------------------------------------------------------------------
+def _files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.jsonl"))
+
+
+def test_one_file_per_process_one_line_per_export(tmp_path):
+    exporter = FileSpanExporter(tmp_path, "web", 1 << 20)
+    spans = _finished_spans(_one_span)
+
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+
+    [path] = _files(tmp_path)
+    assert path == exporter.path
+    assert re.fullmatch(rf"web-[\w-]+-{os.getpid()}-\d{{8}}T\d{{6}}\.0\.jsonl", path.name)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2
+    assert [s.name for s in read_spans(tmp_path)] == ["ws.receive", "ws.receive"]
+
+
+def test_the_service_name_is_made_safe_for_a_file_name(tmp_path):
+    exporter = FileSpanExporter(tmp_path, "chat web/worker:1", 1 << 20)
+    exporter.export(_finished_spans(_one_span))
+
+    [path] = _files(tmp_path)
+    assert path.name.startswith("chat_web_worker_1-")
+
+
+def test_a_file_is_rotated_once_it_passes_file_max_bytes(tmp_path):
+    spans = _finished_spans(_one_span)
+    line_bytes = len(encode_request(spans)) + 1
+    exporter = FileSpanExporter(tmp_path, "web", max_bytes=2 * line_bytes)
+
+    for _ in range(5):
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+
+    files = _files(tmp_path)
+    assert [p.name.rsplit(".", 2)[1] for p in files] == ["0", "1", "2"]
+    assert [len(p.read_text().splitlines()) for p in files] == [2, 2, 1]
+    assert all(p.stat().st_size <= 2 * line_bytes for p in files)
+    assert len(read_spans(tmp_path)) == 5
+
+
+def test_threads_exporting_at_once_never_interleave_lines(tmp_path):
+    exporter = FileSpanExporter(tmp_path, "web", 1 << 30)
+    spans = _finished_spans(lambda tracer, _: [tracer.start_span(f"s{i}").end() for i in range(20)])
+
+    def hammer() -> None:
+        for _ in range(25):
+            exporter.export(spans)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(read_spans(tmp_path)) == 8 * 25 * 20  # every line parses
+
+
+def test_a_forked_child_writes_its_own_file_through_a_batch_processor(tmp_path):
+    provider = TracerProvider(resource=Resource.create({"service.name": "worker"}))
+    provider.add_span_processor(
+        BatchSpanProcessor(FileSpanExporter(tmp_path, "worker", 1 << 20), schedule_delay_millis=50)
+    )
+    tracer = provider.get_tracer("wstrace")
+    tracer.start_span("before fork").end()
+    provider.force_flush()
+
+    pid = os.fork()
+    if pid == 0:  # the child: what a Celery prefork child does
+        status = 1
+        try:
+            tracer.start_span("in child").end()
+            status = 0 if provider.force_flush(5000) else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    tracer.start_span("parent after fork").end()
+    provider.force_flush()
+    provider.shutdown()
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    by_pid: dict[str, set[str]] = {}
+    for span in read_spans(tmp_path):
+        by_pid.setdefault(Path(span.file).name.split("-")[-2], set()).add(span.name)
+    assert by_pid == {
+        str(os.getpid()): {"before fork", "parent after fork"},
+        str(pid): {"in child"},
+    }
+
+
+def _store_errors(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == STORE_LOGGER]
+
+
+def test_an_unwritable_dir_fails_the_export_logs_once_and_never_raises(tmp_path, caplog):
+    blocker = tmp_path / "a-regular-file"
+    blocker.write_text("not a directory")
+    exporter = FileSpanExporter(blocker / "traces", "web", 1 << 20)
+    spans = _finished_spans(_one_span)
+    caplog.set_level(logging.ERROR, logger=STORE_LOGGER)
+
+    results = [exporter.export(spans) for _ in range(5)]
+
+    assert results == [SpanExportResult.FAILURE] * 5
+    [message] = _store_errors(caplog)
+    assert str(blocker / "traces") in message and "the app is unaffected" in message
+
+
+def test_the_store_resumes_once_the_dir_becomes_writable(tmp_path, caplog):
+    target = tmp_path / "traces"
+    target.write_text("a file where the directory should be")
+    exporter = FileSpanExporter(target, "web", 1 << 20)
+    spans = _finished_spans(_one_span)
+    caplog.set_level(logging.ERROR, logger=STORE_LOGGER)
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+
+    target.unlink()
+
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert [s.name for s in read_spans(target)] == ["ws.receive"]
+
+
+def fill(directory: Path) -> None:
+    """Write a file into ``directory`` until the file system refuses (ENOSPC)."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs filled to the last byte (needs root and mount)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if not shutil.which("mount") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        fill(mount)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_fails_the_export_logs_once_and_never_raises(full_disk, caplog):
+    exporter = FileSpanExporter(full_disk, "web", 1 << 20)
+    spans = _finished_spans(_one_span)
+    caplog.set_level(logging.ERROR, logger=STORE_LOGGER)
+
+    results = [exporter.export(spans) for _ in range(5)]
+
+    assert results == [SpanExportResult.FAILURE] * 5
+    [message] = _store_errors(caplog)
+    assert "No space left on device" in message

@@ -374,3 +374,18 @@ def test_conversation_ids_lists_every_id_without_decoding(tmp_path):
     doc = to_hex(sdk_request()[0])
     write_lines(tmp_path / "one.jsonl", [doc])
     assert conversation_ids(tmp_path / "one.jsonl") == [CONV, "other"]
+
+
+@pytest.mark.parametrize("cid", ["chat/ü<1>&x", "é/<"])
+def test_escaped_ids_are_still_found(tmp_path, cid):
+    doc = to_hex(sdk_request()[0])
+    for span in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        for kv in span["attributes"]:
+            if kv["key"] == C.CONVERSATION_ID and kv["value"]["stringValue"] == CONV:
+                kv["value"]["stringValue"] = cid
+    text = json.dumps(doc)  # ensure_ascii: ü as \\u00fc
+    go_style = json.dumps(doc, ensure_ascii=False).replace("<", "\\u003c").replace("/", "\\/")
+    path = tmp_path / "t.jsonl"
+    path.write_text(text + "\n" + go_style + "\n")
+    events, problems = frame(path, conversation_id=cid)
+    assert problems == [] and events.height == 6

@@ -521,15 +521,17 @@ def _line_latest(line: bytes) -> int | None:
 
 
 def needles_for(conversation_id: str) -> list[bytes]:
-    """Byte strings one of which appears in every line holding the id as a JSON string."""
-    import json
+    """Byte strings one of which appears literally in every line holding the id.
 
-    variants = {
-        conversation_id.encode(),
-        json.dumps(conversation_id)[1:-1].encode(),
-        json.dumps(conversation_id, ensure_ascii=False)[1:-1].encode(),
-    }
-    return sorted(variants)
+    JSON encoders differ in what they escape (non-ASCII, ``/``, ``<>&``), so the
+    needle is the id's longest run of characters no encoder escapes; the exact
+    match is checked after decoding. Empty when no usable run exists (decode all).
+    """
+    import re
+
+    runs = re.split(r"[^A-Za-z0-9_\-.:@+=~ ,;!#$%()*\[\]{}|^`']", conversation_id)
+    best = max(runs, key=len) if runs else ""
+    return [best.encode()] if len(best) >= min(3, len(conversation_id)) and best else []
 
 
 def read_file(
@@ -589,6 +591,16 @@ class _Window:
         return self.buf.rfind(sub, start, self.size if end is None else min(end, self.size))
 
 
+def _all_lines(buf: bytes | mmap.mmap, start: int, size: int) -> dict[int, int]:
+    lines, pos = {}, start
+    while pos < size:
+        nl = buf.find(b"\n", pos, size)
+        end = nl if nl != -1 else size
+        lines[pos] = end
+        pos = end + 1
+    return lines
+
+
 def _read_buffer_lines(
     buf: bytes | mmap.mmap,
     chunk: Chunk,
@@ -622,7 +634,10 @@ def _read_buffer_lines(
         chunk.end_line = lineno if complete_end == size else lineno - 1
     else:
         spans: dict[int, int] = {}
-        for needle in needles_for(conversation_id):
+        needles = needles_for(conversation_id)
+        if not needles:  # nothing safe to search for: decode every line, keep the id's spans
+            spans = _all_lines(buf, start_offset, size)
+        for needle in needles:
             pos = buf.find(needle, start_offset, size)
             while pos != -1:
                 ls = buf.rfind(b"\n", 0, pos) + 1

@@ -99,8 +99,7 @@ class SharedStacks:
         return stack
 
     def stop(self) -> None:
-        for stack in self.stacks.values():
-            stack.stop()
+        Stack.stop_all(list(self.stacks.values()))
 
 
 @pytest.fixture(scope="session")
@@ -116,11 +115,26 @@ def shared_stack(
     stacks.stop()
 
 
+@pytest.fixture(scope="session")
+def _stopping_stacks() -> Iterator[list[Stack]]:
+    """Stacks signalled to stop by finished tests; waited for once, at the end of the session."""
+    stacks: list[Stack] = []
+    yield stacks
+    Stack.stop_all(stacks)
+
+
 @pytest.fixture
 def make_stack(
-    redis_server: RedisServer, _redis_dbs: Iterator[int], tmp_path: Path
+    redis_server: RedisServer,
+    _redis_dbs: Iterator[int],
+    _stopping_stacks: list[Stack],
+    tmp_path: Path,
 ) -> Iterator[StackFactory]:
-    """Return ``make_stack(**kwargs)``: start a new Stack, stopped when the test ends."""
+    """Return ``make_stack(**kwargs)``: start a new Stack, stopped when the test ends.
+
+    Teardown only signals the processes (SIGTERM: they flush and exit on their
+    own); a test that reads what they wrote on exit calls ``stack.stop()`` itself.
+    """
     stacks: list[Stack] = []
 
     def make(**kwargs: Any) -> Stack:
@@ -131,7 +145,8 @@ def make_stack(
 
     yield make
     for stack in stacks:
-        stack.stop()
+        stack.terminate()
+    _stopping_stacks.extend(stacks)
 
 
 @pytest.fixture

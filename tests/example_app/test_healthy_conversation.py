@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from .chat import talk
-
 
 def test_each_message_gets_all_chunks_in_order_then_done(any_layer_stack):
-    transcript = talk(any_layer_stack, ["What is the refund policy?", "And for annual plans?"])
+    transcript = any_layer_stack.talk(["What is the refund policy?", "And for annual plans?"])
 
     assert transcript.connected and transcript.all_done, any_layer_stack.log_tails()
     for message_id in transcript.message_ids:
@@ -22,7 +20,7 @@ def test_each_message_gets_all_chunks_in_order_then_done(any_layer_stack):
 
 
 def test_worker_reports_the_task_succeeded(core_stack):
-    transcript = talk(core_stack, ["hello"])
+    transcript = core_stack.talk(["hello"])
     message_id = transcript.message_ids[0]
 
     result = core_stack.task_result(transcript.task_id(message_id), timeout=5)
@@ -32,13 +30,13 @@ def test_worker_reports_the_task_succeeded(core_stack):
 
 
 def test_bearer_header_authenticates_like_the_query_token(core_stack):
-    transcript = talk(core_stack, ["hello"], bearer=True)
+    transcript = core_stack.talk(["hello"], bearer=True)
 
     assert transcript.all_done, core_stack.log_tails()
 
 
 def test_allowed_browser_origin_is_served(core_stack):
-    transcript = talk(core_stack, ["hello"], origin="http://localhost:8000")
+    transcript = core_stack.talk(["hello"], origin="http://localhost:8000")
 
     assert transcript.all_done, core_stack.log_tails()
 

@@ -1,18 +1,16 @@
-"""Faults of the deployment: processes configured differently from each other."""
+"""Faults of the deployment: a worker configured differently from the web process."""
 
 from __future__ import annotations
 
 import pytest
-from wsanalyze.demo.stack import free_port
-
-from .chat import talk
+from wsanalyze.demo.stack import SCENARIOS
 
 
 def test_channel_layer_unavailable_fails_the_task_at_group_send(make_stack, wstrace_enabled):
-    closed = f"redis://127.0.0.1:{free_port()}/0"
-    stack = make_stack(wstrace_enabled=wstrace_enabled, worker_env={"CHAT_LAYER_URL": closed})
+    scenario = SCENARIOS["channel_layer_unavailable"]
+    stack = make_stack(wstrace_enabled=wstrace_enabled, worker_env=scenario.worker_env)
 
-    transcript = talk(stack, ["hello"], settle=1.0)
+    transcript = stack.run_scenario(scenario)
     message_id = transcript.message_ids[0]
     result = stack.task_result(transcript.task_id(message_id), timeout=15)
 
@@ -25,14 +23,13 @@ def test_channel_layer_unavailable_fails_the_task_at_group_send(make_stack, wstr
 
 @pytest.mark.parametrize("layer", ["core", "pubsub"])
 def test_layer_mismatch_publishes_to_a_group_nobody_reads(make_stack, wstrace_enabled, layer):
-    stack = make_stack(
-        layer=layer, wstrace_enabled=wstrace_enabled, worker_env={"CHAT_LAYER_PREFIX": "agents"}
-    )
+    scenario = SCENARIOS["layer_mismatch"]
+    stack = make_stack(layer=layer, wstrace_enabled=wstrace_enabled, worker_env=scenario.worker_env)
 
-    transcript = talk(stack, ["hello"], settle=1.0)
+    transcript = stack.run_scenario(scenario)
     message_id = transcript.message_ids[0]
     result = stack.task_result(transcript.task_id(message_id), timeout=0)
 
-    assert result is not None and result["status"] == "SUCCESS"
+    assert result is not None and result["status"] == "SUCCESS"  # finished while we listened
     assert result["result"]["published"] == 5
     assert transcript.chunks == {} and transcript.done == {}

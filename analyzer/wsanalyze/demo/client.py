@@ -133,6 +133,7 @@ async def converse(
     gap: float = 0.0,
     close_after_chunks: int | None = None,
     settle: float | None = None,
+    settle_once_streaming: bool = False,
     timeout: float = 10.0,
 ) -> Transcript:
     """Open one connection, send the messages, collect frames until every message is done.
@@ -144,14 +145,20 @@ async def converse(
     seconds apart while frames keep being read. The client closes (code 1000)
     after ``close_after_chunks`` chunks in total, once every message got its
     ``done``, after ``settle`` seconds without a frame once everything was
-    sent, or at ``timeout`` (``timed_out``); a server close ends it too.
+    sent (with ``settle_once_streaming``: once a chunk arrived), or at
+    ``timeout`` (``timed_out``); a server close ends it too.
     """
     transcript = Transcript(url=url, started=time.monotonic())
     ids = list(message_ids or [])
     ids += [uuid.uuid4().hex for _ in range(len(messages) - len(ids))]
     headers = {"Authorization": f"Bearer {token}"} if token and bearer else None
     target = url if bearer else _with_token(url, token)
-    plan = _Plan(list(zip(ids, messages, strict=True)), raw_frames or [], gap)
+    plan = _Plan(
+        list(zip(ids, messages, strict=True)),
+        raw_frames or [],
+        gap,
+        settle_once_streaming=settle_once_streaming,
+    )
     try:
         async with connect(
             target,
@@ -182,6 +189,7 @@ class _Plan:
     raw_frames: list[str]
     gap: float
     finished: bool = False
+    settle_once_streaming: bool = False
 
 
 async def _send_all(ws: Any, transcript: Transcript, plan: _Plan) -> None:
@@ -216,15 +224,15 @@ async def _talk(
             now = time.monotonic()
             wait = deadline - now
             settling = settle is not None and plan.finished
+            if plan.settle_once_streaming and not transcript.chunk_count:
+                settling = False
             if settling:
                 wait = min(wait, settle)
             if wait <= 0:
                 transcript.timed_out = True
                 break
             try:
-                raw = await asyncio.wait_for(
-                    ws.recv(), min(wait, 0.1) if not plan.finished else wait
-                )
+                raw = await asyncio.wait_for(ws.recv(), wait if settling else min(wait, 0.1))
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     transcript.timed_out = True

@@ -13,6 +13,7 @@ example app is found next to this repository (``examples/chatapp``) unless
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -25,14 +26,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import make_token
+from .client import Transcript, converse, make_token
 
 __all__ = [
+    "CLOSED_REDIS_URL",
     "DEFAULT_JWT_SECRET",
+    "SCENARIOS",
+    "TOKEN_KINDS",
     "RedisServer",
+    "Scenario",
     "Stack",
     "StackError",
     "example_app_dir",
@@ -44,7 +50,104 @@ HOST = "127.0.0.1"
 EXAMPLE_APP_ENV = "WSTRACE_EXAMPLE_APP"
 DEFAULT_JWT_SECRET = "example-chatapp-jwt-secret-change-me-in-production"
 SERVICES = ("web", "worker")
+CLOSED_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
+TOKEN_KINDS = ("valid", "none", "expired", "wrong_secret", "garbage")
 _POLL = 0.05
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One way a message fares on the example app, made to happen for real.
+
+    ``messages`` are sent by one client connection with a token of kind
+    ``token`` (one of TOKEN_KINDS) and the extra ``converse`` kwargs in
+    ``client``. A scenario with ``worker_env`` needs its own stack whose worker
+    gets those variables; the others run on any stack of a layer in ``layers``.
+    """
+
+    cause: str
+    description: str
+    messages: tuple[str, ...] = ("What is the refund policy?",)
+    token: str = "valid"
+    client: Mapping[str, Any] = field(default_factory=dict)
+    worker_env: Mapping[str, str] = field(default_factory=dict)
+    layers: tuple[str, ...] = ("core", "pubsub")
+
+    @property
+    def needs_own_stack(self) -> bool:
+        return bool(self.worker_env)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.cause: scenario
+    for scenario in (
+        Scenario("ok", "a healthy conversation: every chunk, then done"),
+        Scenario("auth_rejected", "expired token: accepted, then closed 4001", token="expired"),
+        Scenario(
+            "origin_rejected",
+            "a browser on another site: handshake refused, HTTP 403",
+            client={"origin": "https://evil.example"},
+        ),
+        Scenario(
+            "rate_limited", "a burst of 11 frames (limit 10 per 10 s): closed 4004", ("hi",) * 11
+        ),
+        Scenario(
+            "invalid_message",
+            "a frame that is not JSON: closed 4005",
+            (),
+            client={"raw_frames": ["this is not json"], "timeout": 5},
+        ),
+        Scenario(
+            "no_worker",
+            "task sent to a queue no worker consumes: ack, then nothing",
+            ("fault:no_worker",),
+            client={"timeout": 1.5},
+        ),
+        Scenario(
+            "task_failed",
+            "the agent's tool raises after two chunks",
+            ("fault:task_failed",),
+            client={"settle": 0.5},
+        ),
+        Scenario(
+            "client_disconnected",
+            "the client leaves after two chunks of a one-second answer",
+            ("fault:client_disconnected",),
+            client={"close_after_chunks": 2},
+        ),
+        Scenario(
+            "consumer_gone",
+            "the consumer is out of its group while the answer streams",
+            ("fault:consumer_gone",),
+            client={"settle": 1.0},
+        ),
+        Scenario(
+            "channel_full",
+            "3 x capacity chunks into a stalled consumer: channels_redis drops the overflow",
+            ("fault:channel_full",),
+            client={"settle": 0.5, "settle_once_streaming": True, "timeout": 20},
+            layers=("core",),
+        ),
+        Scenario(
+            "consumer_error",
+            "a tool-call chunk the handler cannot handle: KeyError, close 1011",
+            ("fault:consumer_error",),
+            client={"timeout": 5},
+        ),
+        Scenario(
+            "channel_layer_unavailable",
+            "the worker's channel layer points at a closed port: group_send raises",
+            client={"settle": 1.0},
+            worker_env={"CHAT_LAYER_URL": CLOSED_REDIS_URL},
+        ),
+        Scenario(
+            "layer_mismatch",
+            "the worker uses another layer prefix: group_send finds nobody",
+            client={"settle": 1.0},
+            worker_env={"CHAT_LAYER_PREFIX": "agents"},
+        ),
+    )
+}
 
 
 class StackError(RuntimeError):
@@ -242,6 +345,7 @@ class Stack:
         self.worker_log = self.workdir / "worker.log"
         self.procs: dict[str, subprocess.Popen] = {}
         self._worker_log_start = 0
+        self._terminated = False
 
     # --- addresses and credentials -------------------------------------------------
     @property
@@ -260,6 +364,43 @@ class Stack:
     def token(self, user_id: int | str = 1, name: str = "alice", *, expired: bool = False) -> str:
         """Mint a connection token the web process accepts (or an expired one)."""
         return make_token(user_id, name, self.jwt_secret, expired=expired)
+
+    def token_of(self, kind: str) -> str | None:
+        """A token of one of TOKEN_KINDS: valid, none, expired, wrong_secret, garbage."""
+        if kind not in TOKEN_KINDS:
+            raise ValueError(f"token kind must be one of {TOKEN_KINDS}, not {kind!r}")
+        return {
+            "valid": lambda: self.token(),
+            "none": lambda: None,
+            "expired": lambda: self.token(expired=True),
+            "wrong_secret": lambda: make_token(1, "mallory", "x" * 32 + "-not-the-secret"),
+            "garbage": lambda: "not.a.jwt",
+        }[kind]()
+
+    def talk(
+        self,
+        messages: list[str],
+        *,
+        conversation_id: str | None = None,
+        token: str | None = "valid",
+        **kwargs: Any,
+    ) -> Transcript:
+        """Run one client connection (``converse`` kwargs) in a conversation; blocking.
+
+        ``token`` is a token kind (TOKEN_KINDS) or a token string.
+        """
+        token = self.token_of(token) if token in TOKEN_KINDS else token
+        url = self.ws_url(conversation_id or uuid.uuid4().hex[:12])
+        return asyncio.run(converse(url, list(messages), token=token, **kwargs))
+
+    def run_scenario(self, scenario: Scenario, conversation_id: str | None = None) -> Transcript:
+        """Play a scenario's client side on this stack (configure ``worker_env`` yourself)."""
+        return self.talk(
+            list(scenario.messages),
+            conversation_id=conversation_id,
+            token=scenario.token,
+            **dict(scenario.client),
+        )
 
     # --- what runs -------------------------------------------------------------------
     def web_command(self) -> list[str]:
@@ -383,17 +524,32 @@ class Stack:
         """True while both processes are alive."""
         return bool(self.procs) and all(proc.poll() is None for proc in self.procs.values())
 
-    def stop(self) -> None:
-        """SIGTERM both processes (telemetry flushes), SIGKILL after ``stop_timeout``."""
-        procs, self.procs = self.procs, {}
-        for proc in procs.values():
+    def terminate(self) -> None:
+        """Send SIGTERM to both processes without waiting (``stop`` waits)."""
+        for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        self._terminated = True
+
+    def stop(self) -> None:
+        """SIGTERM both processes (telemetry flushes), wait; SIGKILL after ``stop_timeout``."""
+        if not self._terminated:
+            self.terminate()
+        procs, self.procs = self.procs, {}
         for proc in procs.values():
             _stop_process(proc, self.stop_timeout, terminate=False)
+        self._terminated = False
 
     def __enter__(self) -> Stack:
         return self.start()
+
+    @staticmethod
+    def stop_all(stacks: list[Stack]) -> None:
+        """Stop several stacks at once: signal them all, then wait for each."""
+        for stack in stacks:
+            stack.terminate()
+        for stack in stacks:
+            stack.stop()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -15,8 +15,8 @@ CHAT_RATE_LIMIT        frames allowed per CHAT_RATE_WINDOW seconds (10 per 10)
 CHAT_CHUNKS            chunks of a streamed answer (5)
 CHAT_CHUNK_DELAY       seconds between chunks (0.05)
 CHAT_LONG_CHUNKS       chunks of a long answer (``fault:long_stream``; 20)
-CHAT_SLOW_HANDLER      seconds the consumer sleeps per chunk under
-                       ``fault:channel_full`` (0.01)
+CHAT_SLOW_HANDLER      extra seconds the consumer sleeps per chunk under
+                       ``fault:channel_full`` (0)
 CHAT_TASK_QUEUE        queue the agent task goes to (``celery``)
 CHAT_PRIORITY_QUEUE    queue ``fault:no_worker`` routes to (``agents-priority``)
 WSTRACE_SERVICE        wstrace service name (``web``); WSTRACE_DIR its file store
@@ -108,7 +108,7 @@ CHAT_RATE_WINDOW = _env_float("CHAT_RATE_WINDOW", 10.0)
 CHAT_CHUNKS = _env_int("CHAT_CHUNKS", 5)
 CHAT_CHUNK_DELAY = _env_float("CHAT_CHUNK_DELAY", 0.05)
 CHAT_LONG_CHUNKS = _env_int("CHAT_LONG_CHUNKS", 20)
-CHAT_SLOW_HANDLER = _env_float("CHAT_SLOW_HANDLER", 0.01)
+CHAT_SLOW_HANDLER = _env_float("CHAT_SLOW_HANDLER", 0.0)
 CHAT_PRIORITY_QUEUE = os.environ.get("CHAT_PRIORITY_QUEUE", "agents-priority")
 
 CELERY_BROKER_URL = REDIS_URL

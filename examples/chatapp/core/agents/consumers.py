@@ -10,7 +10,10 @@ Close codes: 4001 not authenticated, 4004 rate limited, 4005 invalid frame.
 Fault switches in the message text (see tasks.py for the worker side):
 ``fault:no_worker`` enqueues to CHAT_PRIORITY_QUEUE, which no worker consumes;
 ``fault:consumer_gone`` leaves the group, enqueues, and rejoins only once the
-task has finished, so the whole answer streams to an empty group.
+task has finished, so the whole answer streams to an empty group. A chunk
+flagged ``stall`` (``fault:channel_full``) holds the handler until the task has
+finished, so everything the task publishes meanwhile piles up in this
+consumer's channel until it is full; ``slow`` adds a sleep per chunk.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_RATE_LIMITED = 4004
 CLOSE_INVALID_MESSAGE = 4005
-REJOIN_TIMEOUT = 30.0
+TASK_WAIT_TIMEOUT = 30.0
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -46,6 +49,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.closing = False
         self.joined = False
         self.rejoin_tasks: set[asyncio.Task] = set()
+        self.task_ids: dict[str, str] = {}  # message id -> Celery task id
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.accept()
@@ -105,6 +109,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             result = run_agent.apply_async(args, queue=settings.CHAT_PRIORITY_QUEUE)
         else:
             result = run_agent.delay(*args)
+        self.task_ids[message_id] = result.id
         await self.send_json({"type": "ack", "id": message_id, "task_id": result.id})
         if fault == "consumer_gone":
             task = asyncio.create_task(self.rejoin_after(result.id))
@@ -117,17 +122,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.joined = False
 
-    async def rejoin_after(self, task_id: str) -> None:
-        """Join the group again once the task has finished streaming."""
+    async def wait_for_task(self, task_id: str | None) -> None:
+        """Wait (at most TASK_WAIT_TIMEOUT) until a task has finished."""
+        if task_id is None:
+            return
         result = AsyncResult(task_id, app=run_agent.app)
-        deadline = time.monotonic() + REJOIN_TIMEOUT
+        deadline = time.monotonic() + TASK_WAIT_TIMEOUT
         while time.monotonic() < deadline and not await asyncio.to_thread(result.ready):
             await asyncio.sleep(0.05)
+
+    async def rejoin_after(self, task_id: str) -> None:
+        """Join the group again once the task has finished streaming."""
+        await self.wait_for_task(task_id)
         if not self.closing:
             await self.channel_layer.group_add(self.group, self.channel_name)
             self.joined = True
 
     async def chat_chunk(self, event):
+        if event.get("stall"):
+            # A handler stuck on something slow while the agent bursts its answer;
+            # made deterministic: stuck until the task has published everything.
+            await self.wait_for_task(self.task_ids.get(event["message_id"]))
         if event.get("slow"):
             await asyncio.sleep(event["slow"])
         frame = {"type": "chunk", "message_id": event["message_id"], "seq": event["seq"]}

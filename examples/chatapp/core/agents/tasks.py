@@ -10,9 +10,10 @@ Fault switches, written anywhere in the message text as ``fault:<name>``:
 * ``task_failed``: two chunks, then the agent's tool raises.
 * ``consumer_error``: the second chunk is a tool-call chunk without ``content``;
   the consumer's handler raises ``KeyError`` and Daphne closes with 1011.
-* ``channel_full``: 3 x capacity chunks with no delay, each asking the
-  consumer's handler to be slow, so the consumer's channel fills and
-  channels_redis drops chunks.
+* ``channel_full``: 3 x capacity chunks with no delay; the first asks the
+  consumer's handler to stall until this task is over, so the consumer's
+  channel fills up (capacity) and channels_redis drops the rest, ``done``
+  included. Received: chunks 1 .. capacity + 1.
 * ``long_stream`` / ``client_disconnected``: CHAT_LONG_CHUNKS chunks (about a
   second) so a client can leave mid-stream.
 """
@@ -115,6 +116,8 @@ def chunk_event(message_id: str, seq: int, text: str, fault: str | None, slow: f
         tool_call = {"name": "web_search", "args": {"query": text.strip()}}
         return {"type": "chat.chunk", "message_id": message_id, "seq": seq, "tool_call": tool_call}
     event = {"type": "chat.chunk", "message_id": message_id, "seq": seq, "content": text}
+    if fault == "channel_full" and seq == 1:
+        event["stall"] = True
     if slow:
         event["slow"] = slow
     return event

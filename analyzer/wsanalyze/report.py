@@ -42,6 +42,7 @@ class ConnectionVerdict:
     cause: str
     hop: str | None = None
     summary: str = ""
+    failed_ts: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,9 @@ _SCRIPT = """
 })();
 """
 
-_LANE_H = 56
+_LANE_H = 64
 _LEFT = 110
-_STEP = 26
+_STEP = 34
 _CLIENT = "client"
 
 
@@ -105,9 +105,10 @@ def swimlanes(report: ConversationReport) -> str:
             f'fill="{colour}" {attrs}><title>{title}</title></circle>'
         )
         if e.hop or e.event:
+            label_y = lane_y - 9 if i % 2 == 0 else lane_y + 17  # alternate so labels never collide
             out.append(
-                f'<text x="{x}" y="{lane_y - 9}" text-anchor="middle" fill="{colour}">'
-                f"{escape((e.event or e.hop or '')[:10])}</text>"
+                f'<text x="{x}" y="{label_y}" text-anchor="middle" fill="{colour}">'
+                f"{escape((e.event or e.hop or '')[:12])}</text>"
             )
     out.extend(_lost_marks(report, entries, pos, y, lanes))
     out.append("</svg>")

@@ -126,6 +126,7 @@ def connection_verdicts(
                 )
             )
         )
+        .with_columns(close_ts=pl.coalesce("server_close_ts", "disconnect_ts", "opened"))
         .drop("_refused_cause", "_closed_cause")
     )
 
@@ -155,7 +156,7 @@ def message_verdicts(
         "connection_id",
         *[
             pl.col(name).alias(f"conn_{name}")
-            for name in ("outcome", "cause", "hop", "closed", "closed_by", "close_code")
+            for name in ("outcome", "cause", "hop", "closed", "closed_by", "close_code", "close_ts")
         ],
     )
     n = pl.col
@@ -181,7 +182,10 @@ def message_verdicts(
         cause=_first_match(rules, "cause"),
     )
     return frame.with_columns(
-        failed_ts=pl.coalesce("err_ts", "empty_publish_ts", "last_ts"),
+        # a message the server's close killed failed when the close happened
+        failed_ts=pl.when(n("rule") == "server_close")
+        .then(pl.coalesce("conn_close_ts", "err_ts", "empty_publish_ts", "last_ts"))
+        .otherwise(pl.coalesce("err_ts", "empty_publish_ts", "last_ts")),
         is_failure=(n("outcome") == "lost")
         | ((n("outcome") == "delivered") & (n("cause") != "ok")),
     )
@@ -240,28 +244,36 @@ def _connection(f: Mapping[str, Any]) -> ConnectionVerdict:
         cause=f["cause"],
         hop=f.get("hop"),
         summary=summary,
+        failed_ts=f.get("close_ts"),
     )
+
+
+_HOP_RANK = {hop: i for i, hop in enumerate(c.HOPS)}
+
+
+def _rank(when: datetime | None, kind: int, hop: str | None) -> tuple:
+    """Sort key of a failure: time, then messages before connections, then earlier hops."""
+    stamp = when.timestamp() if when else float("inf")
+    return (stamp, kind, _HOP_RANK.get(hop or "", 99))
 
 
 def conversation_verdict(
     connections: Sequence[ConnectionVerdict], messages: Sequence[MessageVerdict]
 ) -> Verdict:
     """The first failure in time, else delivered/in_flight."""
-    failures: list[tuple[datetime, Verdict]] = []
-    epoch = datetime.max.replace(tzinfo=None)
+    failures: list[tuple[tuple, Verdict]] = []
     for conn in connections:
         if conn.outcome in ("rejected", "lost"):
-            when = conn.closed or conn.opened
             text = f"connection {conn.connection_id} {conn.summary}"
-            failures.append((when, Verdict(conn.outcome, conn.hop, conn.cause, text)))
+            key = _rank(conn.failed_ts or conn.closed or conn.opened, 1, conn.hop)
+            failures.append((key, Verdict(conn.outcome, conn.hop, conn.cause, text)))
     for msg in messages:
         if msg.outcome == "lost" or (msg.outcome == "delivered" and msg.cause != "ok"):
             text = f"message {msg.message_id} {msg.summary}"
-            failures.append((msg.failed_ts, Verdict(msg.outcome, msg.hop, msg.cause, text)))
+            key = _rank(msg.failed_ts, 0, msg.hop)
+            failures.append((key, Verdict(msg.outcome, msg.hop, msg.cause, text)))
     if failures:
-        failures.sort(
-            key=lambda item: (item[0] is None, item[0].replace(tzinfo=None) if item[0] else epoch)
-        )
+        failures.sort(key=lambda item: item[0])
         return failures[0][1]
     pending = [m for m in messages if m.outcome == "in_flight"]
     if pending:
@@ -353,6 +365,7 @@ def _failures(events: pl.LazyFrame, msgs: pl.LazyFrame, conns: pl.LazyFrame) -> 
         "cause",
         pl.col("failed_ts").alias("at"),
         "is_failure",
+        pl.lit(0).alias("kind_rank"),
     )
     k = conns.select(
         "conversation_id",
@@ -361,8 +374,9 @@ def _failures(events: pl.LazyFrame, msgs: pl.LazyFrame, conns: pl.LazyFrame) -> 
         "outcome",
         "hop",
         "cause",
-        pl.coalesce("closed", "opened").alias("at"),
+        pl.col("close_ts").alias("at"),
         pl.col("outcome").is_in(["rejected", "lost"]).alias("is_failure"),
+        pl.lit(1).alias("kind_rank"),
     )
     return pl.concat([m, k], how="vertical_relaxed")
 
@@ -378,7 +392,10 @@ def summarize_conversations(
     end = _window_end(events, window_end)
     msgs = message_verdicts(events, window_end=end, in_flight=in_flight, close_codes=close_codes)
     conns = connection_verdicts(events, close_codes)
-    items = _failures(events, msgs, conns).sort("at", nulls_last=True)
+    hop_rank = pl.col("hop").replace_strict(_HOP_RANK, default=99, return_dtype=pl.Int32)
+    items = _failures(events, msgs, conns).sort(
+        [pl.col("at"), pl.col("kind_rank"), hop_rank], nulls_last=True
+    )
     is_msg = pl.col("kind") == "message"
     per = items.group_by("conversation_id").agg(
         pl.struct("kind", "item_id", "outcome", "hop", "cause")

@@ -11,6 +11,8 @@ import polars as pl
 from wstrace import conventions as c
 
 MESSAGE_HOPS = c.MESSAGE_HOPS
+_EV_BUFFER_OVERFLOW = getattr(c, "EV_BUFFER_OVERFLOW", "buffer_overflow")
+_SPAN_DROP = getattr(c, "SPAN_DROP", "ws.drop")
 _EXC_UNAVAILABLE = (
     r"(?i)connection ?refused|error 111|connecting to|connectionerror|connection closed by server|"
     r"timeout connecting|timed? ?out|oom command|connectionreset|name or service not known|"
@@ -116,6 +118,12 @@ def _message_aggs() -> list[pl.Expr]:
         _first("message_type", publish).alias("message_type"),
         pl.col("ts").filter(publish).max().alias("last_publish_ts"),
         _first("connection_id", hop_is(c.HOP_DELIVER)).alias("deliver_connection_id"),
+        chunk_key()
+        .filter((pl.col("event") == _EV_BUFFER_OVERFLOW) | (pl.col("name") == _SPAN_DROP))
+        .drop_nulls()
+        .n_unique()
+        .cast(pl.Int64)
+        .alias("dropped"),
     ]
     return aggs
 

@@ -1,4 +1,10 @@
-"""The receiving channel was at capacity: over_capacity, a channel_full event or ChannelFull."""
+"""The receiving channel was at capacity: over_capacity, a channel_full event or ChannelFull.
+
+Tried first: when group_send found the channel full, that is where the chunks
+were lost, even if the consumer's receive buffer later overflowed too (those
+drops are recorded at deliver, and alone they are ``channel_full`` at deliver
+through the span's own ws.cause).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ def _evidence(f):
 RULES = (
     Rule(
         name="channel_full",
-        priority=40,
+        priority=5,
         when=((col("err_hop") == "publish") & col("exc_channel_full"))
         | (col("channel_full") & incomplete()),
         cause="channel_full",

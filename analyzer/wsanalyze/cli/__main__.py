@@ -1,0 +1,5 @@
+"""``python -m wsanalyze.cli``."""
+
+from . import main
+
+main()

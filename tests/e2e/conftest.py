@@ -1,0 +1,40 @@
+"""End-to-end fixtures: every scenario of the demo played once on the real stack.
+
+``e2e_run`` starts its own Redis, the stacks the scenarios need (Daphne + a
+Celery prefork worker with wstrace on, sharing one trace directory), plays
+every scenario of ``wsanalyze.demo.run.SCENARIOS``, stops the processes so the
+exporters flush, and hands the trace directory and what each client saw to the
+tests, which then run the analyzer over what the stack wrote.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from wsanalyze.demo.run import SCENARIOS, Played, play
+
+WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
+    importlib.util.find_spec("wstrace.apps")
+)
+
+
+@dataclass
+class E2ERun:
+    trace_dir: Path
+    played: dict[str, Played]
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
+    """All scenarios played once, stack stopped (traces flushed)."""
+    if not WSTRACE_AVAILABLE:
+        pytest.skip("the wstrace Django app is not importable yet")
+    workdir = tmp_path_factory.mktemp("e2e")
+    played = play(workdir, SCENARIOS)
+    failed = [f"{p.scenario.name}: {p.error}" for p in played if p.error]
+    if failed:
+        pytest.fail("client errors: " + "; ".join(failed))
+    return E2ERun(workdir / "traces", {p.scenario.name: p for p in played})

@@ -140,22 +140,18 @@ def problems_view(problems: list[str] | tuple[str, ...]) -> Text:
 
 
 def conversations_view(rows: list[ConversationSummary]) -> Table:
+    """One line per conversation: when, how many messages, the verdict."""
     table = Table(title=f"{len(rows)} conversation(s)", title_justify="left")
-    for col in (
-        "conversation",
-        "first seen",
-        "msgs",
-        "delivered",
-        "lost",
-        "outcome",
-        "hop",
-        "cause",
-    ):
-        table.add_column(col, justify="right" if col in ("msgs", "delivered", "lost") else "left")
+    table.add_column("conversation", overflow="fold", no_wrap=False, min_width=12)
+    table.add_column("started")
+    for col in ("msgs", "ok", "lost"):
+        table.add_column(col, justify="right")
+    for col in ("outcome", "hop", "cause"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
             r.conversation_id,
-            _t(r.first_ts),
+            r.first_ts.strftime("%H:%M:%S") if r.first_ts else "-",
             str(r.messages),
             str(r.delivered),
             str(r.lost),

@@ -82,13 +82,12 @@ _STAMPS = (
 )
 
 
-def _rule_frame(recs: pl.LazyFrame, rule: Rule) -> pl.LazyFrame:
+def _rule_frame(cand: pl.DataFrame, rule: Rule) -> pl.DataFrame:
+    """The records of `cand` (already known to hold the needle) that the rule's regex matches."""
     import re
 
     groups = set(re.compile(rule.pattern).groupindex)
-    cand = recs.filter(pl.col("line").str.contains(rule.needle, literal=True)).filter(
-        pl.col("line").str.contains(rule.pattern)
-    )
+    cand = cand.filter(pl.col("line").str.contains(rule.pattern))
     cand = cand.with_columns(pl.col("line").str.extract_groups(rule.pattern).alias("_m"))
     cols = [pl.col("_rid")]
     for name, dtype in _GROUP_COLUMNS.items():
@@ -102,9 +101,34 @@ def _rule_frame(recs: pl.LazyFrame, rule: Rule) -> pl.LazyFrame:
         pl.lit(rule.hop, dtype=pl.String).alias("hop"),
         pl.lit(rule.status).alias("status"),
         pl.lit(rule.cause, dtype=pl.String).alias("cause"),
-        pl.lit(rule.priority).alias("_prio"),
+        pl.lit(rule.priority, dtype=pl.Int32).alias("_prio"),
     ]
     return cand.select(cols)
+
+
+def _claimed(recs: pl.DataFrame) -> pl.DataFrame:
+    """Run every rule: one Aho-Corasick pass finds each record's needles, then each rule's
+    regex runs only on the records holding its needle."""
+    needles = sorted({rule.needle for rule in RULES})
+    hits = (
+        recs.select("_rid", pl.col("line").str.extract_many(needles, overlapping=True).alias("_n"))
+        .explode("_n")
+        .drop_nulls("_n")
+        .unique()
+    )
+    by_needle = hits.partition_by("_n", as_dict=True, include_key=False)
+    frames = []
+    lines = recs.select("_rid", "line")
+    for rule in RULES:
+        rids = by_needle.get((rule.needle,))
+        if rids is None or rids.is_empty():
+            continue
+        cand = lines[rids["_rid"]]  # _rid is the row index
+        frames.append(_rule_frame(cand, rule))
+    if not frames:
+        return _rule_frame(lines.clear(), RULES[0])
+    claimed = pl.concat(frames, how="vertical")
+    return claimed.sort("_rid", "_prio").unique("_rid", keep="first", maintain_order=True)
 
 
 def _id(col: str) -> pl.Expr:
@@ -121,7 +145,7 @@ def _local_stamp() -> pl.Expr:
     return pl.coalesce(parts)
 
 
-def _time(frame: pl.LazyFrame, tz: str | None) -> pl.LazyFrame:
+def _time(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
     """`ts` from the engine stamp, else from the local stamp shifted by the service's offset."""
     local_utc = pl.col("_local").dt.replace_time_zone("UTC")
     diff = (pl.col("engine_ts") - local_utc).dt.total_seconds()
@@ -139,56 +163,63 @@ def _time(frame: pl.LazyFrame, tz: str | None) -> pl.LazyFrame:
 
 
 def parse_records(
-    recs: pl.LazyFrame,
+    recs: pl.LazyFrame | pl.DataFrame,
     *,
     tz: str | None = None,
     conversation_pattern: str = DEFAULT_CONVERSATION_PATTERN,
 ) -> pl.LazyFrame:
     """Records (see framing.records) → rows of the event table, source "log"."""
-    recs = recs.with_row_index("_rid")
-    claimed = pl.concat([_rule_frame(recs, r) for r in RULES], how="vertical")
-    claimed = claimed.sort("_rid", "_prio").unique("_rid", keep="first", maintain_order=True)
+    recs = recs.lazy().collect().with_row_index("_rid")
+    claimed = _claimed(recs)
 
     # Records no rule claimed: keep those that carry ids or are errors.
-    line = pl.col("line")
-    interesting = (
-        line.str.contains("_id=", literal=True)
-        | line.str.contains("ERROR", literal=True)
-        | line.str.contains("CRITICAL", literal=True)
-    )
-    rest = recs.join(claimed.select("_rid"), on="_rid", how="anti").filter(interesting)
+    rest = recs.select("_rid", "line").join(claimed.select("_rid"), on="_rid", how="anti")
+    rest = rest.filter(pl.col("line").str.contains_any(["_id=", "ERROR", "CRITICAL", "FATAL"]))
     rest = rest.with_columns(
         pl.col("line").str.extract(_LEVEL_RE, 1).alias("_level"),
         pl.coalesce(_id("trace_id"), _id("span_id"), _id("conversation_id")).alias("_anyid"),
     ).filter(
         pl.col("_anyid").is_not_null() | pl.col("_level").is_in(["ERROR", "CRITICAL", "FATAL"])
     )
+    nulls = {**_GROUP_COLUMNS, **_FACT_COLUMNS}
+    is_error = pl.col("_level").is_in(["ERROR", "CRITICAL", "FATAL"])
     rest = rest.select(
         "_rid",
-        *[pl.lit(None, dtype=t).alias(n) for n, t in {**_GROUP_COLUMNS, **_FACT_COLUMNS}.items()],
+        *[pl.lit(None, dtype=t).alias(n) for n, t in nulls.items()],
         pl.when(pl.col("_anyid").is_not_null())
         .then(pl.lit("app_log"))
         .otherwise(pl.lit("log_error"))
         .alias("event"),
         pl.lit("app").alias("name"),
         pl.lit(None, dtype=pl.String).alias("hop"),
-        pl.when(pl.col("_level").is_in(["ERROR", "CRITICAL", "FATAL"]))
-        .then(pl.lit("error"))
-        .otherwise(pl.lit("unset"))
-        .alias("status"),
+        pl.when(is_error).then(pl.lit("error")).otherwise(pl.lit("unset")).alias("status"),
         pl.lit(None, dtype=pl.String).alias("cause"),
-        pl.lit(99).alias("_prio"),
+        pl.lit(99, dtype=pl.Int32).alias("_prio"),
     )
     events = pl.concat([claimed, rest], how="vertical").join(recs, on="_rid", how="inner")
-    return _finish(events, tz=tz, conversation_pattern=conversation_pattern)
+    return _finish(events, tz=tz, conversation_pattern=conversation_pattern).lazy()
 
 
-def _finish(ev: pl.LazyFrame, *, tz: str | None, conversation_pattern: str) -> pl.LazyFrame:
+def _subset(frame: pl.DataFrame, mask: pl.Expr, exprs: list[pl.Expr]) -> pl.DataFrame:
+    """Compute `exprs` only on the rows where `mask` holds (null elsewhere)."""
+    part = frame.filter(mask).select("_rid", *exprs)
+    return frame.join(part, on="_rid", how="left")
+
+
+def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> pl.DataFrame:
     ev = ev.with_columns(
         _local_stamp().alias("_local"),
         pl.col("line").str.extract(_LEVEL_RE, 1).alias("_level"),
-        *[_id(c).alias(f"_{c}") for c in _ID_FIELDS],
-        pl.col("text").str.extract_all(_EXC_LINE_RE).list.last().alias("_exc_line"),
+    )
+    ev = _subset(
+        ev,
+        pl.col("line").str.contains("_id=", literal=True),
+        [_id(c).alias(f"_{c}") for c in _ID_FIELDS],
+    )
+    ev = _subset(
+        ev,
+        (pl.col("status") == "error") & (pl.col("text") != pl.col("line")),
+        [pl.col("text").str.extract_all(_EXC_LINE_RE).list.last().alias("_exc_line")],
     )
     ev = _time(ev, tz)
     from_path = pl.col("path").str.extract(conversation_pattern, 1)
@@ -249,11 +280,11 @@ def _finish(ev: pl.LazyFrame, *, tz: str | None, conversation_pattern: str) -> p
         pl.col("_span_id").str.to_lowercase().alias("span_id"),
         attributes.alias("attributes"),
         pl.col("text").str.slice(0, 2000).alias("detail"),
-        pl.col("origin"),
+        (pl.col("origin") + ":" + pl.col("lineno").cast(pl.String)).alias("origin"),
         confidence.alias("confidence"),
         pl.col("_rid"),
     )
-    return conform(out.sort("ts", "_rid", nulls_last=True))
+    return conform(out.sort("ts", "_rid", nulls_last=True).lazy()).collect()
 
 
 def parse_lines(

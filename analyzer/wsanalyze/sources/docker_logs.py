@@ -81,7 +81,7 @@ class DockerLogsReader:
         import docker
 
         rows: dict[str, list] = {
-            name: [] for name in ("service", "stream", "line", "origin", "part")
+            name: [] for name in ("service", "stream", "line", "origin", "lineno", "part")
         }
         sources, problems = [], []
         since, until = _api_time(query.since), _api_time(query.until)
@@ -101,11 +101,12 @@ class DockerLogsReader:
                         rows["service"].append(service)
                         rows["stream"].append(stream)
                         rows["line"].append(line)
-                        rows["origin"].append(f"{container.name}:{stream}:{n}")
+                        rows["origin"].append(f"{container.name}:{stream}")
+                        rows["lineno"].append(n)
                         rows["part"].append(f"{container.id}:{stream}")
                 except docker.errors.APIError as exc:
                     problems.append(f"docker:{container.name}: logs unavailable: {exc}")
-        raw = pl.DataFrame(rows, schema={k: pl.String for k in rows})
+        raw = pl.DataFrame(rows, schema={k: pl.Int64 if k == "lineno" else pl.String for k in rows})
         frame = split_timestamped(raw).select(list(LINES_SCHEMA))
         return frame, sources, problems
 

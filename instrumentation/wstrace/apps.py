@@ -15,6 +15,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
+from django.core.signals import setting_changed
 
 logger = logging.getLogger("wstrace")
 
@@ -27,6 +28,24 @@ class WstraceConfig(AppConfig):
 
     def ready(self) -> None:
         setup(getattr(settings, "WSTRACE", None))
+        setting_changed.connect(_reload_on_change, dispatch_uid="wstrace-settings")
+
+
+def _reload_on_change(setting: str = "", **_: Any) -> None:
+    """``override_settings(WSTRACE=...)`` takes effect on the wrappers (exporters stay)."""
+    if setting != "WSTRACE":
+        return
+    from wstrace import redact, runtime
+    from wstrace.config import ConfigError, load_config
+
+    try:
+        config = load_config(getattr(settings, "WSTRACE", None))
+    except ConfigError as exc:
+        logger.error("wstrace: %s; keeping the previous configuration", exc)
+        return
+    redact.configure(config.redact_params)
+    if runtime.installed():
+        runtime.activate(config)
 
 
 def setup(user_settings: Any) -> bool:

@@ -8,6 +8,8 @@ messages, where everything lives under the one reserved key
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,3 +61,37 @@ def take_from_message(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], An
         return message, None
     clean = {k: v for k, v in message.items() if k != c.CARRIER_KEY}
     return clean, message[c.CARRIER_KEY]
+
+
+class ParkedCarriers:
+    """Carriers taken off messages as the layer returns them, until the dispatcher claims them.
+
+    Stripping at ``receive()`` means even code that reads the layer directly
+    (not through a consumer) never sees the reserved key. Keyed by the message
+    object's id; the message is held so the id cannot be reused; bounded so
+    messages nobody dispatches cannot pile up.
+    """
+
+    def __init__(self, limit: int = 2048) -> None:
+        self._parked: OrderedDict[int, tuple[dict[str, Any], Any]] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def park(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Return ``message`` without the reserved key, remembering its carrier."""
+        clean, carried = take_from_message(message)
+        if carried is not None:
+            with self._lock:
+                self._parked[id(clean)] = (clean, carried)  # type: ignore[assignment]
+                if len(self._parked) > self._limit:
+                    self._parked.popitem(last=False)
+        return clean
+
+    def claim(self, message: Any) -> Any:
+        """The carrier parked for this exact message object, if any."""
+        with self._lock:
+            entry = self._parked.pop(id(message), None)
+        return entry[1] if entry is not None and entry[0] is message else None
+
+
+PARKED = ParkedCarriers()

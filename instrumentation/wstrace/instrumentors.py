@@ -82,6 +82,7 @@ class ChannelLayerInstrumentor(BaseInstrumentor):
             wrap_function_wrapper(
                 module, f"{cls}.send", layers.publisher(c.EV_CHANNEL_SEND, "channel")
             )
+            wrap_function_wrapper(module, f"{cls}.receive", layers.receiver)
             wrap_function_wrapper(
                 module, f"{cls}.group_add", layers.membership(c.SPAN_GROUP_ADD, c.EV_GROUP_ADD)
             )
@@ -109,7 +110,7 @@ class ChannelLayerInstrumentor(BaseInstrumentor):
 
         for module, cls in self._targets():
             klass = getattr(importlib.import_module(module), cls)
-            for method in ("group_send", "send", "group_add", "group_discard"):
+            for method in ("group_send", "send", "receive", "group_add", "group_discard"):
                 unwrap(klass, method)
         if _installed("channels_redis"):
             import channels_redis.core

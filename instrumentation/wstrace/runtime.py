@@ -21,7 +21,7 @@ logger = logging.getLogger("wstrace")
 
 T = TypeVar("T")
 
-_state: dict[str, Any] = {"config": Config(enabled=False), "active": False}
+_state: dict[str, Any] = {"config": Config(enabled=False), "active": False, "installed": False}
 _reported: set[str] = set()
 
 
@@ -29,6 +29,12 @@ def activate(config: Config) -> None:
     """Make ``config`` the live configuration and turn the wrappers on."""
     _state["config"] = config
     _state["active"] = config.enabled
+    _state["installed"] = _state["installed"] or config.enabled
+
+
+def installed() -> bool:
+    """Whether the provider and wrappers were set up in this process."""
+    return _state["installed"]
 
 
 def deactivate() -> None:

@@ -69,6 +69,7 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
 
 
 def _strip(message: Any) -> Any:
+    carrier.PARKED.claim(message)
     clean, _ = carrier.take_from_message(message)
     return clean
 
@@ -89,6 +90,8 @@ def _begin(
     if kind == "websocket.receive":
         return _begin_receive(conn, message, handler)
     clean, carried = carrier.take_from_message(message)
+    if carried is None:
+        carried = carrier.PARKED.claim(message)
     parent = carrier.extract(carried) if carried else conn.current_or_connect()
     ids = carrier.ids_of(parent)
     conversation = ids.get(c.CONVERSATION_ID) or conn.conversation_id

@@ -345,6 +345,14 @@ def _record_drop(queue: Any) -> None:
     span.end()
 
 
+async def receiver(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for a layer's ``receive``: the reserved key never leaves the layer."""
+    message = await wrapped(*args, **kwargs)
+    if isinstance(message, Mapping) and c.CARRIER_KEY in message:
+        return carrier.PARKED.park(message)
+    return message
+
+
 # --- membership ------------------------------------------------------------------------
 def membership(span_name: str, event: str) -> Any:
     """Wrapper factory for ``group_add(group, channel)`` / ``group_discard``."""

@@ -133,6 +133,9 @@ class TaskSpans:
     def _open_span(self, task: Any, task_id: str) -> tuple[trace.Span, object]:
         request = task.request
         parent = carrier.extract({k: getattr(request, k, None) for k in _HEADER_KEYS})
+        if not trace.get_current_span(parent).get_span_context().is_valid:
+            # No headers: an eager task (task_always_eager, .apply()) runs inside its caller.
+            parent = context.get_current()
         span = runtime.tracer().start_span(
             c.SPAN_TASK,
             context=parent,

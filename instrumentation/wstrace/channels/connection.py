@@ -179,6 +179,11 @@ class Connection:
     def disconnect_span(self, message: dict[str, Any]) -> trace.Span:
         """Start the span for a ``websocket.disconnect`` the consumer is about to handle."""
         self.disconnect_emitted = True
+        if self.connect_span is not None and self.server_close_code is None:
+            # Neither accepted nor refused by the app: the server gave up on the handshake.
+            self._fail_connect(
+                "handshake_timeout", "the handshake ended before the app accepted or refused it"
+            )
         code = message.get("code")
         self.disconnect_code = int(code) if isinstance(code, int) else None
         attributes: dict[str, Any] = {

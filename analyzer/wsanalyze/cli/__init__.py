@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import conversation, conversations, demo, explain, ingest, lost
+from . import conversation, conversations, demo, doctor, explain, ingest, lost
 
 app = typer.Typer(
     name="wsanalyze",
@@ -30,6 +30,7 @@ app.command()(lost.lost)
 app.command()(explain.explain)
 app.command()(ingest.ingest)
 app.command()(demo.demo)
+app.command()(doctor.doctor)
 
 
 def main() -> None:

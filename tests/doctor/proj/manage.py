@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""The doctor's test project: every misconfiguration is one environment variable away."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)

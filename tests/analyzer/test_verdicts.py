@@ -347,6 +347,13 @@ def test_refusal_for_another_reason_is_handshake_rejected():
     assert triple(verdict(settled(t)).verdict) == ("rejected", "connect", "handshake_rejected")
 
 
+def test_refusal_after_daphnes_connect_timeout_is_handshake_timeout():
+    t = Trace()
+    t.span(c.SPAN_CONNECT, c.HOP_CONNECT, c.EV_CONNECT, 0, 5002, connection_id="k1",
+           status="error", handshake_rejected=True)  # fmt: skip
+    assert triple(verdict(settled(t)).verdict) == ("rejected", "connect", "handshake_timeout")
+
+
 def test_accept_then_close_4001_is_auth_rejected_at_auth():
     t = Trace()
     root = t.connect("k1", user_authenticated=False)

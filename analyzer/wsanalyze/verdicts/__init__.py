@@ -35,6 +35,8 @@ from .closecodes import CloseCodes, cause_hop, code_cause, code_hop
 from .evidence import chain_lines
 from .rules import RULES, Rule
 
+HANDSHAKE_TIMEOUT = timedelta(seconds=4.5)
+"""A refused handshake that took this long hit Daphne's websocket_connect_timeout (5 s)."""
 DEFAULT_IN_FLIGHT = timedelta(seconds=5)
 """Evidence that ends this close to the end of the data may still be on its way."""
 
@@ -74,6 +76,7 @@ def connection_verdicts(
         n("auth_cause"),
         pl.when(n("auth_exc").str.contains(_JWT)).then(pl.lit("auth_rejected")),
         code_cause("close_code", table),
+        pl.when(n("connect_duration") >= HANDSHAKE_TIMEOUT).then(pl.lit("handshake_timeout")),
         pl.lit("handshake_rejected"),
     )
     closed_cause = pl.coalesce(

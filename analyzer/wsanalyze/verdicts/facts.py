@@ -257,6 +257,7 @@ def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
     group_add = pl.col("event") == c.EV_GROUP_ADD
     facts = rows.group_by("conversation_id", "connection_id").agg(
         pl.coalesce(pl.col("ts").filter(is_connect).min(), pl.col("ts").min()).alias("opened"),
+        (pl.col("end_ts") - pl.col("ts")).filter(is_connect).max().alias("connect_duration"),
         _end().max().alias("last_ts"),
         ((name == c.SPAN_ACCEPT) | (pl.col("event") == c.EV_ACCEPT)).any().alias("has_accept"),
         (pl.col("handshake_rejected").fill_null(False) | (pl.col("event") == c.EV_REJECT))

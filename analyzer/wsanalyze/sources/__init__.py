@@ -26,6 +26,7 @@ from datetime import datetime
 import polars as pl
 
 from wsanalyze.events import conform
+from wsanalyze.sources import jaeger, tempo  # noqa: F401  (register jaeger://, tempo://)
 from wsanalyze.sources.base import (
     Query,
     ReadResult,

@@ -1,0 +1,479 @@
+"""Jaeger's query API → the event table: ``--traces jaeger://host:port``.
+
+Spec: ``jaeger://HOST[:PORT][/PREFIX][?OPTIONS]`` (port 16686 by default; PREFIX
+when Jaeger's UI sits under a base path). Options, all optional:
+
+``service=web,worker``  services to search (default: every service Jaeger knows,
+                        from ``/api/services``)
+``lookback=2d``         search window when the command gives no ``--since``
+                        (``s``, ``m``, ``h``, ``d``, ``w``)
+``limit=200``           traces per service and search (Jaeger's ``limit``)
+``timeout=10``          seconds per HTTP request
+``tls=1``               https instead of http
+
+A conversation lookup asks, per service,
+``GET /api/traces?service=S&tags={"ws.conversation_id":"ID"}&start=&end=&limit=``
+(Jaeger's "internal" JSON API, times in Unix microseconds) and keeps every span
+of the traces it returns (a wstrace trace is one WebSocket connection, so that is
+the connection with all of its messages, across web and worker). Without a
+conversation every trace of the window is read.
+
+The internal JSON is what Jaeger's OTLP→Jaeger translation produced, so it is
+mapped back to OTLP before the shared normalizer (``_otlp.span_row``) turns it
+into rows: the first ``CHILD_OF`` reference is the parent (other references are
+links), the ``span.kind`` tag is the kind, ``otel.status_code`` /
+``otel.status_description`` (or ``error=true``) the status, logs are span events
+(their ``event`` field is the name), and array attributes, which Jaeger stores as
+JSON strings, are decoded again for the keys wstrace writes as lists.
+
+Errors: an unreachable Jaeger, an HTTP error or a reply that is not JSON on a
+search raises ``SourceError`` with one line naming the URL.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from wstrace import conventions as C
+
+from wsanalyze.sources._otlp import ROW_COLUMNS, span_row
+from wsanalyze.sources.base import Query, ReadResult, SourceError, register_scheme
+from wsanalyze.sources.otlp_files import ns_to_datetime, rows_to_frame
+
+DEFAULT_PORT = 16686
+DEFAULT_LOOKBACK = "2d"
+DEFAULT_LIMIT = 200
+DEFAULT_TIMEOUT = 10.0
+
+# Tags the OTLP→Jaeger translation adds; they become kind/status again, not attributes.
+_KIND_TAG = "span.kind"
+_STATUS_TAG = "otel.status_code"
+_STATUS_MESSAGE_TAG = "otel.status_description"
+_ERROR_TAG = "error"
+_DROPPED_TAGS = frozenset(
+    {
+        "otel.scope.name",
+        "otel.scope.version",
+        "otel.library.name",
+        "otel.library.version",
+        "w3c.tracestate",
+        "internal.span.format",
+    }
+)
+_KINDS = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+_STATUS = {"ERROR": 2, "OK": 1}
+# Attributes wstrace writes as arrays; Jaeger keeps arrays as their JSON text.
+LIST_ATTRIBUTES = frozenset({C.QUEUES})
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_TRACE_ID = ROW_COLUMNS.index("trace_id")
+_SPAN_ID = ROW_COLUMNS.index("span_id")
+_TS, _END_TS = ROW_COLUMNS.index("ts"), ROW_COLUMNS.index("end_ts")
+
+
+# --- the --traces spec --------------------------------------------------------------
+
+
+class RemoteSpec:
+    """A parsed ``scheme://host:port/prefix?options`` value of ``--traces``."""
+
+    def __init__(self, spec: str, scheme: str, default_port: int):
+        parts = urllib.parse.urlsplit(spec)
+        if parts.scheme.lower() != scheme or not parts.hostname:
+            raise SourceError(
+                f"bad trace source {spec!r}: expected {scheme}://HOST[:PORT][?options]"
+            )
+        options = urllib.parse.parse_qs(parts.query)
+        self.options = {key: values[-1] for key, values in options.items()}
+        self.all_options = options
+        try:
+            port = parts.port or default_port
+        except ValueError as exc:
+            raise SourceError(f"bad trace source {spec!r}: {exc}") from None
+        http_scheme = "https" if _truthy(self.options.get("tls")) else "http"
+        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        self.base = f"{http_scheme}://{host}:{port}{parts.path.rstrip('/')}"
+        self.spec = spec
+        self.scheme = scheme
+        self.lookback = parse_duration(self.options.get("lookback", DEFAULT_LOOKBACK), spec)
+        self.limit = self._int("limit", DEFAULT_LIMIT)
+        self.timeout = float(self._int("timeout", int(DEFAULT_TIMEOUT)))
+
+    def _int(self, key: str, default: int) -> int:
+        raw = self.options.get(key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise SourceError(f"bad trace source {self.spec!r}: {key}={raw!r} is not a count")
+        return value
+
+    def values(self, key: str) -> list[str]:
+        """Every value of a repeatable, comma-separated option."""
+        out: list[str] = []
+        for raw in self.all_options.get(key, ()):
+            out.extend(v.strip() for v in raw.split(",") if v.strip())
+        return out
+
+    def window(self, query: Query) -> tuple[datetime, datetime]:
+        """(start, end) of the search: the query's window, else the lookback up to now."""
+        end = _utc(query.until) if query.until else datetime.now(UTC)
+        start = _utc(query.since) if query.since else end - self.lookback
+        return start, end
+
+
+def parse_duration(text: str, spec: str = "") -> timedelta:
+    """``90s``, ``15m``, ``2h``, ``2d``, ``1w`` (a bare number is seconds)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text or "")
+    if not match:
+        raise SourceError(f"bad trace source {spec!r}: lookback={text!r} (use e.g. 30m, 2h, 2d)")
+    value = float(match.group(1))
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return timedelta(seconds=value * unit)
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# --- HTTP -----------------------------------------------------------------------------
+
+
+class Unreachable(SourceError):
+    """The backend did not answer at all (refused, timed out, connection dropped)."""
+
+
+class HttpJson:
+    """GET JSON from one backend; every failure is a one-line SourceError naming the URL."""
+
+    def __init__(self, base: str, label: str, timeout: float, headers: dict | None = None):
+        self.base = base
+        self.label = label
+        self.timeout = timeout
+        self.headers = {
+            "Accept": "application/json",
+            "User-Agent": "wsanalyze",
+            **(headers or {}),
+        }
+
+    def url(self, path: str, params: dict | None = None) -> str:
+        query = urllib.parse.urlencode(params or {}, quote_via=urllib.parse.quote)
+        return f"{self.base}{path}" + (f"?{query}" if query else "")
+
+    def get(self, path: str, params: dict | None = None, *, missing_ok: bool = False) -> object:
+        """The decoded JSON reply; None for a 404 when ``missing_ok``."""
+        url = self.url(path, params)
+        request = urllib.request.Request(url, headers=self.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                body = reply.read()
+        except urllib.error.HTTPError as exc:
+            if missing_ok and exc.code == 404:
+                return None
+            detail = _one_line(_body(exc), 200)
+            raise SourceError(
+                f"{self.label} at {self.base}: GET {url} returned HTTP {exc.code}"
+                + (f": {detail}" if detail else "")
+            ) from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            raise Unreachable(
+                f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(reason)}"
+            ) from None
+        except TimeoutError as exc:
+            raise Unreachable(
+                f"{self.label} at {self.base} is unreachable: GET {url}: timed out after "
+                f"{self.timeout:g}s ({_reason(exc)})"
+            ) from None
+        except (http.client.HTTPException, OSError) as exc:
+            raise Unreachable(
+                f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(exc)}"
+            ) from None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            start = _one_line(body[:60].decode("utf-8", "replace"), 60)
+            raise SourceError(
+                f"{self.label} at {self.base}: GET {url} did not return JSON "
+                f"({type(exc).__name__}: {_one_line(str(exc), 80)}; reply starts {start!r})"
+            ) from None
+
+
+def _body(exc: urllib.error.HTTPError) -> str:
+    try:
+        return exc.read(400).decode("utf-8", "replace")
+    except Exception:
+        return ""
+
+
+def _reason(reason: object) -> str:
+    if isinstance(reason, OSError) and reason.strerror:
+        return _one_line(reason.strerror, 120)
+    return _one_line(str(reason) or type(reason).__name__, 120)
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- Jaeger internal JSON → OTLP span objects ---------------------------------------------
+
+
+def _hex_id(value: object, size: int) -> str | None:
+    """A Jaeger id (hex, possibly without leading zeros) as ``2*size`` lowercase hex."""
+    if not value or not isinstance(value, str):
+        return None
+    if _HEX.match(value) and len(value) <= 2 * size:
+        padded = value.lower().rjust(2 * size, "0")
+        return None if set(padded) == {"0"} else padded
+    return value  # not hex: let the shared normalizer try (base64)
+
+
+def _any_value(key: str, tag: dict) -> dict:
+    """A Jaeger tag's value as an OTLP AnyValue."""
+    kind = str(tag.get("type") or "").lower()
+    value = tag.get("value")
+    if kind == "bool" or isinstance(value, bool):
+        return {"boolValue": value if isinstance(value, bool) else _truthy(value)}
+    if kind == "int64" or (not kind and isinstance(value, int)):
+        return {"intValue": str(value)}
+    if kind == "float64" or (not kind and isinstance(value, float)):
+        return {"doubleValue": value}
+    if kind == "binary":
+        return {"bytesValue": value}
+    if isinstance(value, str) and key in LIST_ATTRIBUTES and value.startswith("["):
+        try:
+            items = json.loads(value)
+        except ValueError:
+            items = None
+        if isinstance(items, list):
+            return {"arrayValue": {"values": [_scalar(item) for item in items]}}
+    return {"stringValue": value if isinstance(value, str) else json.dumps(value)}
+
+
+def _scalar(item: object) -> dict:
+    if isinstance(item, bool):
+        return {"boolValue": item}
+    if isinstance(item, int):
+        return {"intValue": str(item)}
+    if isinstance(item, float):
+        return {"doubleValue": item}
+    return {"stringValue": item if isinstance(item, str) else json.dumps(item)}
+
+
+def _micros_to_nanos(value: object) -> int | None:
+    try:
+        return int(value) * 1000
+    except (TypeError, ValueError):
+        return None
+
+
+def otlp_span(span: dict) -> dict:
+    """One span of Jaeger's internal JSON as an OTLP/JSON span object."""
+    attributes: list[dict] = []
+    kind = None
+    status_code = None
+    status_message = None
+    error = False
+    for tag in span.get("tags") or ():
+        key = tag.get("key")
+        if key is None:
+            continue
+        value = tag.get("value")
+        if key == _KIND_TAG:
+            kind = _KINDS.get(str(value).lower())
+        elif key == _STATUS_TAG:
+            status_code = _STATUS.get(str(value).upper())
+        elif key == _STATUS_MESSAGE_TAG:
+            status_message = str(value)
+        elif key == _ERROR_TAG and str(tag.get("type") or "bool").lower() == "bool":
+            error = _truthy(value)
+        elif key not in _DROPPED_TAGS:
+            attributes.append({"key": key, "value": _any_value(key, tag)})
+    if status_code is None and error:
+        status_code = 2
+    parent = _hex_id(span.get("parentSpanID"), 8)
+    links = []
+    for ref in span.get("references") or ():
+        ref_span = _hex_id(ref.get("spanID"), 8)
+        if not ref_span:
+            continue
+        if parent is None and str(ref.get("refType") or "CHILD_OF").upper() == "CHILD_OF":
+            parent = ref_span
+        elif ref_span != parent:
+            links.append({"traceId": _hex_id(ref.get("traceID"), 16), "spanId": ref_span})
+    events = []
+    for log in span.get("logs") or ():
+        name = None
+        event_attributes = []
+        for field in log.get("fields") or ():
+            key = field.get("key")
+            if key == "event" and name is None and isinstance(field.get("value"), str):
+                name = field["value"]
+            elif key is not None:
+                event_attributes.append({"key": key, "value": _any_value(key, field)})
+        events.append(
+            {
+                "timeUnixNano": _micros_to_nanos(log.get("timestamp")),
+                "name": name or "log",
+                "attributes": event_attributes,
+            }
+        )
+    start = _micros_to_nanos(span.get("startTime"))
+    duration = _micros_to_nanos(span.get("duration")) or 0
+    out: dict = {
+        "traceId": _hex_id(span.get("traceID"), 16),
+        "spanId": _hex_id(span.get("spanID"), 8),
+        "name": span.get("operationName"),
+        "startTimeUnixNano": start,
+        "endTimeUnixNano": start + duration if start is not None else None,
+        "attributes": attributes,
+        "status": {"code": status_code or 0, "message": status_message},
+    }
+    if parent:
+        out["parentSpanId"] = parent
+    if kind is not None:
+        out["kind"] = kind
+    if links:
+        out["links"] = links
+    if events:
+        out["events"] = events
+    return out
+
+
+def trace_rows(trace: dict, origin_base: str) -> tuple[list[tuple], list[str]]:
+    """Rows of one trace of ``/api/traces`` (``{"traceID","spans","processes"}``)."""
+    processes = trace.get("processes") or {}
+    rows: list[tuple] = []
+    bad = 0
+    for span in trace.get("spans") or ():
+        try:
+            process = span.get("process") or processes.get(span.get("processID")) or {}
+            converted = otlp_span(span)
+            origin = f"{origin_base}/trace/{converted['traceId']}"
+            rows.append(span_row(converted, process.get("serviceName"), origin))
+        except Exception:
+            bad += 1
+    problems = []
+    if bad:
+        tid = trace.get("traceID")
+        problems.append(f"{origin_base}/trace/{tid}: {bad} span(s) could not be decoded")
+    return rows, problems
+
+
+def window_end(rows: list[tuple], end: datetime) -> datetime | None:
+    """The data window of a live backend: up to the end of the search (or later spans)."""
+    latest = max((row[_END_TS] or row[_TS] or 0 for row in rows), default=0)
+    latest_dt = ns_to_datetime(latest) if latest else None
+    now = datetime.now(UTC)
+    bound = min(end, now)
+    return max(bound, latest_dt) if latest_dt else bound
+
+
+# --- the reader --------------------------------------------------------------------------
+
+
+class JaegerReader:
+    """Spans from Jaeger's query API (``jaeger://host:port``)."""
+
+    def __init__(self, spec: str):
+        self.spec = RemoteSpec(spec, "jaeger", DEFAULT_PORT)
+        self.http = HttpJson(self.spec.base, "jaeger", self.spec.timeout)
+        self.services = self.spec.values("service")
+        self.description = f"Jaeger query API at {self.spec.base}"
+
+    def list_services(self) -> list[str]:
+        """Every service Jaeger knows (``GET /api/services``)."""
+        doc = self.http.get("/api/services")
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise SourceError(
+                f"jaeger at {self.spec.base}: GET {self.http.url('/api/services')} "
+                f"did not return a service list"
+            )
+        return sorted(str(s) for s in data if s)
+
+    def search(
+        self, service: str, query: Query, start: datetime, end: datetime
+    ) -> tuple[str, list[dict], list[str]]:
+        """(url, traces, problems) of one ``/api/traces`` search."""
+        params = {
+            "service": service,
+            "start": int(start.timestamp() * 1_000_000),
+            "end": int(end.timestamp() * 1_000_000),
+            "limit": self.spec.limit,
+        }
+        if query.conversation_id is not None:
+            params["tags"] = json.dumps(
+                {C.CONVERSATION_ID: query.conversation_id}, separators=(",", ":")
+            )
+        url = self.http.url("/api/traces", params)
+        doc = self.http.get("/api/traces", params)
+        if not isinstance(doc, dict) or not isinstance(doc.get("data") or [], list):
+            raise SourceError(
+                f"jaeger at {self.spec.base}: GET {url} did not return Jaeger's "
+                f'{{"data": [traces]}} reply'
+            )
+        problems = [
+            f"{url}: {_one_line(e.get('msg') or str(e), 160)}"
+            for e in doc.get("errors") or ()
+            if isinstance(e, dict)
+        ]
+        traces = [t for t in doc.get("data") or () if isinstance(t, dict)]
+        if len(traces) >= self.spec.limit:
+            problems.append(
+                f"{url}: {len(traces)} traces, the limit; older ones may be missing "
+                f"(raise ?limit= or narrow the window)"
+            )
+        return url, traces, problems
+
+    def read(self, query: Query) -> ReadResult:
+        """The spans of every trace matching the query, one row each."""
+        start, end = self.spec.window(query)
+        services = self.services or self.list_services()
+        problems: list[str] = []
+        if not services:
+            problems.append(f"{self.spec.base}/api/services: Jaeger knows no services yet")
+        rows: list[tuple] = []
+        seen: set[tuple[str | None, str | None]] = set()
+        sources: list[str] = []
+        workers = max(1, min(8, len(services)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            answers = list(pool.map(lambda s: self.search(s, query, start, end), services))
+        for url, traces, found in answers:
+            sources.append(url)
+            problems.extend(found)
+            for trace in traces:
+                trace_rows_, bad = trace_rows(trace, self.spec.base)
+                problems.extend(bad)
+                for row in trace_rows_:
+                    key = (row[_TRACE_ID], row[_SPAN_ID])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    rows.append(row)
+        return ReadResult(
+            events=rows_to_frame(rows).lazy(),
+            problems=problems,
+            sources=sources,
+            window_end=window_end(rows, end),
+        )
+
+
+register_scheme("jaeger", JaegerReader)

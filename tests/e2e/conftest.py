@@ -2,7 +2,8 @@
 
 ``e2e_run`` starts its own Redis, the stacks the scenarios need (Daphne + a
 Celery prefork worker with wstrace on, sharing one trace directory), plays
-every scenario of ``wsanalyze.demo.run.SCENARIOS``, stops the processes so the
+every scenario of ``wsanalyze.demo.run.ALL_SCENARIOS`` (the example app's faults on both
+channel layers, from ``wsanalyze.demo.stack.SCENARIOS``), stops the processes so the
 exporters flush, and hands the trace directory and what each client saw to the
 tests, which then run the analyzer over what the stack wrote.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from wsanalyze.demo.run import SCENARIOS, Played, play
+from wsanalyze.demo.run import ALL_SCENARIOS, Played, play
 
 WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
     importlib.util.find_spec("wstrace.apps")
@@ -33,7 +34,7 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
     if not WSTRACE_AVAILABLE:
         pytest.skip("the wstrace Django app is not importable yet")
     workdir = tmp_path_factory.mktemp("e2e")
-    played = play(workdir, SCENARIOS)
+    played = play(workdir, ALL_SCENARIOS)
     failed = [f"{p.scenario.name}: {p.error}" for p in played if p.error]
     if failed:
         pytest.fail("client errors: " + "; ".join(failed))

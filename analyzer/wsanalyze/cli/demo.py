@@ -22,12 +22,12 @@ def demo(
 ) -> None:
     """Run the example chat app (Daphne + Celery + embedded Redis) with faults, then analyze it."""
     try:
-        from ..demo.run import DEMO_SCENARIOS, SCENARIOS, run_demo
+        from ..demo.run import ALL_SCENARIOS, DEMO_SCENARIOS, run_demo
     except ImportError as exc:
         fail(
             f"the demo needs the [demo] extra ({exc.name} is missing): pip install 'wstrace[demo]'"
         )
-    known = [s.name for s in SCENARIOS]
+    known = [s.name for s in ALL_SCENARIOS]
     unknown = [name for name in scenario or [] if name not in known]
     if unknown:
         fail(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(known)}")

@@ -13,22 +13,35 @@ from __future__ import annotations
 import asyncio
 import gc
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import Transcript, converse, make_token
-from .stack import RedisServer, Stack, free_port
+from .client import Transcript, converse
+from .stack import SCENARIOS as APP_SCENARIOS
+from .stack import RedisServer, Stack
 
-# stacks a scenario can ask for: name → Stack kwargs (worker_env etc.)
-STACKS: dict[str, dict[str, Any]] = {
-    "main": {},
-    # the worker's channel layer points at a port nothing listens on
-    "layer_down": {"worker_env": {"CHAT_LAYER_URL": "redis://127.0.0.1:{closed_port}/0"}},
-    # the worker uses another key prefix than the web process
-    "prefix": {"worker_env": {"CHAT_LAYER_PREFIX": "agents"}},
+# The verdict each fault of the example app must get: cause → (outcome, hop, cause).
+EXPECT: dict[str, tuple[str, str | None, str]] = {
+    "ok": ("delivered", "send", "ok"),
+    "auth_rejected": ("rejected", "auth", "auth_rejected"),
+    "origin_rejected": ("rejected", "connect", "origin_rejected"),
+    "rate_limited": ("lost", "receive", "rate_limited"),
+    "invalid_message": ("lost", "receive", "invalid_message"),
+    "no_worker": ("lost", "task", "no_worker"),
+    "task_failed": ("lost", "task", "task_failed"),
+    "client_disconnected": ("lost", "deliver", "client_disconnected"),
+    "consumer_gone": ("lost", "deliver", "consumer_gone"),
+    "consumer_error": ("lost", "deliver", "consumer_error"),
+    "channel_full": ("lost", "publish", "channel_full"),
+    "channel_layer_unavailable": ("lost", "publish", "channel_layer_unavailable"),
+    "layer_mismatch": ("lost", "deliver", "layer_mismatch"),
 }
+# hops that are right too: the chunks of a full channel are refused by group_send
+# (publish) or dropped from the consumer's receive buffer (deliver), as timing decides
+OTHER_HOPS: dict[str, tuple[str, ...]] = {"channel_full": ("deliver",)}
+UNEXPECTED = ("?", None, "?")  # a fault of the app nobody told the analyzer about
 
 
 @dataclass(frozen=True)
@@ -38,58 +51,65 @@ class Scenario:
     name: str
     expect: tuple[str, str | None, str]
     messages: tuple[str, ...] = ("hello",)
-    token: str = "valid"  # "valid" | "none" | "expired"
-    stack: str = "main"
-    client: dict[str, Any] = field(default_factory=dict)  # converse() keyword arguments
+    token: str = "valid"  # a stack.TOKEN_KINDS kind
+    client: Mapping[str, Any] = field(default_factory=dict)  # converse() keyword arguments
+    worker_env: Mapping[str, str] = field(default_factory=dict)
+    layer: str = "core"
     description: str = ""
-    other_hops: tuple[str, ...] = ()  # hops that are also right (timing decides which shows)
+    other_hops: tuple[str, ...] = ()
 
     def matches(self, outcome: str, hop: str | None, cause: str) -> bool:
         """Whether a verdict is the one this scenario must get."""
         want_outcome, want_hop, want_cause = self.expect
-        hops = (want_hop, *self.other_hops)
-        return (outcome, cause) == (want_outcome, want_cause) and hop in hops
+        return (outcome, cause) == (want_outcome, want_cause) and hop in (
+            want_hop,
+            *self.other_hops,
+        )
+
+    @property
+    def stack_key(self) -> tuple:
+        """Scenarios with the same key share one running stack."""
+        return (self.layer, tuple(sorted(self.worker_env.items())))
 
 
-SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("healthy", ("delivered", "send", "ok"), ("hello", "and another question"),
-             client={"gap": 0.3}, description="two questions, every chunk arrives"),
-    Scenario("auth_rejected", ("rejected", "auth", "auth_rejected"), token="none",
-             client={"timeout": 5}, description="no token: accepted, then closed 4001"),
-    Scenario("auth_expired", ("rejected", "auth", "auth_rejected"), token="expired",
-             client={"timeout": 5}, description="expired token: closed 4001"),
-    Scenario("origin_rejected", ("rejected", "connect", "origin_rejected"),
-             client={"origin": "https://evil.example", "timeout": 5},
-             description="a browser origin that is not allowed: HTTP 403"),
-    Scenario("rate_limited", ("lost", "receive", "rate_limited"), messages=("hi",) * 11,
-             client={"timeout": 5}, description="a burst of 11 frames: closed 4004"),
-    Scenario("invalid_message", ("lost", "receive", "invalid_message"), messages=(),
-             client={"raw_frames": ["this is not json"], "timeout": 5},
-             description="a frame that is not JSON: closed 4005"),
-    Scenario("no_worker", ("lost", "task", "no_worker"), messages=("fault:no_worker please",),
-             client={"timeout": 1.0}, description="task routed to a queue no worker consumes"),
-    Scenario("task_failed", ("lost", "task", "task_failed"), messages=("fault:task_failed",),
-             client={"settle": 0.5}, description="the agent raises after two chunks"),
-    Scenario("client_disconnected", ("lost", "deliver", "client_disconnected"),
-             messages=("fault:client_disconnected",), client={"close_after_chunks": 2},
-             description="the client leaves after two chunks of a long answer"),
-    Scenario("consumer_gone", ("lost", "deliver", "consumer_gone"),
-             messages=("fault:consumer_gone", "are you still there?"),
-             client={"gap": 1.0, "settle": 0.5},
-             description="the consumer is not in the group while the answer streams"),
-    Scenario("consumer_error", ("lost", "deliver", "consumer_error"),
-             messages=("fault:consumer_error",), client={"timeout": 10},
-             description="the consumer's chunk handler raises: close 1011"),
-    Scenario("channel_full", ("lost", "publish", "channel_full"), messages=("fault:channel_full",),
-             client={"settle": 0.5, "timeout": 20}, other_hops=("deliver",),
-             description="300 chunks to a slow consumer: the channel overflows (refused by "
-                         "group_send: publish; dropped from the consumer's buffer: deliver)"),
-    Scenario("channel_layer_unavailable", ("lost", "publish", "channel_layer_unavailable"),
-             stack="layer_down", client={"settle": 1.0},
-             description="the worker's channel layer Redis refuses connections"),
-    Scenario("layer_mismatch", ("lost", "deliver", "layer_mismatch"), stack="prefix",
-             client={"settle": 1.0}, description="worker and web use different layer prefixes"),
+def from_app(layer: str) -> tuple[Scenario, ...]:
+    """The example app's faults (``demo.stack.SCENARIOS``) on one channel layer."""
+    out = []
+    for cause, app in APP_SCENARIOS.items():
+        if layer not in app.layers:
+            continue
+        name = "healthy" if cause == "ok" else cause
+        out.append(
+            Scenario(
+                name=name if layer == "core" else f"{name}@{layer}",
+                expect=EXPECT.get(cause, UNEXPECTED),
+                messages=tuple(app.messages),
+                token=app.token,
+                client=dict(app.client),
+                worker_env=dict(app.worker_env),
+                layer=layer,
+                description=app.description,
+                other_hops=OTHER_HOPS.get(cause, ()),
+            )
+        )
+    return tuple(out)
+
+
+EXTRA: tuple[Scenario, ...] = (
+    Scenario("healthy_two_messages", EXPECT["ok"], ("hello", "and another question"),
+             client={"gap": 0.3}, description="two questions on one connection, all delivered"),
+    Scenario("auth_missing", EXPECT["auth_rejected"], token="none", client={"timeout": 5},
+             description="no token at all: accepted, then closed 4001"),
+    Scenario("consumer_gone_then_back", EXPECT["consumer_gone"],
+             ("fault:consumer_gone", "are you still there?"), client={"gap": 1.0, "settle": 0.5},
+             description="the answer streams to an empty group; the next one arrives whole"),
 )  # fmt: skip
+
+SCENARIOS: tuple[Scenario, ...] = from_app("core") + EXTRA
+"""Every fault of the example app on the core layer, plus a few variations."""
+PUBSUB_SCENARIOS: tuple[Scenario, ...] = from_app("pubsub")
+"""The same faults on RedisPubSubChannelLayer (where the app supports them)."""
+ALL_SCENARIOS: tuple[Scenario, ...] = SCENARIOS + PUBSUB_SCENARIOS
 
 DEMO_SCENARIOS: tuple[str, ...] = (
     "healthy", "auth_rejected", "origin_rejected", "rate_limited", "no_worker", "task_failed",
@@ -119,24 +139,6 @@ class Played:
 Progress = Callable[[str], None]
 
 
-def _token(stack: Stack, kind: str) -> str | None:
-    if kind == "none":
-        return None
-    if kind == "expired":
-        return stack.token(expired=True)
-    if kind == "garbage":
-        return make_token(1, "mallory", "not-the-server-secret-but-long-enough")
-    return stack.token()
-
-
-def _stack_kwargs(name: str, closed_port: int) -> dict[str, Any]:
-    kwargs = {key: dict(value) for key, value in STACKS[name].items()}
-    for env in kwargs.values():
-        for key, value in env.items():
-            env[key] = value.format(closed_port=closed_port)
-    return kwargs
-
-
 def play(
     workdir: Path,
     scenarios: Sequence[Scenario] = SCENARIOS,
@@ -161,19 +163,19 @@ def play(
         if own_redis:
             say("starting Redis")
             server.start()
-        closed = free_port()
-        needed = list(dict.fromkeys(s.stack for s in scenarios))
-        for db, name in enumerate(needed, start=1):
-            stacks[name] = Stack(
-                workdir / f"stack-{name}", server.url_for(db), trace_dir=traces,
-                **_stack_kwargs(name, closed),
+        needed = list(dict.fromkeys(s.stack_key for s in scenarios))
+        for db, key in enumerate(needed, start=1):
+            layer, env = key
+            stacks[key] = Stack(
+                workdir / f"stack-{db}", server.url_for(db), trace_dir=traces, layer=layer,
+                worker_env=dict(env),
             ).launch()  # fmt: skip
-        say(f"starting Daphne + Celery ({', '.join(needed)})")
+        say(f"starting Daphne + Celery ({len(needed)} stack(s))")
         for stack in stacks.values():
             stack.wait_ready()
         for scenario in scenarios:
             say(f"conversation: {scenario.name}")
-            played.append(_play_one(stacks[scenario.stack], scenario))
+            played.append(_play_one(stacks[scenario.stack_key], scenario))
     finally:
         say("stopping the stack (flushing traces)")
         for stack in stacks.values():
@@ -184,12 +186,16 @@ def play(
 
 
 def _play_one(stack: Stack, scenario: Scenario) -> Played:
-    conversation_id = f"{scenario.name.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+    slug = scenario.name.replace("_", "-").replace("@", "-")
+    conversation_id = f"{slug}-{uuid.uuid4().hex[:6]}"
     url = stack.ws_url(conversation_id)
     try:
         transcript = _run(
             converse(
-                url, list(scenario.messages), token=_token(stack, scenario.token), **scenario.client
+                url,
+                list(scenario.messages),
+                token=stack.token_of(scenario.token),
+                **scenario.client,
             )
         )
     except Exception as exc:  # a client failure is reported, the demo goes on
@@ -211,7 +217,7 @@ def _run(coro: Any) -> Any:
 
 def scenarios_named(names: Sequence[str]) -> list[Scenario]:
     """The scenarios of ``names``, in that order."""
-    by_name = {s.name: s for s in SCENARIOS}
+    by_name = {s.name: s for s in ALL_SCENARIOS}
     return [by_name[name] for name in names]
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from .chat import new_conversation
 
+pytestmark = pytest.mark.stack
+
 SETTINGS_RATE_LIMIT = 10  # CHAT_RATE_LIMIT default
 
 

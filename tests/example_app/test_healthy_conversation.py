@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import pytest
+
+pytestmark = pytest.mark.stack
+
 
 def test_each_message_gets_all_chunks_in_order_then_done(any_layer_stack):
     transcript = any_layer_stack.talk(["What is the refund policy?", "And for annual plans?"])

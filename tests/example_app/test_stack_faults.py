@@ -5,12 +5,32 @@ from __future__ import annotations
 import pytest
 from wsanalyze.demo.stack import SCENARIOS
 
+from .conftest import WSTRACE_AVAILABLE
 
-def test_channel_layer_unavailable_fails_the_task_at_group_send(make_stack, wstrace_enabled):
-    scenario = SCENARIOS["channel_layer_unavailable"]
-    stack = make_stack(wstrace_enabled=wstrace_enabled, worker_env=scenario.worker_env)
+pytestmark = pytest.mark.stack
 
-    transcript = stack.run_scenario(scenario)
+UNAVAILABLE = SCENARIOS["channel_layer_unavailable"]
+MISMATCH = SCENARIOS["layer_mismatch"]
+STACKS = [("core", UNAVAILABLE), ("core", MISMATCH), ("pubsub", MISMATCH)]
+
+
+def stack_kwargs(layer: str, scenario, wstrace_enabled: bool) -> dict:
+    return {"layer": layer, "wstrace_enabled": wstrace_enabled, "worker_env": scenario.worker_env}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _boot_fault_stacks(shared_stack) -> None:
+    """Boot this module's differently configured stacks together."""
+    modes = [False, True] if WSTRACE_AVAILABLE else [False]
+    shared_stack.prestart(
+        *(stack_kwargs(layer, scenario, mode) for layer, scenario in STACKS for mode in modes)
+    )
+
+
+def test_channel_layer_unavailable_fails_the_task_at_group_send(shared_stack, wstrace_enabled):
+    stack = shared_stack(**stack_kwargs("core", UNAVAILABLE, wstrace_enabled))
+
+    transcript = stack.run_scenario(UNAVAILABLE)
     message_id = transcript.message_ids[0]
     result = stack.task_result(transcript.task_id(message_id), timeout=15)
 
@@ -22,11 +42,10 @@ def test_channel_layer_unavailable_fails_the_task_at_group_send(make_stack, wstr
 
 
 @pytest.mark.parametrize("layer", ["core", "pubsub"])
-def test_layer_mismatch_publishes_to_a_group_nobody_reads(make_stack, wstrace_enabled, layer):
-    scenario = SCENARIOS["layer_mismatch"]
-    stack = make_stack(layer=layer, wstrace_enabled=wstrace_enabled, worker_env=scenario.worker_env)
+def test_layer_mismatch_publishes_to_a_group_nobody_reads(shared_stack, wstrace_enabled, layer):
+    stack = shared_stack(**stack_kwargs(layer, MISMATCH, wstrace_enabled))
 
-    transcript = stack.run_scenario(scenario)
+    transcript = stack.run_scenario(MISMATCH)
     message_id = transcript.message_ids[0]
     result = stack.task_result(transcript.task_id(message_id), timeout=0)
 

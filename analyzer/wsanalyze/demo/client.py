@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 from websockets.asyncio.client import connect
@@ -47,7 +47,7 @@ def make_token(
 class Transcript:
     """What one client connection saw, in order."""
 
-    url: str
+    url: str  # without the token
     connected: bool = False
     handshake_status: int | None = None  # HTTP status when the handshake was refused (403)
     error: str | None = None  # connection error other than a refused handshake
@@ -115,6 +115,13 @@ class Transcript:
             self.unexpected.append(raw if isinstance(raw, str) else raw.decode("latin1"))
 
 
+def _without_token(url: str) -> str:
+    """The URL with any ``token`` query parameter removed (transcripts get written out)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _with_token(url: str, token: str | None) -> str:
     if not token:
         return url
@@ -148,7 +155,7 @@ async def converse(
     sent (with ``settle_once_streaming``: once a chunk arrived), or at
     ``timeout`` (``timed_out``); a server close ends it too.
     """
-    transcript = Transcript(url=url, started=time.monotonic())
+    transcript = Transcript(url=_without_token(url), started=time.monotonic())
     ids = list(message_ids or [])
     ids += [uuid.uuid4().hex for _ in range(len(messages) - len(ids))]
     headers = {"Authorization": f"Bearer {token}"} if token and bearer else None
@@ -249,8 +256,8 @@ async def _talk(
     finally:
         if not sender.done():
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await sender
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            await sender  # also retrieves a send that failed because the server closed
     transcript.closed_by = "client"
     await ws.close()
     transcript.close_code = ws.close_code

@@ -3,7 +3,8 @@
 Used by the test suite, ``wsanalyze demo``, the benchmarks and the docker tests::
 
     with RedisServer() as redis, Stack(Path("/tmp/run"), redis.url) as stack:
-        transcript = asyncio.run(converse(stack.ws_url("c1", stack.token()), ["hello"]))
+        transcript = stack.talk(["hello"])                      # a healthy conversation
+        transcript = stack.run_scenario(SCENARIOS["consumer_gone"])
 
 Nothing here imports Django: the app runs in its own processes, configured by
 environment variables (see ``examples/chatapp/config/settings.py``). The

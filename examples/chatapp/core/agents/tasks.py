@@ -13,7 +13,7 @@ Fault switches, written anywhere in the message text as ``fault:<name>``:
 * ``channel_full``: 3 x capacity chunks with no delay; the first asks the
   consumer's handler to stall until this task is over, so the consumer's
   channel fills up (capacity) and channels_redis drops the rest, ``done``
-  included. Received: chunks 1 .. capacity + 1.
+  included. The client normally receives chunks 1 .. capacity + 1.
 * ``long_stream`` / ``client_disconnected``: CHAT_LONG_CHUNKS chunks (about a
   second) so a client can leave mid-stream.
 """

@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 from wsanalyze.demo.client import converse
 from wsanalyze.demo.stack import Stack, find_redis_server, free_port
+from wsanalyze.logparse.diagnose import diagnose
 from wsanalyze.sources.base import Query, SourceError
 from wsanalyze.sources.docker_logs import DockerLogsReader
 from wsanalyze.sources.log_files import load_log_events
@@ -97,7 +98,14 @@ async def _drive(stack: Stack) -> dict[str, object]:
     origin = await converse(
         stack.ws_url("c-origin", token), ["hello"], origin="http://evil.example", timeout=5
     )
-    return {"healthy": healthy, "failed": failed, "crashed": crashed, "origin": origin}
+    no_worker = await converse(stack.ws_url("c-noworker", token), ["fault:no_worker"], settle=2)
+    return {
+        "healthy": healthy,
+        "failed": failed,
+        "crashed": crashed,
+        "origin": origin,
+        "no_worker": no_worker,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +248,37 @@ def test_since_and_until_are_pushed_to_the_engine(project, api_events):
     before, _, _ = reader.lines(Query(until=until))
     assert before.height and before["engine_ts"].max() <= until + timedelta(seconds=1)
     assert before.height < total.height
+
+
+# conversation → (outcome, hop, cause, confidence) that the logs alone support
+LOG_ONLY = {
+    "c-healthy": ("delivered", "send", "ok", "time"),
+    "c-taskfail": ("lost", "task", "task_failed", "time"),
+    "c-crash": ("lost", "deliver", "consumer_error", "time"),
+    "c-origin": ("rejected", "connect", "handshake_rejected", "path"),
+    # the task went to a queue nobody consumes: logs show a connection that ran no task
+    "c-noworker": ("lost", None, "unknown", "path"),
+}
+
+
+@pytest.mark.parametrize("conversation", sorted(LOG_ONLY))
+def test_log_only_verdicts_from_the_api(api_events, conversation):
+    diagnosis = diagnose(api_events, conversation)
+    v = diagnosis.verdict
+    assert (v.outcome, v.hop, v.cause, v.confidence) == LOG_ONLY[conversation], v.summary
+    assert v.wstrace_would_add
+    doc = diagnosis.to_dict()
+    assert doc["verdict"]["confidence"] == v.confidence and doc["timeline"]
+
+
+def test_log_only_verdicts_are_the_same_from_files_and_the_api(api_events, log_dir):
+    files = load_log_events(log_dir).events.collect()
+    files = files.filter(~pl.col("origin").str.contains("compose.log"))
+    compose = load_log_events(log_dir / "compose" / "compose.log").events.collect()
+    for conversation in LOG_ONLY:
+        expected = diagnose(api_events, conversation).verdict
+        for frame in (files, compose):
+            got = diagnose(frame, conversation).verdict
+            assert (got.outcome, got.hop, got.cause, got.confidence) == (
+                expected.outcome, expected.hop, expected.cause, expected.confidence
+            )  # fmt: skip

@@ -1,0 +1,188 @@
+"""Put log rows on conversations they do not name, saying how sure each join is.
+
+``confidence`` of a log row:
+
+* ``exact`` — the line carries wstrace's ids (``trace_id=… conversation_id=…``), or its
+  Celery task id is one a span or an id-carrying line tied to a conversation;
+* ``path``  — the conversation came from the WebSocket path (Daphne access lines) or
+  a channel-layer group name;
+* ``time``  — only time says so: a crash (``Exception inside application``) placed on the
+  connection of the same service that disconnected right after it; a Celery task placed
+  on the one connection that was open when the worker received it.
+
+Rows nothing ties to a conversation keep a null ``conversation_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import polars as pl
+
+CRASH_BEFORE_DISCONNECT = timedelta(seconds=2)
+TASK_AFTER_CONNECT = timedelta(seconds=0)
+
+
+def _by_task_id(events: pl.DataFrame) -> pl.DataFrame:
+    """Log rows with a task id take the conversation another row with that id names."""
+    known = (
+        events.filter(pl.col("task_id").is_not_null() & pl.col("conversation_id").is_not_null())
+        .group_by("task_id")
+        .agg(pl.col("conversation_id").first().alias("_conv"))
+    )
+    if known.is_empty():
+        return events
+    out = events.join(known, on="task_id", how="left")
+    fill = (
+        (pl.col("source") == "log")
+        & pl.col("conversation_id").is_null()
+        & pl.col("_conv").is_not_null()
+    )
+    return out.with_columns(
+        pl.when(fill)
+        .then(pl.col("_conv"))
+        .otherwise(pl.col("conversation_id"))
+        .alias("conversation_id"),
+        pl.when(fill).then(pl.lit("exact")).otherwise(pl.col("confidence")).alias("confidence"),
+    ).drop("_conv")
+
+
+def connections(events: pl.DataFrame) -> pl.DataFrame:
+    """One row per WebSocket connection seen in Daphne access lines.
+
+    Columns: service, client, conversation_id, connecting, accepted (ts), rejected (ts),
+    disconnected (ts). A connection is a client address's run of access lines from
+    WSCONNECTING to WSDISCONNECT.
+    """
+    access = (
+        events.filter((pl.col("name") == "daphne") & pl.col("event").str.starts_with("ws_"))
+        .with_columns(pl.col("attributes").str.json_path_match("$.client").alias("client"))
+        .sort("ts")
+    )
+    if access.is_empty():
+        return pl.DataFrame(
+            schema={"service": pl.String, "client": pl.String, "conversation_id": pl.String,
+                    "connecting": access.schema["ts"], "accepted": access.schema["ts"],
+                    "rejected": access.schema["ts"], "disconnected": access.schema["ts"]}
+        )  # fmt: skip
+    access = access.with_columns(
+        (pl.col("event") == "ws_connecting")
+        .cast(pl.Int64)
+        .cum_sum()
+        .over("service", "client")
+        .alias("_n")
+    )
+
+    def first(event: str) -> pl.Expr:
+        return pl.col("ts").filter(pl.col("event") == event).first()
+
+    return (
+        access.group_by("service", "client", "_n", maintain_order=True)
+        .agg(
+            pl.col("conversation_id").drop_nulls().first(),
+            first("ws_connecting").alias("connecting"),
+            first("ws_connect").alias("accepted"),
+            first("ws_reject").alias("rejected"),
+            first("ws_disconnect").alias("disconnected"),
+        )
+        .drop("_n")
+        .sort("connecting", nulls_last=True)
+    )
+
+
+def _crashes(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
+    """`Exception inside application` → the connection of that service that closed next."""
+    crash = (pl.col("event") == "app_exception") & pl.col("conversation_id").is_null()
+    if events.filter(crash).is_empty() or conns.is_empty():
+        return events
+    closes = (
+        conns.filter(pl.col("disconnected").is_not_null())
+        .select(
+            "service", pl.col("disconnected").alias("_t"), pl.col("conversation_id").alias("_conv")
+        )
+        .sort("_t")
+    )
+    rows = events.with_row_index("_i")
+    found = (
+        rows.filter(crash)
+        .select("_i", "service", "ts")
+        .sort("ts")
+        .join_asof(
+            closes,
+            left_on="ts",
+            right_on="_t",
+            by="service",
+            strategy="forward",
+            tolerance=CRASH_BEFORE_DISCONNECT,
+            check_sortedness=False,  # sorted by ts above; per-service order follows
+        )
+        .filter(pl.col("_conv").is_not_null())
+        .select("_i", "_conv")
+    )
+    return _assign(rows, found)
+
+
+def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
+    """A Celery task id received while exactly one connection was open → that conversation."""
+    received = events.filter(
+        (pl.col("event") == "task_received") & pl.col("conversation_id").is_null()
+    ).select("task_id", "ts")
+    opened = conns.filter(pl.col("accepted").is_not_null())
+    if received.is_empty() or opened.is_empty():
+        return events
+    last = events.select(pl.col("ts").max()).item()
+    spans = opened.select(
+        pl.col("accepted").alias("_a"),
+        pl.col("disconnected").fill_null(last).alias("_d"),
+        pl.col("conversation_id").alias("_conv"),
+    )
+    pairs = received.join(spans, how="cross").filter(
+        (pl.col("ts") >= pl.col("_a") + TASK_AFTER_CONNECT) & (pl.col("ts") <= pl.col("_d"))
+    )
+    unique = (
+        pairs.group_by("task_id")
+        .agg(pl.col("_conv").n_unique().alias("_k"), pl.col("_conv").first())
+        .filter(pl.col("_k") == 1)
+        .select("task_id", "_conv")
+    )
+    if unique.is_empty():
+        return events
+    rows = events.with_row_index("_i")
+    found = (
+        rows.filter(pl.col("conversation_id").is_null() & pl.col("task_id").is_not_null())
+        .select("_i", "task_id")
+        .join(unique, on="task_id")
+        .select("_i", "_conv")
+    )
+    return _assign(rows, found)
+
+
+def _assign(rows: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
+    out = rows.join(found, on="_i", how="left")
+    hit = pl.col("_conv").is_not_null()
+    return out.with_columns(
+        pl.when(hit)
+        .then(pl.col("_conv"))
+        .otherwise(pl.col("conversation_id"))
+        .alias("conversation_id"),
+        pl.when(hit).then(pl.lit("time")).otherwise(pl.col("confidence")).alias("confidence"),
+    ).drop("_i", "_conv")
+
+
+def correlate(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Fill `conversation_id` of log rows by task id (exact), then by time (marked `time`)."""
+    frame = events.lazy().collect() if isinstance(events, pl.LazyFrame) else events
+    frame = _by_task_id(frame)
+    logs = frame.filter(pl.col("source") == "log")
+    conns = connections(logs)
+    frame = _crashes(frame, conns)
+    frame = _tasks(frame, conns)
+    return _by_task_id(frame)
+
+
+def attributes(row: dict) -> dict:
+    try:
+        return json.loads(row.get("attributes") or "{}")
+    except ValueError:
+        return {}

@@ -17,6 +17,20 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from wstrace import redact
 
+try:  # several times faster when present (the analyzer extra ships it); never required
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None
+
+
+def _dumps(obj: Any) -> str:
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj, default=str).decode("utf-8")
+        except TypeError:  # e.g. an int beyond 64 bits: let json decide
+            pass
+    return json.dumps(obj, separators=(",", ":"), default=str)
+
 
 def encode_request(spans: Sequence[ReadableSpan]) -> str:
     """One JSON line (no newline) holding all spans, grouped by resource and scope."""
@@ -37,7 +51,7 @@ def encode_request(spans: Sequence[ReadableSpan]) -> str:
         }
         for resource, scopes in by_resource.values()
     ]
-    return json.dumps({"resourceSpans": resource_spans}, separators=(",", ":"), default=str)
+    return _dumps({"resourceSpans": resource_spans})
 
 
 def encode_span(span: ReadableSpan) -> dict[str, Any]:
@@ -50,7 +64,7 @@ def encode_span(span: ReadableSpan) -> dict[str, Any]:
         "kind": span.kind.value + 1,  # SDK INTERNAL=0 … OTLP INTERNAL=1
         "startTimeUnixNano": str(span.start_time or 0),
         "endTimeUnixNano": str(span.end_time or span.start_time or 0),
-        "attributes": encode_attributes(span.attributes or {}),
+        "attributes": encode_attributes(_raw_attributes(span)),
         "status": _status(span),
     }
     if span.parent is not None:
@@ -76,6 +90,15 @@ def encode_span(span: ReadableSpan) -> dict[str, Any]:
     return out
 
 
+def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    # ``span.attributes`` is a read-only view whose iteration runs in Python for every key;
+    # the SDK's BoundedAttributes keeps a plain dict underneath. Fall back to the view.
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return span.attributes or {}
+
+
 def _status(span: ReadableSpan) -> dict[str, Any]:
     status: dict[str, Any] = {"code": span.status.status_code.value}
     if span.status.description:
@@ -86,10 +109,18 @@ def _status(span: ReadableSpan) -> dict[str, Any]:
 def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     """OTLP KeyValue list; secret-bearing keys are dropped to a marker."""
     encoded = []
+    append = encoded.append
+    is_secret_key, redact_text = redact.is_secret_key, redact.redact_text
     for key, value in attributes.items():
-        if redact.is_secret_key(key):
+        if is_secret_key(key):
             value = redact.REDACTED
-        encoded.append({"key": key, "value": encode_value(value)})
+        kind = type(value)  # the common cases first, without the isinstance chain
+        if kind is str:
+            append({"key": key, "value": {"stringValue": redact_text(value)}})
+        elif kind is int:
+            append({"key": key, "value": {"intValue": str(value)}})
+        else:
+            append({"key": key, "value": encode_value(value)})
     return encoded
 
 

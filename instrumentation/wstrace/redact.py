@@ -48,19 +48,33 @@ def _build(extra: Iterable[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
 _PARAM, _INLINE = _build(())
 
 
+# Values repeat a lot (layer identities, channel names, URLs without secrets): remember the
+# ones that looked suspicious to the pre-check but were clean. Never holds a secret.
+_CLEAN: set[str] = set()
+_CLEAN_MAX = 4096
+_CLEAN_MAX_LEN = 512
+_SECRET_KEYS: dict[str, bool] = {}
+
+
 def configure(extra_params: Iterable[str]) -> None:
     """Add user-named parameters (WSTRACE REDACT_PARAMS) to the redaction set."""
     global _PARAM, _INLINE
     _PARAM, _INLINE = _build(extra_params)
+    _CLEAN.clear()
 
 
 def redact_text(text: str) -> str:
     """Replace secret values inside free text (URLs, messages, log lines)."""
-    if not text or not _may_hold_secret(text):
+    if not text or not _may_hold_secret(text) or text in _CLEAN:
         return text
     # Inline first: "Authorization: Bearer <t>" must lose <t>, not just the word "Bearer".
-    text = _INLINE.sub(_inline_sub, text)
-    return _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    clean = _INLINE.sub(_inline_sub, text)
+    clean = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", clean)
+    if clean == text and len(text) <= _CLEAN_MAX_LEN:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.clear()
+        _CLEAN.add(text)
+    return clean
 
 
 def _may_hold_secret(text: str) -> bool:
@@ -75,8 +89,13 @@ def _inline_sub(match: re.Match[str]) -> str:
 
 def is_secret_key(key: str) -> bool:
     """True for attribute keys that hold a header or parameter that is secret as a whole."""
-    lowered = key.lower()
-    return any(h in lowered for h in _SECRET_HEADER_KEYS)
+    known = _SECRET_KEYS.get(key)
+    if known is None:
+        lowered = key.lower()
+        known = any(h in lowered for h in _SECRET_HEADER_KEYS)
+        if len(_SECRET_KEYS) < _CLEAN_MAX:  # attribute keys are few; never grow unbounded
+            _SECRET_KEYS[key] = known
+    return known
 
 
 def needs_redaction(text: str) -> bool:

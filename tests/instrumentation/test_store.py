@@ -334,3 +334,37 @@ def test_a_full_disk_fails_the_export_logs_once_and_never_raises(full_disk, capl
     assert results == [SpanExportResult.FAILURE] * 5
     [message] = _store_errors(caplog)
     assert "No space left on device" in message
+
+
+def test_the_stdlib_json_fallback_writes_the_same_request(monkeypatch):
+    def build(tracer, _):
+        with tracer.start_as_current_span("ws.deliver", attributes={"ws.seq": 2, "txt": "héllo ✓"}):
+            tracer.start_span("ws.send", attributes={"big": 2**63 - 1, "ok": True}).end()
+
+    spans = _finished_spans(build)
+    fast = encode_request(spans)
+    monkeypatch.setattr("wstrace.otlp_json.orjson", None)
+
+    assert json.loads(encode_request(spans)) == json.loads(fast)
+
+
+def test_secret_attribute_keys_and_values_are_redacted_while_encoding():
+    def build(tracer, _):
+        tracer.start_span(
+            "GET",
+            attributes={
+                "http.request.header.authorization": "Bearer abc.def",
+                "http.url": "http://h/?access_token=xyz",
+                "ws.layer_desc": "redis 127.0.0.1:6379/0 prefix=asgi",
+            },
+        ).end()
+
+    [span] = _finished_spans(build)
+    for _ in range(2):  # the second time through the clean-value cache
+        raw = _request([span])["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        values = {kv["key"]: kv["value"]["stringValue"] for kv in raw["attributes"]}
+        assert values == {
+            "http.request.header.authorization": "[redacted]",
+            "http.url": "http://h/?access_token=[redacted]",
+            "ws.layer_desc": "redis 127.0.0.1:6379/0 prefix=asgi",
+        }

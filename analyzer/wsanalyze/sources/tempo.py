@@ -25,6 +25,7 @@ be fetched afterwards becomes a problem line and the others are kept.
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from wstrace import conventions as C
@@ -35,6 +36,7 @@ from wsanalyze.sources.jaeger import HttpJson, RemoteSpec, Unreachable, window_e
 from wsanalyze.sources.otlp_files import rows_to_frame
 
 DEFAULT_PORT = 3200
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
 def traceql(conversation_id: str | None) -> str:
@@ -43,6 +45,13 @@ def traceql(conversation_id: str | None) -> str:
         return "{}"
     literal = json.dumps(conversation_id, ensure_ascii=False)
     return f"{{ span.{C.CONVERSATION_ID} = {literal} }}"
+
+
+def search_id(value: object) -> str | None:
+    """A search result's trace id as 32 hex digits (Tempo drops leading zeros)."""
+    if isinstance(value, str) and 0 < len(value) <= 32 and _HEX.match(value):
+        return value.lower().rjust(32, "0")
+    return norm_id(value, 16)
 
 
 class TempoReader:
@@ -73,7 +82,7 @@ class TempoReader:
             )
         ids: list[str] = []
         for item in doc.get("traces") or ():
-            tid = norm_id(item.get("traceID"), 16) if isinstance(item, dict) else None
+            tid = search_id(item.get("traceID")) if isinstance(item, dict) else None
             if tid and tid not in ids:
                 ids.append(tid)
         problems = []

@@ -96,10 +96,19 @@ def _crashes(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
     crash = (pl.col("event") == "app_exception") & pl.col("conversation_id").is_null()
     if events.filter(crash).is_empty() or conns.is_empty():
         return events
+    # A close stamped in whole seconds (Daphne's own stamp, no engine time) may be up to
+    # a second later than it reads: compare against the end of its second.
+    t = pl.col("disconnected")
+    whole = t.dt.nanosecond() == 0
     closes = (
-        conns.filter(pl.col("disconnected").is_not_null())
+        conns.filter(t.is_not_null() & pl.col("accepted").is_not_null())  # only these can crash
         .select(
-            "service", pl.col("disconnected").alias("_t"), pl.col("conversation_id").alias("_conv")
+            "service",
+            pl.when(whole)
+            .then(t + pl.duration(milliseconds=999, time_unit="ns"))
+            .otherwise(t)
+            .alias("_t"),
+            pl.col("conversation_id").alias("_conv"),
         )
         .sort("_t")
     )

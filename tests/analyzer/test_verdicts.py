@@ -376,6 +376,20 @@ def test_message_refused_by_a_4004_close_takes_rate_limited_at_receive():
     assert report.verdict.cause == "rate_limited"
 
 
+def test_handler_failing_on_a_connection_the_server_closed_takes_the_close_cause():
+    t = Trace()
+    t.connect("k1")
+    rec = t.receive("m1", "k1", 10)
+    task = t.task("m1", t.enqueue("m1", rec, 11), 15, 100)
+    rec2 = t.receive("m2", "k1", 12)
+    t.close("k1", 13, 4004, parent=rec2)
+    pub = t.publish("m1", task, 40, 1)
+    t.deliver("m1", pub, 41, 1, status="error", exception="RuntimeError: send after close")
+    by_id = {m.message_id: m for m in verdict(settled(t)).messages}
+    assert triple(by_id["m1"]) == ("lost", "deliver", "rate_limited")
+    assert any("closed connection" in line for line in by_id["m1"].evidence)
+
+
 def test_close_code_table_can_be_overridden():
     t = Trace()
     root = t.connect("k1")

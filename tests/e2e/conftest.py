@@ -11,6 +11,7 @@ tests, which then run the analyzer over what the stack wrote.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
     """All scenarios played once, stack stopped (traces flushed)."""
     if not WSTRACE_AVAILABLE:
         pytest.skip("the wstrace Django app is not importable yet")
-    workdir = tmp_path_factory.mktemp("e2e")
+    keep = os.environ.get("WSTRACE_E2E_DIR")  # keep the run (traces, logs) for a post-mortem
+    workdir = Path(keep) if keep else tmp_path_factory.mktemp("e2e")
     played = play(workdir, ALL_SCENARIOS)
     failed = [f"{p.scenario.name}: {p.error}" for p in played if p.error]
     if failed:

@@ -49,6 +49,17 @@ def incomplete() -> pl.Expr:
     return ~pl.col("complete")
 
 
+def after_server_close() -> pl.Expr:
+    """The failing span came after the server closed (or crashed) the connection: the close explains it."""
+    return (
+        col("conn_outcome").is_in(["rejected", "lost"])
+        & col("conn_close_ts").is_not_null()
+        & col("err_ts").is_not_null()
+        & (col("conn_close_ts") <= col("err_ts"))
+        & (col("conn_cause") != "consumer_error")
+    ).fill_null(False)
+
+
 def at(ts: datetime | None) -> str:
     """A time as HH:MM:SS.mmm (UTC)."""
     return ts.strftime("%H:%M:%S.%f")[:-3] if ts else "?"

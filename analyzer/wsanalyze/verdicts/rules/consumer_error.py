@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Rule, col, exc
+from ._base import Rule, after_server_close, col, exc
 
 
 def _evidence(f):
@@ -16,7 +16,7 @@ RULES = (
     Rule(
         name="consumer_error",
         priority=70,
-        when=col("err_hop").is_in(["receive", "deliver"]),
+        when=~after_server_close() & (col("err_hop").is_in(["receive", "deliver"])),
         cause="consumer_error",
         hop=col("err_hop"),
         evidence=_evidence,

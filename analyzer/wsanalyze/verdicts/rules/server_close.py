@@ -29,7 +29,11 @@ def _evidence(f):
         f"connection {f.get('connection_id')} closed at {at(f.get('conn_closed'))} "
         f"with code {code if code is not None else '?'} (closed by {by}) → {f['conn_cause']}",
         f"the message's chain stopped before {f['first_missing']}",
-    ]
+    ] + (
+        [f"then ws.{f['err_hop']} failed on the closed connection: {f.get('err_exc') or '?'}"]
+        if f.get("err_hop")
+        else []
+    )
 
 
 RULES = (

@@ -265,7 +265,7 @@ def test_missing_source_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match=r"elsewhere.*WSTRACE_DIR"):
         load_events()
     with pytest.raises(SourceError, match="unsupported trace source"):
-        open_source("jaeger://localhost:16686")
+        open_source("zipkin://localhost:9411")
 
 
 def test_default_store_comes_from_wstrace_dir(tmp_path, monkeypatch):

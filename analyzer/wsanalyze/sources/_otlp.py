@@ -123,17 +123,15 @@ _DETAIL_KEYS = (
 # --- value normalization ------------------------------------------------------
 
 
+_HEX = __import__("re").compile(r"[0-9a-fA-F]+")
+
+
 def norm_id(value: object, size: int) -> str | None:
     """An OTLP id (hex or base64) as lowercase hex of ``size`` bytes; None when empty."""
-    if not value or not isinstance(value, str):
+    if not value or type(value) is not str:
         return None
-    if len(value) == 2 * size:
-        try:
-            bytes.fromhex(value)
-        except ValueError:
-            pass
-        else:
-            return value.lower()
+    if len(value) == 2 * size and _HEX.fullmatch(value):
+        return value.lower()
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=False)
     except (binascii.Error, ValueError):
@@ -273,59 +271,60 @@ _ATTR_COLUMNS: dict[str, tuple[int, object]] = {
         (C.QUEUES, "queues", _queues),
     )
 }
-_DETAIL_SET = frozenset(_DETAIL_KEYS)
-_I = {name: i for i, name in enumerate(ROW_COLUMNS)}
+_ATTR_KEYS = frozenset(_ATTR_COLUMNS)
+_EMPTY: dict = {}
+(_NAME, _KIND, _STATUS_I, _STATUS_MSG, _EXC, _TRACE, _SPAN, _PARENT, _LINKS, _ATTRS, _DETAIL,
+ _ORIGIN) = (ROW_COLUMNS.index(c) for c in (
+    "name", "kind", "status", "status_message", "exception", "trace_id", "span_id",
+    "parent_span_id", "links", "attributes", "detail", "origin"))  # fmt: skip
 _N = len(ROW_COLUMNS)
 
 
 def span_row(span: dict, service: str | None, origin: str) -> tuple:
     """One event-table row (ROW_COLUMNS order) from one OTLP span object."""
+    kvs = span.get("attributes")
+    attrs = (
+        {
+            kv["key"]: v["stringValue"]
+            if "stringValue" in (v := kv.get("value") or _EMPTY)
+            else any_value(v)
+            for kv in kvs
+        }
+        if kvs
+        else {}
+    )
     row: list = [None] * _N
-    attrs: dict[str, object] = {}
-    detail: list[str] = []
-    columns = _ATTR_COLUMNS
-    for kv in span.get("attributes") or ():
-        key = kv.get("key")
-        if key is None:
-            continue
-        value = kv.get("value")
-        if value is not None:
-            v = value.get("stringValue")
-            if v is None:
-                v = any_value(value)
-        else:
-            v = None
-        attrs[key] = v
-        if v is None:
-            continue
-        target = columns.get(key)
-        if target is not None:
-            row[target[0]] = target[1](v)
-        if key in _DETAIL_SET:
-            detail.append(f"{key[3:]}={v}")
-    status = span.get("status") or {}
+    for key in attrs.keys() & _ATTR_KEYS:
+        v = attrs[key]
+        if v is not None:
+            index, convert = _ATTR_COLUMNS[key]
+            row[index] = v if convert is _str and type(v) is str else convert(v)
+    detail = [f"{k[3:]}={attrs[k]}" for k in _DETAIL_KEYS if k in attrs]
+    status = span.get("status") or _EMPTY
     status_message = status.get("message") or None
-    exc = _exception(span.get("events")) if span.get("events") else None
+    exc = _exception(span["events"]) if span.get("events") else None
     links = span.get("links")
     if links:
         links = [i for i in (norm_id(link.get("spanId"), 8) for link in links) if i] or None
     row[0] = _nanos(span.get("startTimeUnixNano"))
     row[1] = _nanos(span.get("endTimeUnixNano"))
     row[2] = service
-    row[_I["name"]] = _str(span.get("name"))
-    row[_I["kind"]] = _KINDS.get(span.get("kind"))
-    row[_I["status"]] = _STATUS.get(status.get("code"), "unset")
-    row[_I["status_message"]] = status_message
-    row[_I["exception"]] = exc
-    row[_I["trace_id"]] = norm_id(span.get("traceId"), 16)
-    row[_I["span_id"]] = norm_id(span.get("spanId"), 8)
-    row[_I["parent_span_id"]] = norm_id(span.get("parentSpanId"), 8)
-    row[_I["links"]] = links or None
-    row[_I["attributes"]] = _dumps(attrs)
+    name = span.get("name")
+    row[_NAME] = name if name is None or type(name) is str else str(name)
+    row[_KIND] = _KINDS.get(span.get("kind"))
+    row[_STATUS_I] = _STATUS.get(status.get("code"), "unset")
+    row[_STATUS_MSG] = status_message
+    row[_EXC] = exc
+    row[_TRACE] = norm_id(span.get("traceId"), 16)
+    row[_SPAN] = norm_id(span.get("spanId"), 8)
+    parent = span.get("parentSpanId")
+    row[_PARENT] = norm_id(parent, 8) if parent else None
+    row[_LINKS] = links or None
+    row[_ATTRS] = _dumps(attrs)
     if exc or status_message:
         detail.append(exc or status_message)
-    row[_I["detail"]] = " ".join(detail) or None
-    row[_I["origin"]] = origin
+    row[_DETAIL] = " ".join(detail) or None
+    row[_ORIGIN] = origin
     return tuple(row)
 
 

@@ -225,7 +225,7 @@ class OtlpFilesReader:
             if chunk.window_end and (window_end is None or chunk.window_end > window_end):
                 window_end = chunk.window_end
             pending.extend(chunk.rows)
-            if len(pending) >= 200_000:
+            if len(pending) >= 50_000:
                 frames.append(rows_to_frame(pending))
                 pending = []
         if pending or not frames:

@@ -70,6 +70,8 @@ def _masks() -> list[pl.Expr]:
     (Filtering inside group_by contexts is an order of magnitude slower at a million spans.)
     """
     ok = ~errored().fill_null(False)
+    benign = pl.col("exception").str.contains(_NOT_ERRORS).fill_null(False)
+    raised = pl.col("exception").is_not_null() & ~benign
     out: list[pl.Expr] = []
     for hop in MESSAGE_HOPS:
         is_hop = hop_is(hop).fill_null(False)
@@ -108,7 +110,8 @@ def _masks() -> list[pl.Expr]:
         (task & pl.col("end_ts").is_null()).alias("_task_unended"),
         pl.when(task).then(pl.col("end_ts")).alias("_task_end"),
         pl.when(task).then(pl.col("exception")).alias("_task_exc"),
-        pl.when(publish & ok).then(key).alias("_pub_ok"),
+        # published = the layer call returned (a refusal for capacity still counts; a raise does not)
+        pl.when(publish & ~raised).then(key).alias("_pub_ok"),
         pl.when(publish).then(key).alias("_pub_any"),
         pl.when(deliver & ok).then(key).alias("_dlv_ok"),
         pl.when(send & ok).then(pl.col("seq")).alias("_sent"),

@@ -6,11 +6,10 @@ from datetime import datetime
 
 import pytest
 
-from .chat import new_conversation
+from .chat import CAPACITY, new_conversation
 
 pytestmark = pytest.mark.stack
 
-CAPACITY = 100  # CHAT_CHANNEL_CAPACITY default
 PRIORITY_QUEUE = "agents-priority"  # CHAT_PRIORITY_QUEUE default
 
 

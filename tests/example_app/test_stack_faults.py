@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from wsanalyze.demo.stack import SCENARIOS
 
-from .conftest import WSTRACE_AVAILABLE
+from .chat import WSTRACE_AVAILABLE, stack_kwargs
 
 pytestmark = pytest.mark.stack
 
@@ -14,8 +14,8 @@ MISMATCH = SCENARIOS["layer_mismatch"]
 STACKS = [("core", UNAVAILABLE), ("core", MISMATCH), ("pubsub", MISMATCH)]
 
 
-def stack_kwargs(layer: str, scenario, wstrace_enabled: bool) -> dict:
-    return {"layer": layer, "wstrace_enabled": wstrace_enabled, "worker_env": scenario.worker_env}
+def fault_stack(layer: str, scenario, wstrace_enabled: bool) -> dict:
+    return stack_kwargs(layer, wstrace_enabled, worker_env=scenario.worker_env)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,12 +23,12 @@ def _boot_fault_stacks(shared_stack) -> None:
     """Boot this module's differently configured stacks together."""
     modes = [False, True] if WSTRACE_AVAILABLE else [False]
     shared_stack.prestart(
-        *(stack_kwargs(layer, scenario, mode) for layer, scenario in STACKS for mode in modes)
+        *(fault_stack(layer, scenario, mode) for layer, scenario in STACKS for mode in modes)
     )
 
 
 def test_channel_layer_unavailable_fails_the_task_at_group_send(shared_stack, wstrace_enabled):
-    stack = shared_stack(**stack_kwargs("core", UNAVAILABLE, wstrace_enabled))
+    stack = shared_stack(**fault_stack("core", UNAVAILABLE, wstrace_enabled))
 
     transcript = stack.run_scenario(UNAVAILABLE)
     message_id = transcript.message_ids[0]
@@ -43,7 +43,7 @@ def test_channel_layer_unavailable_fails_the_task_at_group_send(shared_stack, ws
 
 @pytest.mark.parametrize("layer", ["core", "pubsub"])
 def test_layer_mismatch_publishes_to_a_group_nobody_reads(shared_stack, wstrace_enabled, layer):
-    stack = shared_stack(**stack_kwargs(layer, MISMATCH, wstrace_enabled))
+    stack = shared_stack(**fault_stack(layer, MISMATCH, wstrace_enabled))
 
     transcript = stack.run_scenario(MISMATCH)
     message_id = transcript.message_ids[0]

@@ -190,3 +190,14 @@ def test_logs_only_source_is_accepted_or_explained(tmp_path):
     result = run("conversations", "--logs", str(log), "--json")
     assert result.exit_code in (0, 1)
     assert "Traceback" not in result.output
+
+
+def test_a_window_cutting_a_conversation_still_judges_all_of_it(store):
+    from wsanalyze.verdicts.testing import START
+
+    middle = (START.replace(tzinfo=None)).isoformat(timespec="milliseconds")
+    cut = middle.replace("10:00:00.000", "10:00:02.020")  # after conv-gone's connect and receive
+    rows = json.loads(run("conversations", "--traces", str(store), "--since", cut, "--json").stdout)
+    by_id = {row["conversation_id"]: row["verdict"]["cause"] for row in rows}
+    assert by_id.get("conv-gone") == "consumer_gone"
+    assert "conv-healthy" not in by_id  # over before the window

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -141,19 +142,28 @@ def problems_view(problems: list[str] | tuple[str, ...]) -> Text:
 
 def conversations_view(rows: list[ConversationSummary]) -> Table:
     """One line per conversation: when, how many messages, the verdict."""
-    table = Table(title=f"{len(rows)} conversation(s)", title_justify="left")
-    table.add_column("conversation", overflow="fold", no_wrap=False, min_width=12)
-    table.add_column("started")
-    for col in ("msgs", "ok", "lost"):
-        table.add_column(col, justify="right")
-    for col in ("outcome", "hop", "cause"):
-        table.add_column(col, overflow="fold")
+    table = Table(
+        title=f"{len(rows)} conversation(s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("conversation", overflow="fold", min_width=10, ratio=1)
+    table.add_column("started", no_wrap=True, min_width=8)
+    for col in ("msgs", "lost"):
+        table.add_column(col, justify="right", no_wrap=True)
+    widths = {
+        "outcome": max([7, *(len(r.verdict.outcome) for r in rows)]),
+        "hop": max([3, *(len(r.verdict.hop or "-") for r in rows)]),
+        "cause": max([5, *(len(r.verdict.cause) for r in rows)]),
+    }
+    for col, width in widths.items():
+        table.add_column(col, no_wrap=True, min_width=width)
     for r in rows:
         table.add_row(
             r.conversation_id,
             r.first_ts.strftime("%H:%M:%S") if r.first_ts else "-",
             str(r.messages),
-            str(r.delivered),
             str(r.lost),
             outcome_text(r.verdict.outcome),
             r.verdict.hop or "-",

@@ -463,10 +463,20 @@ def aggregate_lost(
     in_flight: timedelta = DEFAULT_IN_FLIGHT,
     close_codes: CloseCodes | None = None,
     examples: int = 3,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> LostReport:
-    """Lost messages grouped by hop and cause, most frequent first."""
+    """Lost messages grouped by hop and cause, most frequent first.
+
+    ``since``/``until`` select messages by when they started; each is judged on all
+    of its evidence.
+    """
     end = _window_end(events, window_end)
     msgs = message_verdicts(events, window_end=end, in_flight=in_flight, close_codes=close_codes)
+    if since is not None:
+        msgs = msgs.filter(pl.col("first_ts") >= since)
+    if until is not None:
+        msgs = msgs.filter(pl.col("first_ts") <= until)
     frame = msgs.select("conversation_id", "message_id", "outcome", "hop", "cause").collect()
     lost = frame.filter(pl.col("outcome") == "lost")
     groups = (

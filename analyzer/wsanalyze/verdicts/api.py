@@ -152,11 +152,20 @@ def conversation_list(
     close_codes: CloseCodes | None = None,
     in_flight: timedelta = DEFAULT_IN_FLIGHT,
 ) -> tuple[list[ConversationSummary], list[str]]:
-    """Every conversation with its verdict (newest first), filtered; and the input problems."""
-    events, problems, _, window_end = _load(traces, logs, since=since, until=until)
+    """Every conversation with its verdict (newest first), filtered; and the input problems.
+
+    ``since``/``until`` pick the conversations active in that window; each is still
+    judged on all of its evidence (a window cutting a conversation in two must not
+    invent a verdict).
+    """
+    events, problems, _, window_end = _load(traces, logs)
     rows = summarize_conversations(
         events, window_end=window_end, in_flight=in_flight, close_codes=close_codes
     )
+    if since is not None:
+        rows = [r for r in rows if r.last_ts is not None and r.last_ts >= since]
+    if until is not None:
+        rows = [r for r in rows if r.first_ts is not None and r.first_ts <= until]
     if outcome:
         rows = [r for r in rows if r.verdict.outcome == outcome]
     if cause:
@@ -173,9 +182,14 @@ def lost_report(
     close_codes: CloseCodes | None = None,
     in_flight: timedelta = DEFAULT_IN_FLIGHT,
 ) -> LostReport:
-    """Lost messages aggregated by hop and cause."""
-    events, problems, _, window_end = _load(traces, logs, since=since, until=until)
+    """Lost messages aggregated by hop and cause (messages that started within the window)."""
+    events, problems, _, window_end = _load(traces, logs)
     report = aggregate_lost(
-        events, window_end=window_end, in_flight=in_flight, close_codes=close_codes
+        events,
+        window_end=window_end,
+        in_flight=in_flight,
+        close_codes=close_codes,
+        since=since,
+        until=until,
     )
     return LostReport(report.total_messages, report.lost, report.groups, tuple(problems))

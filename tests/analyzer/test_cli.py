@@ -201,3 +201,19 @@ def test_a_window_cutting_a_conversation_still_judges_all_of_it(store):
     by_id = {row["conversation_id"]: row["verdict"]["cause"] for row in rows}
     assert by_id.get("conv-gone") == "consumer_gone"
     assert "conv-healthy" not in by_id  # over before the window
+
+
+def test_logs_only_conversation_uses_the_log_diagnosis(tmp_path):
+    log = tmp_path / "web.log"
+    log.write_text(
+        '127.0.0.1:40000 - - [02/Jan/2026:10:00:00] "WSCONNECTING /ws/chat/conv-logs/" - -\n'
+        '127.0.0.1:40000 - - [02/Jan/2026:10:00:00] "WSREJECT /ws/chat/conv-logs/" - -\n'
+        '127.0.0.1:40000 - - [02/Jan/2026:10:00:00] "WSDISCONNECT /ws/chat/conv-logs/" - -\n'
+    )
+    result = run("conversation", "conv-logs", "--logs", str(log), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["verdict"]["outcome"] == "rejected"
+    assert "logs only" in data["verdict"]["summary"]
+    missing = run("conversation", "conv-nope", "--logs", str(log))
+    assert missing.exit_code == 1 and "conv-logs" in missing.stderr

@@ -106,9 +106,16 @@ def conversation_report(
     close_codes: CloseCodes | None = None,
     in_flight: timedelta = DEFAULT_IN_FLIGHT,
 ) -> ConversationReport:
-    """Load one conversation's evidence and analyze it."""
+    """Load one conversation's evidence and analyze it.
+
+    With logs and no spans for the conversation (wstrace not enabled), the log-only
+    diagnosis of ``wsanalyze.logparse.diagnose`` answers, with its confidence.
+    """
     events, problems, sources, window_end = _load(traces, logs, conversation_id=conversation_id)
     own = events.filter(pl.col("conversation_id") == conversation_id)
+    spans = own.filter(pl.col("source") == "trace").select(pl.len()).collect().item()
+    if logs is not None and spans == 0:
+        return _logs_only_report(conversation_id, logs, traces, problems, sources)
     if own.select(pl.len()).collect().item() == 0:
         everything, _, all_sources, _ = _load(traces, logs)
         known = known_conversations(everything)
@@ -129,6 +136,29 @@ def conversation_report(
         extra = workers.filter(_is_worker())
         report = analyze_conversation(pl.concat([events, extra]), conversation_id, **kwargs)
     return report
+
+
+def _logs_only_report(conversation_id, logs, traces, problems, sources) -> ConversationReport:
+    """The log-only diagnosis (every service's lines are needed to correlate by task and time)."""
+    try:
+        from ..logparse.diagnose import diagnose_report
+    except ImportError:
+        raise AnalysisError(
+            "no spans for this conversation and no log diagnosis in this build"
+        ) from None
+    all_logs = _load_logs(logs)
+    known = known_conversations(all_logs.events)
+    if conversation_id not in known:
+        where = f"{logs}" + (f" and {traces}" if traces else "")
+        close = difflib.get_close_matches(conversation_id, known, n=3, cutoff=0.3)
+        raise UnknownConversation(conversation_id, close, where)
+    return diagnose_report(
+        all_logs.events,
+        conversation_id,
+        window_end=all_logs.window_end,
+        problems=tuple(problems),
+        sources=tuple(sources),
+    )
 
 
 def _needs_worker_facts(report: ConversationReport, events: pl.LazyFrame) -> bool:

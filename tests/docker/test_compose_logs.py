@@ -214,11 +214,15 @@ def test_the_engines_json_file_logs_give_the_same_events(api_events, project, do
     root = Path(docker_client.info()["DockerRootDir"]) / "containers"
     if not root.is_dir():
         pytest.skip(f"the engine's data root {root} is not readable here")
-    events = []
-    for container in project.containers.values():
-        path = root / container.id / f"{container.id}-json.log"
-        events.append(load_log_events(path).events.collect())
-    assert _sorted(pl.concat(events)).equals(_sorted(api_events))
+    from wsanalyze.logparse import parse_lines, read_file
+    from wsanalyze.logparse.correlate import correlate
+
+    lines = [
+        read_file(root / container.id / f"{container.id}-json.log")  # service: config.v2.json
+        for container in project.containers.values()
+    ]
+    events = correlate(parse_lines(pl.concat(lines)).collect())
+    assert _sorted(events).equals(_sorted(api_events))
 
 
 def test_engine_time_reconciles_local_second_stamps(api_events):
@@ -282,3 +286,15 @@ def test_log_only_verdicts_are_the_same_from_files_and_the_api(api_events, log_d
             assert (got.outcome, got.hop, got.cause, got.confidence) == (
                 expected.outcome, expected.hop, expected.cause, expected.confidence
             )  # fmt: skip
+
+
+def test_the_log_only_report_renders_with_the_conversation_json_contract(api_events):
+    from wsanalyze.logparse.diagnose import diagnose_report
+    from wsanalyze.render.json import conversation_json
+
+    doc = conversation_json(diagnose_report(api_events, "c-taskfail"))
+    assert (
+        doc["verdict"]["cause"] == "task_failed" and "confidence: time" in doc["verdict"]["summary"]
+    )
+    assert doc["messages"][0]["message_id"].startswith("task:")
+    assert {"ts", "source", "service", "hop", "event"} <= set(doc["timeline"][0])

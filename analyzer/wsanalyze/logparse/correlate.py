@@ -21,7 +21,6 @@ from datetime import timedelta
 import polars as pl
 
 CRASH_BEFORE_DISCONNECT = timedelta(seconds=2)
-TASK_AFTER_CONNECT = timedelta(seconds=0)
 
 
 def _by_task_id(events: pl.DataFrame) -> pl.DataFrame:
@@ -146,9 +145,8 @@ def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
         pl.col("disconnected").fill_null(last).alias("_d"),
         pl.col("conversation_id").alias("_conv"),
     )
-    pairs = received.join(spans, how="cross").filter(
-        (pl.col("ts") >= pl.col("_a") + TASK_AFTER_CONNECT) & (pl.col("ts") <= pl.col("_d"))
-    )
+    # an inequality join (IEJoin): only the (task, open connection) pairs are built
+    pairs = received.join_where(spans, pl.col("ts") >= pl.col("_a"), pl.col("ts") <= pl.col("_d"))
     unique = (
         pairs.group_by("task_id")
         .agg(pl.col("_conv").n_unique().alias("_k"), pl.col("_conv").first())

@@ -67,6 +67,7 @@ class LogVerdict:
     ts: datetime | None = None
     evidence: tuple[str, ...] = ()
     wstrace_would_add: str = ""
+    task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,8 @@ def _connection_verdicts(conns: pl.DataFrame, own: pl.DataFrame, events: pl.Data
             (pl.col("event") == "app_exception")
             & (pl.col("service") == c["service"])
             & (pl.col("ts") >= (c["accepted"] or c["connecting"]))
-            & (pl.col("ts") <= (c["disconnected"] or events["ts"].max()))
+            # a whole-second access stamp may read up to 1 s before the crash it follows
+            & (pl.col("ts") <= (c["disconnected"] or events["ts"].max()) + timedelta(seconds=1))
         ).to_dicts()
         if crash:
             exc = crash[0]["exception"] or "an exception"
@@ -245,6 +247,7 @@ def _task_verdicts(own: pl.DataFrame, events: pl.DataFrame, window_end, in_fligh
     verdicts = []
     tasks = own.filter(pl.col("task_id").is_not_null() & (pl.col("name") == "celery"))
     for (task_id,), rows in tasks.sort("ts").group_by("task_id", maintain_order=True):
+        before = len(verdicts)
         by_event = {r["event"]: r for r in rows.iter_rows(named=True)}
         conf = rows["confidence"].drop_nulls().first() or "time"
         name = rows["task_name"].drop_nulls().first()
@@ -329,6 +332,9 @@ def _task_verdicts(own: pl.DataFrame, events: pl.DataFrame, window_end, in_fligh
                         [r],
                     )
                 )
+        verdicts[before:] = [
+            LogVerdict(**{**asdict(v), "task_id": task_id}) for v in verdicts[before:]
+        ]
     return verdicts
 
 
@@ -470,3 +476,86 @@ def _idle(conns: pl.DataFrame, own: pl.DataFrame) -> LogVerdict | None:
                 own.filter(pl.col("ts") >= last).head(3).to_dicts(),
             )
     return None
+
+
+def diagnose_report(
+    events: pl.DataFrame | pl.LazyFrame,
+    conversation_id: str,
+    *,
+    window_end: datetime | None = None,
+    problems: tuple[str, ...] = (),
+    sources: tuple[str, ...] = (),
+):
+    """The log-only diagnosis as a `wsanalyze.report.ConversationReport` (every renderer
+    takes it). Confidence and what wstrace would add go into the summaries and hints."""
+    from wsanalyze.report import (
+        Chunks,
+        ConnectionVerdict,
+        ConversationReport,
+        MessageVerdict,
+        TimelineEntry,
+        Verdict,
+    )
+
+    d = diagnose(events, conversation_id, window_end=window_end)
+    v = d.verdict
+    verdict = Verdict(
+        v.outcome, v.hop, v.cause, f"{v.summary} [logs only; confidence: {v.confidence}]"
+    )
+    connections = tuple(
+        ConnectionVerdict(
+            connection_id=f"{c.service}:{c.client}",
+            opened=c.opened,
+            closed=c.closed,
+            close_code=None,
+            closed_by=None,
+            outcome=c.outcome,
+            cause=c.cause,
+            summary=f"from Daphne's access lines (confidence: {c.confidence})",
+        )
+        for c in d.connections
+    )
+    messages = tuple(
+        MessageVerdict(
+            message_id=f"task:{t.task_id}",
+            connection_id=None,
+            outcome=t.outcome,
+            hop=t.hop,
+            cause=t.cause,
+            chunks=Chunks(),
+            hops_seen=("task",),
+            evidence=t.evidence,
+            hint=t.wstrace_would_add,
+            summary=f"{t.summary} [confidence: {t.confidence}]",
+            first_ts=t.ts,
+            failed_ts=t.ts if t.outcome == "lost" else None,
+            rule="logs",
+        )
+        for t in d.tasks
+    )
+    rows = d.timeline.to_dicts() if d.timeline is not None else []
+    start = rows[0]["ts"] if rows else None
+    timeline = tuple(
+        TimelineEntry(
+            ts=r["ts"],
+            offset_ms=(r["ts"] - start).total_seconds() * 1e3 if start else 0.0,
+            source="log",
+            service=r["service"],
+            hop=r["hop"],
+            event=r["event"],
+            message_id=r["message_id"],
+            connection_id=None,
+            seq=None,
+            status=None,
+            detail=(r["detail"] or "").split("\n", 1)[0],
+            trace_id=r["trace_id"],
+            span_id=None,
+            parent_span_id=None,
+            name=None,
+        )
+        for r in rows
+    )
+    return ConversationReport(
+        conversation_id, verdict, connections, messages, timeline, window_end,
+        tuple(problems), tuple(sources),
+    )  # fmt: skip

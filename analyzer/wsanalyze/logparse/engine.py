@@ -218,7 +218,7 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
     )
     ev = _subset(
         ev,
-        (pl.col("status") == "error") & (pl.col("text") != pl.col("line")),
+        (pl.col("status") == "error") & pl.col("text").is_not_null(),
         [pl.col("text").str.extract_all(_EXC_LINE_RE).list.last().alias("_exc_line")],
     )
     ev = _time(ev, tz)
@@ -238,7 +238,7 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
         .then(pl.coalesce(exc_line, pl.col("exc")))
         .otherwise(None)
     )
-    unregistered_id = pl.col("text").str.extract(celery.UNREGISTERED_TASK_ID, 1)
+    unregistered_id = pl.col("text").str.extract(celery.UNREGISTERED_TASK_ID, 1)  # null: 1 line
     attributes = pl.struct(
         pl.col("stream"),
         pl.col("_level").alias("level"),
@@ -279,7 +279,7 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
         pl.col("_trace_id").str.to_lowercase().alias("trace_id"),
         pl.col("_span_id").str.to_lowercase().alias("span_id"),
         attributes.alias("attributes"),
-        pl.col("text").str.slice(0, 2000).alias("detail"),
+        pl.coalesce(pl.col("text"), pl.col("line")).str.slice(0, 2000).alias("detail"),
         (pl.col("origin") + ":" + pl.col("lineno").cast(pl.String)).alias("origin"),
         confidence.alias("confidence"),
         pl.col("_rid"),

@@ -311,9 +311,9 @@ def lines_frame(rows: list[dict]) -> pl.DataFrame:
 def records(lines: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Group continuation lines (tracebacks, multi-line reports) with their record.
 
-    Adds `text` (all lines of the record, joined by newlines); `line` stays the
-    first line. Only rows that really continue something are aggregated, so the
-    common one-line record costs no group-by.
+    Adds `text` (all lines of the record, joined by newlines; null when the record
+    is its first line alone); `line` stays the first line. Only rows that really
+    continue something are aggregated, so the common one-line record costs no group-by.
     """
     lf = lines.lazy().with_row_index("_i")
     lf = lf.with_columns(pl.col("line").str.contains(HEADER_RE).alias("_head"))
@@ -334,10 +334,8 @@ def records(lines: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         heads.join(tails, on=["part", "_rec"], how="left")
         .sort("_i")
         .with_columns(
-            pl.when(pl.col("_tail").is_null())
-            .then(pl.col("line"))
-            .otherwise(pl.col("line") + "\n" + pl.col("_tail"))
-            .alias("text")
+            # null for one-line records (most): the text is then `line` itself
+            (pl.col("line") + "\n" + pl.col("_tail")).alias("text")
         )
         .drop("_tail", "_cont", "_rec", "_i", "_head")
     )

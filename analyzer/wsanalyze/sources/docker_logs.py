@@ -19,6 +19,7 @@ import polars as pl
 
 from wsanalyze.events import conform, empty_events
 from wsanalyze.logparse import parse_lines
+from wsanalyze.logparse.correlate import correlate
 from wsanalyze.logparse.framing import LINES_SCHEMA, split_timestamped
 from wsanalyze.sources.base import Query, ReadResult, SourceError
 from wsanalyze.sources.log_files import window, window_end
@@ -114,7 +115,7 @@ class DockerLogsReader:
         frame, sources, problems = self.lines(query)
         if frame.is_empty():
             return ReadResult(empty_events(), problems, sources)
-        events = window(parse_lines(frame, tz=self.tz), query).collect()
+        events = correlate(window(parse_lines(frame, tz=self.tz), query).collect())
         return ReadResult(
             events=conform(events.lazy()),
             problems=problems,

@@ -25,6 +25,7 @@ import polars as pl
 
 from wsanalyze.events import conform, empty_events
 from wsanalyze.logparse import parse_lines, read_file
+from wsanalyze.logparse.correlate import correlate
 from wsanalyze.sources.base import Query, ReadResult, SourceError
 
 LOG_SUFFIXES = (".log", ".txt", ".stdout", ".stderr", ".out", ".err", ".jsonl", ".json")
@@ -85,7 +86,7 @@ class LogFilesReader:
         if not frames:
             return ReadResult(empty_events(), problems, [str(p) for p in files])
         events = parse_lines(pl.concat(frames, how="vertical"), tz=self.tz)
-        events = window(events, query).collect()
+        events = correlate(window(events, query).collect())
         return ReadResult(
             events=conform(events.lazy()),
             problems=problems,
@@ -116,10 +117,12 @@ def load_log_events(
     until: datetime | None = None,
     tz: str | None = None,
 ) -> ReadResult:
-    """Log events of a `--logs` source, optionally a time window (and one conversation).
+    """Log events of a `--logs` source within a time window, correlated.
 
-    Conversation filtering keeps rows with no conversation too (Celery and Redis
-    lines rarely name one): callers correlate them by task id and time.
+    Rows are not filtered by conversation: lines that name none (Celery, Redis)
+    were already given one where a task id or time ties them (``confidence``
+    says how: see ``wsanalyze.logparse.correlate``); callers that also have
+    spans correlate again by task id over both (``correlate(pl.concat(...))``).
     """
     reader = open_logs(spec, tz=tz)
     result = reader.read(Query(conversation_id=conversation_id, since=since, until=until))

@@ -329,6 +329,10 @@ def test_prometheus_scrapes_the_collector_span_metrics(services, collector):
     assert f"otel-collector:{exporter_port}" in targets
     for target in targets:
         assert target.split(":")[0] in services
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "otel-collector"]
+    # dashboards query ws_hop, not "ws.hop": Prometheus 3 must not negotiate UTF-8 names
+    assert job["metric_name_validation_scheme"] == "legacy"
+    assert job["metric_name_escaping_scheme"] == "underscores"
 
 
 # --- grafana provisioning ---------------------------------------------------------------------

@@ -257,6 +257,9 @@ def test_a_bad_span_costs_only_itself(tmp_path):
 def test_missing_source_says_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(SourceError, match=str(tmp_path / "nope")):
         load_events(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match=f"no trace files in {tmp_path / 'empty'}"):
+        load_events(tmp_path / "empty", conversation_id="x")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("WSTRACE_DIR", raising=False)
     with pytest.raises(SourceError, match=r"\.wstrace"):

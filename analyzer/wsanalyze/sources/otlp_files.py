@@ -31,7 +31,7 @@ import polars as pl
 
 from wsanalyze.events import SCHEMA, TS, conform, empty_events
 from wsanalyze.sources._otlp import ROW_COLUMNS, ZSTD_MAGIC, Chunk, read_file
-from wsanalyze.sources.base import Query, ReadResult
+from wsanalyze.sources.base import Query, ReadResult, SourceError
 
 _SUFFIXES = (".jsonl", ".json", ".ndjson", ".zst", ".zstd")
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, worker start-up costs more than it saves
@@ -216,6 +216,11 @@ class OtlpFilesReader:
     def read(self, query: Query) -> ReadResult:
         """Events of all files (only the conversation's spans when the query names one)."""
         files = self.files(query.since)
+        if not files and self.only is None and not discover(self.path):
+            raise SourceError(
+                f"no trace files in {self.path} (looked for *.jsonl, *.json, *.zst and "
+                f"collector exports): is wstrace writing there?"
+            )
         frames: list[pl.DataFrame] = []
         problems: list[str] = []
         window_end: int | None = None

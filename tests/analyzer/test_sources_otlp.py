@@ -392,3 +392,17 @@ def test_escaped_ids_are_still_found(tmp_path, cid):
     path.write_text(text + "\n" + go_style + "\n")
     events, problems = frame(path, conversation_id=cid)
     assert problems == [] and events.height == 6
+
+
+def test_since_and_until_bound_span_starts(tmp_path):
+    generate(tmp_path / "s", spans=1500)
+    full = load_events(tmp_path / "s").events.collect().sort("ts")
+    since, until = full["ts"][300], full["ts"][900]
+    window = load_events(tmp_path / "s", since=since, until=until).events.collect()
+    expected = full.filter(pl.col("ts").is_between(since, until))
+    assert window.height == expected.height > 0
+    naive = since.replace(tzinfo=None)  # naive datetimes are taken as UTC
+    assert (
+        load_events(tmp_path / "s", since=naive).events.collect().height
+        == full.filter(pl.col("ts") >= since).height
+    )

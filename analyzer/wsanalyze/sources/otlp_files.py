@@ -35,6 +35,7 @@ from wsanalyze.sources.base import Query, ReadResult, SourceError
 
 _SUFFIXES = (".jsonl", ".json", ".ndjson", ".zst", ".zstd")
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, worker start-up costs more than it saves
+_MTIME_SLACK_S = 3600
 _RANGE_BYTES = 8 << 20  # full decodes hand out files in line-aligned ranges of this size
 
 
@@ -209,7 +210,9 @@ class OtlpFilesReader:
         """Files to read; with ``since``, those last written before it are skipped."""
         files = self.only if self.only is not None else discover(self.path)
         if since is not None:
-            cutoff = int(since.timestamp() * 1e9)
+            # A file last written before `since` holds only older spans; an hour of
+            # slack covers producers whose clocks run ahead of this machine's.
+            cutoff = int((since.timestamp() - _MTIME_SLACK_S) * 1e9)
             files = [f for f in files if _mtime_ns(f) >= cutoff]
         return files
 

@@ -9,13 +9,14 @@ wrong parameters gets the wrong answer. ``faults`` maps a path prefix to a canne
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .conversation import Conversation
+from .conversation import tempo_v1, tempo_v2
 
 
 class Backend:
@@ -82,9 +83,10 @@ class FakeJaeger(Backend):
 
     name = "jaeger"
 
-    def __init__(self, conversation: Conversation):
+    def __init__(self, traces: list[dict]):
+        """``traces``: elements of ``/api/traces``'s ``data`` (``conversation.jaeger_traces``)."""
         super().__init__()
-        self.traces = conversation.jaeger_traces()
+        self.traces = traces
 
     def route(self, path, params, headers):
         if path == "/api/services":
@@ -140,20 +142,19 @@ class FakeTempo(Backend):
 
     name = "tempo"
 
-    def __init__(self, conversation: Conversation, *, v2: bool = True):
+    def __init__(self, requests: list[dict], *, v2: bool = True):
+        """``requests``: OTLP export requests in protobuf JSON (base64 ids, enum names)."""
         super().__init__()
-        self.conversation = conversation
+        self.requests_ = requests
         self.v2 = v2
-        self.ids = conversation.trace_ids()
-        self.spans = {
-            tid: [
-                span
-                for rs in conversation.tempo_v2(tid)["trace"]["resourceSpans"]
-                for ss in rs["scopeSpans"]
-                for span in ss["spans"]
-            ]
-            for tid in self.ids
-        }
+        self.spans: dict[str, list[dict]] = {}
+        for doc in requests:
+            for rs in doc.get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    for span in ss.get("spans", []):
+                        tid = base64.b64decode(span["traceId"]).hex()
+                        self.spans.setdefault(tid, []).append(span)
+        self.ids = list(self.spans)
 
     def route(self, path, params, headers):
         if path == "/api/search":
@@ -165,8 +166,9 @@ class FakeTempo(Backend):
             tid = match.group(2).lower().rjust(32, "0")
             if tid not in self.ids:
                 return 404, b""
-            body = self.conversation.tempo_v2(tid) if match.group(1) else None
-            return 200, body or self.conversation.tempo_v1(tid)
+            if match.group(1):
+                return 200, tempo_v2(self.requests_, tid)
+            return 200, tempo_v1(self.requests_, tid)
         return 404, b"404 page not found\n"
 
     def search(self, params):

@@ -29,17 +29,17 @@ def store(conversation, tmp_path):
 
 @pytest.fixture
 def jaeger(conversation):
-    with FakeJaeger(conversation) as backend:
+    with FakeJaeger(conversation.jaeger_traces()) as backend:
         yield backend
 
 
 @pytest.fixture
 def tempo(conversation):
-    with FakeTempo(conversation) as backend:
+    with FakeTempo(conversation.requests()) as backend:
         yield backend
 
 
 @pytest.fixture
 def tempo_v1(conversation):
-    with FakeTempo(conversation, v2=False) as backend:
+    with FakeTempo(conversation.requests(), v2=False) as backend:
         yield backend

@@ -79,6 +79,10 @@ class Conversation:
         """protobuf JSON (base64 ids, enum names), as Tempo serves it."""
         return MessageToDict(encode_spans(self.spans[service]))
 
+    def requests(self) -> list[dict]:
+        """Every service's request in protobuf JSON (what Tempo stores and serves)."""
+        return [self.otlp(s) for s in self.spans]
+
     def otlp_hex(self) -> list[dict]:
         """One ExportTraceServiceRequest per service, hex ids and int enums (the file store)."""
         docs = []
@@ -98,59 +102,78 @@ class Conversation:
 
     def tempo_v2(self, trace_id: str) -> dict:
         """``GET /api/v2/traces/<id>`` of Tempo."""
-        return {"trace": {"resourceSpans": self._tempo_resource_spans(trace_id)}}
+        return tempo_v2(self.requests(), trace_id)
 
     def tempo_v1(self, trace_id: str) -> dict:
         """``GET /api/traces/<id>`` of Tempo (v1: ``batches``)."""
-        return {"batches": self._tempo_resource_spans(trace_id)}
-
-    def _tempo_resource_spans(self, trace_id: str) -> list[dict]:
-        out = []
-        for service in self.spans:
-            doc = self.otlp(service)
-            for rs in doc["resourceSpans"]:
-                rs = copy.deepcopy(rs)
-                for ss in rs["scopeSpans"]:
-                    ss["spans"] = [
-                        s for s in ss["spans"] if base64.b64decode(s["traceId"]).hex() == trace_id
-                    ]
-                rs["scopeSpans"] = [ss for ss in rs["scopeSpans"] if ss["spans"]]
-                if rs["scopeSpans"]:
-                    out.append(rs)
-        return out
+        return tempo_v1(self.requests(), trace_id)
 
     def jaeger_traces(self) -> list[dict]:
         """Every trace as an element of Jaeger's ``/api/traces`` ``data`` list."""
-        traces: dict[str, dict] = {}
-        for doc in self.otlp_hex():
-            for rs in doc["resourceSpans"]:
-                resource = {kv["key"]: kv["value"] for kv in rs["resource"]["attributes"]}
-                service = resource["service.name"]["stringValue"]
-                process_tags = [
-                    _jaeger_tag(k, v) for k, v in resource.items() if k != "service.name"
+        return jaeger_traces(self.otlp_hex())
+
+
+# --- OTLP requests -> what the backends serve ------------------------------------------------
+
+
+def tempo_resource_spans(requests: list[dict], trace_id: str) -> list[dict]:
+    """The resourceSpans of one trace out of protobuf-JSON requests (base64 ids)."""
+    out = []
+    for doc in requests:
+        for rs in doc.get("resourceSpans", []):
+            rs = copy.deepcopy(rs)
+            for ss in rs.get("scopeSpans", []):
+                ss["spans"] = [
+                    s
+                    for s in ss.get("spans", [])
+                    if base64.b64decode(s["traceId"]).hex() == trace_id
                 ]
-                for ss in rs["scopeSpans"]:
-                    scope = ss.get("scope") or {}
-                    for span in ss["spans"]:
-                        tid = span["traceId"]
-                        entry = traces.setdefault(tid, {"spans": [], "procs": {}})
-                        pid = entry["procs"].setdefault(service, f"p{len(entry['procs']) + 1}")
-                        entry.setdefault("process_tags", {})[pid] = (service, process_tags)
-                        entry["spans"].append(_jaeger_span(span, scope, pid))
-        out = []
-        for tid, entry in traces.items():
-            out.append(
-                {
-                    "traceID": _jaeger_trace_id(tid),
-                    "spans": entry["spans"],
-                    "processes": {
-                        pid: {"serviceName": svc, "tags": tags}
-                        for pid, (svc, tags) in entry["process_tags"].items()
-                    },
-                    "warnings": None,
-                }
-            )
-        return out
+            rs["scopeSpans"] = [ss for ss in rs.get("scopeSpans", []) if ss["spans"]]
+            if rs["scopeSpans"]:
+                out.append(rs)
+    return out
+
+
+def tempo_v2(requests: list[dict], trace_id: str) -> dict:
+    return {"trace": {"resourceSpans": tempo_resource_spans(requests, trace_id)}}
+
+
+def tempo_v1(requests: list[dict], trace_id: str) -> dict:
+    return {"batches": tempo_resource_spans(requests, trace_id)}
+
+
+def jaeger_traces(hex_requests: list[dict]) -> list[dict]:
+    """Jaeger's ``/api/traces`` ``data`` list for OTLP requests with hex ids and int enums."""
+    traces: dict[str, dict] = {}
+    for doc in hex_requests:
+        for rs in doc["resourceSpans"]:
+            resource = {kv["key"]: kv["value"] for kv in rs["resource"]["attributes"]}
+            service = resource["service.name"]["stringValue"]
+            process_tags = [_jaeger_tag(k, v) for k, v in resource.items() if k != "service.name"]
+            for ss in rs["scopeSpans"]:
+                scope = ss.get("scope") or {}
+                for span in ss["spans"]:
+                    entry = traces.setdefault(span["traceId"], {"spans": [], "procs": {}})
+                    pid = entry["procs"].setdefault(service, f"p{len(entry['procs']) + 1}")
+                    entry.setdefault("process_tags", {})[pid] = (service, process_tags)
+                    entry["spans"].append(_jaeger_span(span, scope, pid))
+    return [
+        {
+            "traceID": _jaeger_trace_id(tid),
+            "spans": entry["spans"],
+            "processes": {
+                pid: {"serviceName": svc, "tags": tags}
+                for pid, (svc, tags) in entry["process_tags"].items()
+            },
+            "warnings": None,
+        }
+        for tid, entry in traces.items()
+    ]
+
+
+def hex_ids(doc: dict) -> dict:
+    """A protobuf-JSON request with its base64 ids rewritten as hex (as the file store has them)."""
+    return _hex_ids(copy.deepcopy(doc))
 
 
 # --- OTLP (hex) -> Jaeger internal JSON, as the translator maps it ---------------------------

@@ -129,3 +129,28 @@ def test_the_cli_prints_json_and_exits_non_zero_on_a_failure(project_env):
     assert report["ok"] is True and [c["name"] for c in report["checks"]] == ["redis_reachable"]
     bad = cli({**project_env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "--only", "redis_reachable")
     assert bad.returncode == 1 and json.loads(bad.stdout)["checks"][0]["status"] == "fail"
+
+
+def _wait_for_worker_ready(store, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("worker_ready" in p.read_text() for p in store.glob("*.jsonl")):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no worker_ready span in {store}")
+
+
+@pytest.mark.parametrize(("worker_prefix", "expected"), [("asgi", "pass"), ("other", "fail")])
+def test_layer_identity_from_the_workers_own_worker_ready_span(
+    doctor, project_env, start_worker, tmp_path, worker_prefix, expected
+):
+    """No --worker-env: the worker's identity comes from the span wstrace wrote when it started."""
+    store = tmp_path / "wstrace"
+    start_worker({**project_env, "DOCTOR_PREFIX": worker_prefix, "WSTRACE_SERVICE": "worker"})
+    _wait_for_worker_ready(store)
+    checks, _ = doctor(project_env, only=("layer_identity",), traces=str(store))
+    check = checks["layer_identity"]
+    assert check["status"] == expected, check
+    assert any("worker_ready" in line for line in check["evidence"])

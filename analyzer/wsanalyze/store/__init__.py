@@ -51,7 +51,7 @@ DEFAULT_STORE = ".wsanalyze"
 FORMAT = 2
 PART_ROWS = 250_000  # rows per loose Parquet part written by one ingest
 BUCKET_ROWS = 300_000  # rows per compacted bucket file (bounds compaction memory)
-MAX_LOOSE_PARTS = 4  # more loose parts than this: compact into buckets
+MAX_LOOSE_PARTS = 2  # more loose parts than this: compact into buckets
 SLOTS = 1024  # conversations hash into this many slots; buckets are slot ranges
 SLOT = "_slot"  # the slot column in the Parquet files (not part of the event table)
 ROW_GROUP = 8_192  # small row groups: a lookup decodes little beyond its conversation
@@ -189,7 +189,7 @@ def ingest(
         if progress is not None:
             progress(done_bytes, total_bytes, chunk.path)
     writer.close()
-    if progress is not None and len(manifest["parts"]) > MAX_LOOSE_PARTS:
+    if progress is not None and len(manifest["parts"]) > MAX_LOOSE_PARTS:  # may compact
         progress(total_bytes, total_bytes, "compacting")
     result.parts_written = writer.written + _compact(store, manifest)
     manifest["files"] = new_entries
@@ -276,12 +276,17 @@ def _compact(store: Path, manifest: dict) -> int:
     """Rewrite loose parts into one file per slot range (~BUCKET_ROWS rows each).
 
     Each pass reads only the row groups of its slot range (parts are sorted by slot),
-    so memory stays at about one bucket. Returns the number of files written.
+    so memory stays at about one bucket. Everything is rewritten, so once buckets
+    exist small increments stay loose until they add up (a tenth of the store, or
+    many parts). Returns the number of files written.
     """
     parts = manifest["parts"]
     loose = [p for p in parts if not p.get("bucket")]
     total = sum(p["rows"] for p in parts)
+    loose_rows = sum(p["rows"] for p in loose)
     if len(loose) <= MAX_LOOSE_PARTS:
+        return 0
+    if len(loose) < len(parts) and loose_rows * 10 < total and len(loose) <= 4 * MAX_LOOSE_PARTS:
         return 0
     buckets = max(1, -(-total // BUCKET_ROWS))
     paths = [store / p["name"] for p in parts]

@@ -42,7 +42,8 @@ _wsd_start() {
     return 0
   fi
   mkdir -p "$WSTRACE_DOCKER_DIR/x" /tmp/wstrace-docker-data
-  rm -f "$sock"
+  # Nothing answers on our socket: whatever a previous run left (socket, pidfile) is stale.
+  rm -f "$sock" "$WSTRACE_DOCKER_DIR/dockerd.pid"
   _wsd_log "starting dockerd on unix://$sock (log: $WSTRACE_DOCKER_DIR/dockerd.log)"
   # setsid: the engine outlives this shell's job control; CI ends it with the run.
   setsid dockerd \

@@ -46,13 +46,13 @@ def _busybox() -> str:
     pytest.fail("busybox-static is not installed (apt-get install busybox-static)")
 
 
-def ensure_image(client) -> str:
+def ensure_image(client, image: str = IMAGE) -> str:
     """The local test image, imported from a busybox rootfs when missing."""
     import docker
 
     try:
-        client.images.get(IMAGE)
-        return IMAGE
+        client.images.get(image)
+        return image
     except docker.errors.ImageNotFound:
         pass
     busybox = Path(_busybox()).read_bytes()
@@ -69,9 +69,9 @@ def ensure_image(client) -> str:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
-    repo, tag = IMAGE.split(":", 1)
+    repo, tag = image.split(":", 1)
     client.api.import_image_from_data(buf.getvalue(), repository=repo, tag=tag)
-    return IMAGE
+    return image
 
 
 def host_mounts(*writable: Path) -> dict[str, dict[str, str]]:

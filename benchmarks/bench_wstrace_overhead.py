@@ -107,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=5, help="streamed chunks per answer")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery prefork children")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per message")
+    parser.add_argument(
+        "--on-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of the instrumented stack only (e.g. to try a patch)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the stacks below are always stopped.
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "CHAT_CHUNKS": str(args.chunks),
         "CHAT_RATE_LIMIT": "1000000000",
     }
+    on_env = dict(item.split("=", 1) for item in args.on_env)
     rates: dict[str, list[float]] = {"off": [], "on": []}
     cpu_ms: dict[str, list[float]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory(prefix="wstrace-bench-") as tmp, RedisServer() as redis:
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                 Path(tmp) / mode,
                 redis.url_for(db),
                 env=env,
+                web_env=on_env if mode == "on" else {},
+                worker_env=on_env if mode == "on" else {},
                 wstrace_enabled=(mode == "on"),
                 concurrency=args.concurrency,
             )

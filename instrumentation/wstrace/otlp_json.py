@@ -106,22 +106,40 @@ def _status(span: ReadableSpan) -> dict[str, Any]:
     return status
 
 
+# Encoded KeyValues of attributes that repeat from span to span (hop, event, ids, layer,
+# channel, seq ...), shared between lines. Only clean, unredacted pairs are kept.
+_KEY_VALUES: dict[tuple[str, type, Any], dict[str, Any]] = {}
+_KEY_VALUES_MAX = 8192
+
+
 def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     """OTLP KeyValue list; secret-bearing keys are dropped to a marker."""
     encoded = []
     append = encoded.append
-    is_secret_key, redact_text = redact.is_secret_key, redact.redact_text
+    cache = _KEY_VALUES
     for key, value in attributes.items():
-        if is_secret_key(key):
-            value = redact.REDACTED
-        kind = type(value)  # the common cases first, without the isinstance chain
-        if kind is str:
-            append({"key": key, "value": {"stringValue": redact_text(value)}})
-        elif kind is int:
-            append({"key": key, "value": {"intValue": str(value)}})
+        kind = type(value)
+        if kind is str or kind is int or kind is bool:
+            memo = (key, kind, value)
+            hit = cache.get(memo)
+            if hit is None:
+                hit = _encode_key_value(key, value)
+                if hit["value"].get("stringValue", value) == value and not redact.is_secret_key(
+                    key
+                ):
+                    if len(cache) >= _KEY_VALUES_MAX:
+                        cache.clear()
+                    cache[memo] = hit
+            append(hit)
         else:
-            append({"key": key, "value": encode_value(value)})
+            append(_encode_key_value(key, value))
     return encoded
+
+
+def _encode_key_value(key: str, value: Any) -> dict[str, Any]:
+    if redact.is_secret_key(key):
+        value = redact.REDACTED
+    return {"key": key, "value": encode_value(value)}
 
 
 def encode_value(value: Any) -> dict[str, Any]:

@@ -368,3 +368,18 @@ def test_secret_attribute_keys_and_values_are_redacted_while_encoding():
             "http.url": "http://h/?access_token=[redacted]",
             "ws.layer_desc": "redis 127.0.0.1:6379/0 prefix=asgi",
         }
+
+
+def test_repeated_attribute_values_keep_their_types():
+    def build(tracer, _):
+        tracer.start_span("a", attributes={"flag": True, "n": 1}).end()
+        tracer.start_span("b", attributes={"flag": 1, "n": True}).end()
+
+    spans = _finished_spans(build)
+    for _ in range(2):
+        raw = _request(spans)["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        values = [{kv["key"]: kv["value"] for kv in s["attributes"]} for s in raw]
+        assert values == [
+            {"flag": {"boolValue": True}, "n": {"intValue": "1"}},
+            {"flag": {"intValue": "1"}, "n": {"boolValue": True}},
+        ]

@@ -102,7 +102,7 @@ def open_logs(spec: str | os.PathLike, *, tz: str | None = None):
         from wsanalyze.sources.docker_logs import DockerLogsReader
 
         project = text.split(":", 1)[1] if ":" in text else None
-        return DockerLogsReader(project or None)
+        return DockerLogsReader(project or None, tz=tz)
     path = Path(text)
     if not path.exists():
         raise SourceError(f"no logs at {path.resolve()}: no such file or directory")

@@ -150,7 +150,7 @@ def _lost_marks(report, entries, pos, y, lanes) -> list[str]:
             f'<g class="lost-mark" data-message="{escape(m.message_id)}">'
             f'<text x="{x:.1f}" y="{ly + 6}" text-anchor="middle" font-size="18" '
             f'fill="{colour}">✗</text>'
-            f'<text x="{x:.1f}" y="{ly + 22}" text-anchor="middle" fill="{colour}">'
+            f'<text x="{x:.1f}" y="{ly + 29}" text-anchor="middle" fill="{colour}">'
             f"{label}: {escape(m.cause)}</text></g>"
         )
     return marks

@@ -217,3 +217,21 @@ def test_logs_only_conversation_uses_the_log_diagnosis(tmp_path):
     assert "logs only" in data["verdict"]["summary"]
     missing = run("conversation", "conv-nope", "--logs", str(log))
     assert missing.exit_code == 1 and "conv-logs" in missing.stderr
+
+
+def test_a_bug_of_ours_is_one_line_not_a_traceback(store, monkeypatch, capsys):
+    import wsanalyze.render.terminal as terminal
+    from wsanalyze.cli import main
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("renderer exploded\nsecond line")
+
+    monkeypatch.setattr(terminal, "conversations_view", broken)
+    monkeypatch.delenv("WSANALYZE_DEBUG", raising=False)
+    monkeypatch.setattr("sys.argv", ["wsanalyze", "conversations", "--traces", str(store)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 70
+    err = capsys.readouterr().err
+    assert "RuntimeError: renderer exploded" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -34,5 +34,17 @@ app.command()(doctor.doctor)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a bug of ours is one line on stderr, never a traceback."""
+    import os
+    import sys
+
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("WSANALYZE_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(
+            f"error: {type(exc).__name__}: {first} (WSANALYZE_DEBUG=1 shows the traceback)\n"
+        )
+        sys.exit(70)

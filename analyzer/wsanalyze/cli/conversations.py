@@ -37,6 +37,12 @@ def conversations(
         str | None, typer.Option(help="Only this cause (see `wsanalyze explain`).")
     ] = None,
     json_: Json = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Show at most this many (default: 100 in the terminal, all with --json)."
+        ),
+    ] = None,
     close_codes_: CloseCodes = None,
     in_flight_s: InFlight = 5.0,
 ) -> None:
@@ -62,8 +68,10 @@ def conversations(
             in_flight=in_flight(in_flight_s),
         )
     if json_:
-        print_json(render_json.dumps(render_json.conversations_json(rows)))
+        shown = rows if limit is None else rows[:limit]
+        print_json(render_json.dumps(render_json.conversations_json(shown)))
         return
-    console().print(conversations_view(rows))
+    cap = 100 if limit is None else limit
+    console().print(conversations_view(rows[:cap] if cap else rows, total=len(rows)))
     if problems:
         console().print(problems_view(problems))

@@ -140,10 +140,12 @@ def problems_view(problems: list[str] | tuple[str, ...]) -> Text:
     return text
 
 
-def conversations_view(rows: list[ConversationSummary]) -> Table:
+def conversations_view(rows: list[ConversationSummary], total: int | None = None) -> Table:
     """One line per conversation: when, how many messages, the verdict."""
+    total = len(rows) if total is None else total
+    shown = f", newest {len(rows)} shown (--limit)" if total > len(rows) else ""
     table = Table(
-        title=f"{len(rows)} conversation(s)",
+        title=f"{total} conversation(s){shown}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

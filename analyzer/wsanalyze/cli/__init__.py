@@ -40,6 +40,10 @@ def main() -> None:
 
     try:
         app()
+    except BrokenPipeError:  # `wsanalyze conversations | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
     except Exception as exc:
         if os.environ.get("WSANALYZE_DEBUG"):
             raise

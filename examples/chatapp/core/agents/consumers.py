@@ -31,6 +31,11 @@ from django.conf import settings
 
 from .tasks import fault_in, group_name, run_agent
 
+try:  # Daphne (autobahn) raises this when sending on a socket the client already closed
+    from autobahn.exception import Disconnected as SocketClosed
+except ImportError:  # another ASGI server
+    SocketClosed = ConnectionError
+
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4001
@@ -67,10 +72,23 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.joined = False
 
     async def close_with(self, code: int) -> None:
-        """Close the socket once with an application close code."""
+        """Leave the group and close the socket once, with an application close code."""
         if not self.closing:
             self.closing = True
+            await self.leave_group()
             await self.close(code=code)
+
+    async def send_frame(self, frame: dict) -> None:
+        """Send a frame unless the socket is closed (by us, or by a client that left)."""
+        if self.closing:
+            return
+        try:
+            await self.send_json(frame)
+        except SocketClosed:
+            # The client left while its answer was streaming; the disconnect event
+            # is on its way. Without this, the consumer would crash on every such race.
+            self.closing = True
+            logger.info("client of %s left mid-stream: dropping the rest", self.group)
 
     def allow_frame(self) -> bool:
         """Count one frame against the sliding-window rate limit."""
@@ -110,7 +128,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         else:
             result = run_agent.delay(*args)
         self.task_ids[message_id] = result.id
-        await self.send_json({"type": "ack", "id": message_id, "task_id": result.id})
+        await self.send_frame({"type": "ack", "id": message_id, "task_id": result.id})
         if fault == "consumer_gone":
             task = asyncio.create_task(self.rejoin_after(result.id))
             self.rejoin_tasks.add(task)
@@ -147,9 +165,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.sleep(event["slow"])
         frame = {"type": "chunk", "message_id": event["message_id"], "seq": event["seq"]}
         frame["content"] = event["content"]
-        await self.send_json(frame)
+        await self.send_frame(frame)
 
     async def chat_done(self, event):
-        await self.send_json(
+        await self.send_frame(
             {"type": "done", "message_id": event["message_id"], "chunks": event.get("chunks")}
         )

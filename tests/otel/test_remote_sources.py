@@ -358,6 +358,8 @@ def test_a_silent_backend_times_out_with_a_one_line_error():
         ("jaeger://localhost:16686?lookback=soon", "lookback='soon'"),
         ("tempo://localhost:3200?limit=0", "limit='0'"),
         ("tempo://localhost:99999", "bad trace source"),
+        ("jaeger://localhost?servce=web", r"unknown option 'servce' \(known: .*service"),
+        ("tempo://localhost?service=web", "unknown option 'service'"),
     ],
 )
 def test_bad_specs_are_explained(value, message):

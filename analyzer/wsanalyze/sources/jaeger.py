@@ -83,15 +83,26 @@ _TS, _END_TS = ROW_COLUMNS.index("ts"), ROW_COLUMNS.index("end_ts")
 class RemoteSpec:
     """A parsed ``scheme://host:port/prefix?options`` value of ``--traces``."""
 
-    def __init__(self, spec: str, scheme: str, default_port: int):
+    COMMON_OPTIONS = ("lookback", "limit", "timeout", "tls")
+
+    def __init__(
+        self, spec: str, scheme: str, default_port: int, extra_options: tuple[str, ...] = ()
+    ):
         parts = urllib.parse.urlsplit(spec)
         if parts.scheme.lower() != scheme or not parts.hostname:
             raise SourceError(
                 f"bad trace source {spec!r}: expected {scheme}://HOST[:PORT][?options]"
             )
-        options = urllib.parse.parse_qs(parts.query)
+        options = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
         self.options = {key: values[-1] for key, values in options.items()}
         self.all_options = options
+        known = (*self.COMMON_OPTIONS, *extra_options)
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise SourceError(
+                f"bad trace source {spec!r}: unknown option {unknown[0]!r} "
+                f"(known: {', '.join(known)})"
+            )
         try:
             port = parts.port or default_port
         except ValueError as exc:
@@ -391,7 +402,7 @@ class JaegerReader:
     """Spans from Jaeger's query API (``jaeger://host:port``)."""
 
     def __init__(self, spec: str):
-        self.spec = RemoteSpec(spec, "jaeger", DEFAULT_PORT)
+        self.spec = RemoteSpec(spec, "jaeger", DEFAULT_PORT, ("service",))
         self.http = HttpJson(self.spec.base, "jaeger", self.spec.timeout)
         self.services = self.spec.values("service")
         self.description = f"Jaeger query API at {self.spec.base}"

@@ -58,7 +58,7 @@ class TempoReader:
     """Spans from Tempo's search and trace-by-id APIs (``tempo://host:port``)."""
 
     def __init__(self, spec: str):
-        self.spec = RemoteSpec(spec, "tempo", DEFAULT_PORT)
+        self.spec = RemoteSpec(spec, "tempo", DEFAULT_PORT, ("tenant",))
         tenant = self.spec.options.get("tenant")
         headers = {"X-Scope-OrgID": tenant} if tenant else None
         self.http = HttpJson(self.spec.base, "tempo", self.spec.timeout, headers)

@@ -93,11 +93,17 @@ def service_from_container(name: pl.Expr) -> pl.Expr:
 
 
 def _text_lines(path: Path) -> pl.Series:
-    data = path.read_bytes().decode("utf-8", errors="replace")
-    if data.endswith("\n"):
-        data = data[:-1]
-    lines = data.split("\n") if data else []
-    return pl.Series("line", lines, dtype=pl.String)
+    """The file's lines (no newline, no trailing CR): read natively by polars; files with
+    bytes that are not UTF-8 are decoded with replacement characters instead."""
+    try:
+        lines = pl.read_lines(path).to_series()
+    except pl.exceptions.ComputeError:
+        data = path.read_bytes().decode("utf-8", errors="replace")
+        data = data.removesuffix("\n")
+        lines = pl.Series("line", data.split("\n") if data else [], dtype=pl.String)
+    if lines.str.ends_with("\r").any():
+        lines = lines.str.strip_suffix("\r")
+    return lines.alias("line")
 
 
 def sniff(path: Path) -> str:

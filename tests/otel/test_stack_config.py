@@ -413,3 +413,25 @@ def test_dashboard_provider_loads_the_mounted_dashboards(services):
     directory = host_file(services["grafana"], provider["options"]["path"])
     assert directory == ROOT / "dashboards"
     assert list(directory.glob("*.json"))
+
+
+def test_compose_file_matches_the_compose_spec_schema():
+    """The official compose-spec JSON schema (vendored by check-jsonschema), when installed."""
+    pytest.importorskip("check_jsonschema")
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(COMPOSE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

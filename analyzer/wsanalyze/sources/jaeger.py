@@ -16,7 +16,8 @@ A conversation lookup asks, per service,
 (Jaeger's "internal" JSON API, times in Unix microseconds) and keeps every span
 of the traces it returns (a wstrace trace is one WebSocket connection, so that is
 the connection with all of its messages, across web and worker). Without a
-conversation every trace of the window is read.
+conversation every trace of the window is read. (The internal API, not api/v3:
+api/v3's HTTP ``/api/v3/traces`` search takes no attribute filter.)
 
 The internal JSON is what Jaeger's OTLP→Jaeger translation produced, so it is
 mapped back to OTLP before the shared normalizer (``_otlp.span_row``) turns it

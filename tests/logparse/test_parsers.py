@@ -143,3 +143,16 @@ def test_json_file_lines_split_at_16k_are_joined(tmp_path: Path, captured):
     row = out.row(0, named=True)
     assert row["event"] == "task_succeeded" and row["service"] == "worker"
     assert out["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S%.9f")[0] == "2026-01-01T00:00:00.123456789"
+
+
+def test_stream_chunks_are_reassembled_into_lines_at_any_boundary(captured):
+    """The Docker API streams chunks that split lines anywhere; lines come back whole."""
+    import random
+
+    from wsanalyze.sources.docker_logs import chunks_to_lines
+
+    data = captured.text("celery", "stderr").encode()
+    rng = random.Random(3)
+    cuts = sorted(rng.sample(range(1, len(data)), 200))
+    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    assert list(chunks_to_lines(chunks)) == data.decode().splitlines()

@@ -68,20 +68,21 @@ async def _round(stack: Stack, clients: int, messages: int, timeout: float) -> t
     return elapsed, sum(results)
 
 
-def _cpu_seconds(stack: Stack) -> float:
-    """User + system CPU seconds so far of every process of the stack (web, worker, children)."""
-    groups = {proc.pid for proc in stack.procs.values()}  # each leads its own session/group
+def _cpu_seconds(stack: Stack) -> dict[str, float]:
+    """User + system CPU seconds so far of each service's processes (worker: with children)."""
+    groups = {proc.pid: service for service, proc in stack.procs.items()}  # session leaders
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    totals = dict.fromkeys(stack.procs, 0)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
         # fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
-        if int(fields[2]) in groups:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        service = groups.get(int(fields[2]))
+        if service is not None:
+            totals[service] += int(fields[11]) + int(fields[12])
+    return {service: ticks_used / ticks for service, ticks_used in totals.items()}
 
 
 def _machine() -> str:
@@ -126,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     on_env = dict(item.split("=", 1) for item in args.on_env)
     rates: dict[str, list[float]] = {"off": [], "on": []}
-    cpu_ms: dict[str, list[float]] = {"off": [], "on": []}
+    cpu_ms: dict[str, list[float]] = {
+        key: [] for key in ("off", "on", "off_web", "on_web", "off_worker", "on_worker")
+    }
     with tempfile.TemporaryDirectory(prefix="wstrace-bench-") as tmp, RedisServer() as redis:
         stacks = {
             mode: Stack(
@@ -152,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
                     elapsed, done = asyncio.run(
                         _round(stacks[mode], args.clients, args.messages, args.timeout)
                     )
-                    cpu = 1000 * (_cpu_seconds(stacks[mode]) - cpu_before) / max(done, 1)
+                    cpu_after = _cpu_seconds(stacks[mode])
+                    per = {
+                        service: 1000 * (cpu_after[service] - cpu_before[service]) / max(done, 1)
+                        for service in cpu_after
+                    }
+                    cpu = sum(per.values())
                     expected = args.clients * args.messages
                     if done != expected:
                         raise SystemExit(f"{mode}: only {done}/{expected} messages completed")
@@ -160,12 +168,14 @@ def main(argv: list[str] | None = None) -> int:
                     label = "warm-up" if index == 0 else f"round {index}"
                     print(
                         f"{label:8} {mode:3} {rate:8.1f} msg/s  ({elapsed:.2f}s)  "
-                        f"{cpu:6.2f} CPU ms/msg (web+worker)",
+                        f"{cpu:6.2f} CPU ms/msg (web {per['web']:.2f} + worker {per['worker']:.2f})",
                         flush=True,
                     )
                     if index:
                         rates[mode].append(rate)
                         cpu_ms[mode].append(cpu)
+                        for service, value in per.items():
+                            cpu_ms[f"{mode}_{service}"].append(value)
             spans_bytes = sum(
                 p.stat().st_size for p in stacks["on"].trace_dir.rglob("*.jsonl") if p.is_file()
             )
@@ -190,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_cpu_ms_off": statistics.median(cpu_ms["off"]),
         "median_cpu_ms_on": statistics.median(cpu_ms["on"]),
         "cpu_overhead": statistics.median(cpu_ms["on"]) / statistics.median(cpu_ms["off"]) - 1,
+        "median_cpu_ms": {key: statistics.median(values) for key, values in cpu_ms.items()},
         "load_average": os.getloadavg(),
         "trace_bytes_written": spans_bytes,
     }
@@ -203,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU per message (web+worker processes): off {result['median_cpu_ms_off']:.2f} ms, "
         f"on {result['median_cpu_ms_on']:.2f} ms: +{100 * result['cpu_overhead']:.1f}%"
     )
+    medians = result["median_cpu_ms"]
+    for service in ("web", "worker"):
+        off_ms, on_ms = medians[f"off_{service}"], medians[f"on_{service}"]
+        print(
+            f"  {service:6}: off {off_ms:.2f} ms, on {on_ms:.2f} ms: +{100 * (on_ms / off_ms - 1):.1f}%"
+        )
     print(f"machine: {result['machine']}; load average at the end: {result['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -431,6 +431,11 @@ class Stack:
             "CHAT_LAYER": self.layer,
             "CHAT_JWT_SECRET": DEFAULT_JWT_SECRET,
             "CHAT_DB_PATH": str(self.workdir / "db.sqlite3"),
+            # redis-py 8's default 5 s socket timeout occasionally loses the cancel of a
+            # consumer's layer receive(); the orphaned receive loop then drains the whole
+            # process's channel into per-channel buffers (drop-oldest), which makes
+            # scenarios such as channel_full nondeterministic. Pass "" to keep it.
+            "CHAT_LAYER_SOCKET_TIMEOUT": "none",
             "WSTRACE_ENABLED": "1" if self.wstrace_enabled else "0",
             "WSTRACE_DIR": str(self.trace_dir),
             "WSTRACE_SERVICE": service,

@@ -8,6 +8,10 @@ CHAT_LAYER             ``core`` (RedisChannelLayer, default) or ``pubsub``
 CHAT_LAYER_URL         Redis of the channel layer only (overrides REDIS_URL there)
 CHAT_LAYER_PREFIX      channel-layer key prefix (default ``asgi``)
 CHAT_CHANNEL_CAPACITY  per-channel capacity of the core layer (default 100)
+CHAT_LAYER_SOCKET_TIMEOUT  redis-py socket timeout of the layer's connections in
+                       seconds, or ``none``; unset keeps redis-py's default (5 s
+                       in redis-py 8, with which cancelling a layer receive is
+                       occasionally lost: see README)
 CHAT_JWT_SECRET        HS256 secret of the connection tokens
 CHAT_ALLOWED_ORIGINS   comma-separated browser origins allowed to open a socket
                        (``*`` for any); requests without an Origin header pass
@@ -75,12 +79,20 @@ CHAT_LAYER = os.environ.get("CHAT_LAYER", "core")
 CHAT_LAYER_URL = os.environ.get("CHAT_LAYER_URL") or REDIS_URL
 CHAT_LAYER_PREFIX = os.environ.get("CHAT_LAYER_PREFIX") or "asgi"
 CHAT_CHANNEL_CAPACITY = _env_int("CHAT_CHANNEL_CAPACITY", 100)
+CHAT_LAYER_SOCKET_TIMEOUT = os.environ.get("CHAT_LAYER_SOCKET_TIMEOUT", "")
+if CHAT_LAYER_SOCKET_TIMEOUT:
+    _timeout = (
+        None if CHAT_LAYER_SOCKET_TIMEOUT.lower() == "none" else float(CHAT_LAYER_SOCKET_TIMEOUT)
+    )
+    CHAT_LAYER_HOSTS = [{"address": CHAT_LAYER_URL, "socket_timeout": _timeout}]
+else:
+    CHAT_LAYER_HOSTS = [CHAT_LAYER_URL]
 
 if CHAT_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [CHAT_LAYER_URL], "prefix": CHAT_LAYER_PREFIX},
+            "CONFIG": {"hosts": CHAT_LAYER_HOSTS, "prefix": CHAT_LAYER_PREFIX},
         }
     }
 elif CHAT_LAYER == "core":
@@ -88,7 +100,7 @@ elif CHAT_LAYER == "core":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [CHAT_LAYER_URL],
+                "hosts": CHAT_LAYER_HOSTS,
                 "prefix": CHAT_LAYER_PREFIX,
                 "capacity": CHAT_CHANNEL_CAPACITY,
             },

@@ -91,60 +91,46 @@ def _backend_name(config: dict[str, Any] | None) -> str:
     return str((config or {}).get("BACKEND", ""))
 
 
-def _redis_clients(config: dict[str, Any]) -> list[tuple[str, Callable[[float], Any]]]:
-    """(label, factory(timeout) → redis.Redis) for every host of a channels_redis layer."""
+def _redis_clients(config: dict[str, Any]) -> list[tuple[str, Callable[[float], Any] | None]]:
+    """(label, factory(timeout) → redis.Redis) for every host of a channels_redis layer.
+
+    Hosts are what channels_redis accepts: URL strings, (host, port) pairs, and dicts
+    (``address`` URL or pair plus redis-py options such as ``socket_timeout``, or
+    ``host``/``port``/``db``/``password``). Options a host sets win over the doctor's timeout.
+    """
     import redis
 
+    def options(t: float, given: dict[str, Any]) -> dict[str, Any]:
+        return {"socket_timeout": t, "socket_connect_timeout": t, **given}
+
     hosts = (config.get("CONFIG") or {}).get("hosts") or [("localhost", 6379)]
-    out = []
+    out: list[tuple[str, Callable[[float], Any] | None]] = []
     for host in hosts:
         if isinstance(host, str):
             out.append(
-                (
-                    redact_url(host),
-                    lambda t, h=host: redis.Redis.from_url(
-                        h, socket_timeout=t, socket_connect_timeout=t
-                    ),
-                )
+                (redact_url(host), lambda t, u=host: redis.Redis.from_url(u, **options(t, {})))
             )
-        elif isinstance(host, dict):
-            if "address" in host:
-                address = host["address"]
-                kwargs = {k: v for k, v in host.items() if k != "address"}
-                if isinstance(address, str):
-                    out.append(
-                        (
-                            redact_url(address),
-                            lambda t, a=address, k=kwargs: redis.Redis.from_url(
-                                a, socket_timeout=t, socket_connect_timeout=t, **k
-                            ),
-                        )
+            continue
+        if isinstance(host, dict) and "master_name" in host:
+            out.append((f"sentinel:{host['master_name']}", None))
+            continue
+        if isinstance(host, dict):
+            extra = {k: v for k, v in host.items() if k != "address"}
+            address = host.get("address")
+            if isinstance(address, str):
+                out.append(
+                    (
+                        redact_url(address),
+                        lambda t, u=address, k=extra: redis.Redis.from_url(u, **options(t, k)),
                     )
-                    continue
-                host = {"host": address[0], "port": address[1], **kwargs}
-            if "master_name" in host:
-                out.append((f"sentinel:{host['master_name']}", None))
+                )
                 continue
-            label = f"{host.get('host', 'localhost')}:{host.get('port', 6379)}/{host.get('db', 0)}"
-            kwargs = {k: v for k, v in host.items() if k in ("host", "port", "db", "password")}
-            out.append(
-                (
-                    label,
-                    lambda t, k=kwargs: redis.Redis(
-                        socket_timeout=t, socket_connect_timeout=t, **k
-                    ),
-                )
-            )
+            if address is not None:
+                extra = {"host": address[0], "port": address[1], **extra}
         else:
-            h, p = host[0], host[1]
-            out.append(
-                (
-                    f"{h}:{p}/0",
-                    lambda t, h=h, p=p: redis.Redis(
-                        host=h, port=p, socket_timeout=t, socket_connect_timeout=t
-                    ),
-                )
-            )
+            extra = {"host": host[0], "port": host[1]}
+        label = f"{extra.get('host', 'localhost')}:{extra.get('port', 6379)}/{extra.get('db', 0)}"
+        out.append((label, lambda t, k=extra: redis.Redis(**options(t, k))))
     return out
 
 

@@ -154,3 +154,9 @@ def test_layer_identity_from_the_workers_own_worker_ready_span(
     check = checks["layer_identity"]
     assert check["status"] == expected, check
     assert any("worker_ready" in line for line in check["evidence"])
+
+
+@pytest.mark.parametrize("form", ["dict", "pair"])
+def test_every_host_form_channels_redis_accepts_is_checked(doctor, project_env, form):
+    checks, _ = doctor({**project_env, "DOCTOR_HOSTS_FORM": form}, only=("redis_reachable",))
+    assert checks["redis_reachable"]["status"] == "pass", checks["redis_reachable"]

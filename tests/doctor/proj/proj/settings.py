@@ -3,6 +3,7 @@
 REDIS_URL            Redis of the layer and the broker
 DOCTOR_LAYER         redis (default) | memory
 DOCTOR_PREFIX        channel-layer prefix (asgi)
+DOCTOR_HOSTS_FORM    url (default) | dict (address + socket_timeout) | pair (host, port)
 DOCTOR_ASGI          good (default) | auth_inside | no_origin | not_router
 DOCTOR_AGENT_QUEUE   queue proj.tasks.agent is routed to (celery)
 DOCTOR_ALLOWED_HOSTS ALLOWED_HOSTS, comma-separated (localhost,127.0.0.1)
@@ -34,10 +35,18 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 if os.environ.get("DOCTOR_LAYER", "redis") == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:
+    from urllib.parse import urlsplit
+
+    _url = urlsplit(REDIS_URL)
+    HOSTS = {
+        "url": [REDIS_URL],
+        "dict": [{"address": REDIS_URL, "socket_timeout": 5}],
+        "pair": [(_url.hostname, _url.port)],
+    }[os.environ.get("DOCTOR_HOSTS_FORM", "url")]
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("DOCTOR_PREFIX", "asgi")},
+            "CONFIG": {"hosts": HOSTS, "prefix": os.environ.get("DOCTOR_PREFIX", "asgi")},
         }
     }
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from wsanalyze.demo.stack import RedisServer, Stack
 
 WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
@@ -63,7 +64,11 @@ def _redis_dbs() -> Iterator[int]:
 def _new_stack(
     redis_server: RedisServer, dbs: Iterator[int], workdir: Path, kwargs: dict[str, Any]
 ) -> Stack:
-    kwargs.setdefault("redis_url", redis_server.url_for(next(dbs)))
+    """A Stack on the next logical db of the session's Redis, emptied first (dbs are reused)."""
+    if "redis_url" not in kwargs:
+        kwargs["redis_url"] = redis_server.url_for(next(dbs))
+        with redis.Redis.from_url(kwargs["redis_url"]) as client:
+            client.flushdb()
     return Stack(workdir, **kwargs)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -41,18 +42,31 @@ from websockets.asyncio.client import connect  # noqa: E402
 from wsanalyze.demo.client import make_token  # noqa: E402
 from wsanalyze.demo.stack import DEFAULT_JWT_SECRET, RedisServer, Stack  # noqa: E402
 
+LOST: list[tuple[str, str, str]] = []  # (conversation url, message id, what was seen)
+
 
 async def _client(url: str, messages: int, timeout: float) -> int:
-    """Send ``messages`` messages back to back on one connection; return how many got done."""
+    """Send ``messages`` messages one after the other on one connection; return how many got done.
+
+    A message without its ``done`` within ``timeout`` is recorded in LOST (the
+    traces say why: ``wsanalyze conversation``) and the next one is sent.
+    """
     done = 0
     async with connect(url, max_size=None, close_timeout=2) as ws:
         for _ in range(messages):
             message_id = uuid.uuid4().hex
             await ws.send(json.dumps({"type": "message", "id": message_id, "content": "hi"}))
             deadline = time.monotonic() + timeout
+            seen: list[str] = []
             while True:
-                raw = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    LOST.append((url, message_id, ",".join(seen)))
+                    break
                 frame = json.loads(raw)
+                if frame.get("message_id", frame.get("id")) == message_id:
+                    seen.append(f"{frame.get('type')}{frame.get('seq', '')}")
                 if frame.get("type") == "done" and frame.get("message_id") == message_id:
                     done += 1
                     break
@@ -115,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra environment of the instrumented stack only (e.g. to try a patch)",
     )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep logs and traces here (default: a temporary directory)"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the stacks below are always stopped.
@@ -126,11 +143,17 @@ def main(argv: list[str] | None = None) -> int:
         "CHAT_RATE_LIMIT": "1000000000",
     }
     on_env = dict(item.split("=", 1) for item in args.on_env)
+    lost = {"off": 0, "on": 0}
     rates: dict[str, list[float]] = {"off": [], "on": []}
     cpu_ms: dict[str, list[float]] = {
         key: [] for key in ("off", "on", "off_web", "on_web", "off_worker", "on_worker")
     }
-    with tempfile.TemporaryDirectory(prefix="wstrace-bench-") as tmp, RedisServer() as redis:
+    with contextlib.ExitStack() as scope:
+        if args.workdir:
+            tmp = str(args.workdir)
+        else:
+            tmp = scope.enter_context(tempfile.TemporaryDirectory(prefix="wstrace-bench-"))
+        redis = scope.enter_context(RedisServer())
         stacks = {
             mode: Stack(
                 Path(tmp) / mode,
@@ -163,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                     cpu = sum(per.values())
                     expected = args.clients * args.messages
                     if done != expected:
-                        raise SystemExit(f"{mode}: only {done}/{expected} messages completed")
+                        lost[mode] += expected - done
+                        print(f"{mode}: {expected - done} message(s) without done: {LOST[-3:]}")
+                        if done == 0:
+                            raise SystemExit(f"{mode}: no message completed")
                     rate = done / elapsed
                     label = "warm-up" if index == 0 else f"round {index}"
                     print(
@@ -188,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": _machine(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "params": vars(args) | {"json": str(args.json) if args.json else None},
+        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "rates": rates,
         "median_off": off,
         "median_on": on,
@@ -203,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         "median_cpu_ms": {key: statistics.median(values) for key, values in cpu_ms.items()},
         "load_average": os.getloadavg(),
         "trace_bytes_written": spans_bytes,
+        "lost_messages": lost,
+        "lost_detail": LOST,
     }
     print(
         f"\nwstrace off: {off:.1f} msg/s   on: {on:.1f} msg/s   "
@@ -220,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {service:6}: off {off_ms:.2f} ms, on {on_ms:.2f} ms: +{100 * (on_ms / off_ms - 1):.1f}%"
         )
+    print(f"messages without done (timeout {args.timeout}s): {lost}")
     print(f"machine: {result['machine']}; load average at the end: {result['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

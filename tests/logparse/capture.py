@@ -101,10 +101,14 @@ async def _drive_websockets(port: int) -> None:
         await ws.send("close")
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.recv()
+    # Daphne's access stamps are whole seconds: keep the crash alone in its second, so
+    # the time correlation has one candidate (as with engine stamps it always does).
+    await asyncio.sleep(1.1)
     async with websockets.connect(f"{base}/ws/chat/c-crash/") as ws:
         await ws.send("boom")
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.recv()
+    await asyncio.sleep(2.1)
     with contextlib.suppress(Exception):
         async with websockets.connect(f"{base}/ws/reject/c-origin/"):
             pass
@@ -119,10 +123,12 @@ def _drive_celery(redis_url: str) -> None:
     app.send_task("chat.not_registered", args=["c-unregistered"])
 
 
-def _wait_for(path: Path, needle: str, timeout: float) -> bool:
+def _wait_for(path: Path, pattern: str, timeout: float) -> bool:
+    import re
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if needle in path.read_text(errors="replace"):
+        if re.search(pattern, path.read_text(errors="replace")):
             return True
         time.sleep(0.1)
     return False
@@ -181,12 +187,13 @@ def capture(dir: Path) -> Captured:
         asyncio.run(_drive_websockets(web_port))
         _drive_celery(redis_url)
         celery_err = procs.captured.files["celery"][1]
-        _wait_for(celery_err, "WorkerLostError", 30)
-        _wait_for(celery_err, "chat.flaky", 5)
+        _wait_for(celery_err, "WorkerLostError", 60)
+        _wait_for(celery_err, r"chat\.flaky\[[^\]]+\] succeeded", 30)
+        _wait_for(celery_err, r"chat\.slow\[[^\]]+\] raised", 30)
         time.sleep(0.5)
         # a broker that goes away: the worker's consumer logs its connection errors
         procs.stop("redis")
-        _wait_for(celery_err, "Cannot connect to", 20)
+        _wait_for(celery_err, "Cannot connect to", 30)
     finally:
         procs.stop_all()
     return procs.captured

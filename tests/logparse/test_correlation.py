@@ -82,3 +82,21 @@ def test_a_crash_is_put_on_the_connection_that_closed_right_after_it(captured):
     joined = correlate(events)
     crash = joined.filter(pl.col("event") == "app_exception").row(0, named=True)
     assert crash["conversation_id"] == "c-crash" and crash["confidence"] == "time"
+
+
+def test_a_crash_among_several_closes_in_one_whole_second_is_not_guessed(captured):
+    """Whole-second access stamps with two connections closing in the crash's second:
+    the crash stays unassigned rather than put on the wrong conversation."""
+    events = pl.concat([parse_lines(read_file(p)).collect() for p in captured.files["daphne"]])
+    crash_ts = events.filter(pl.col("event") == "app_exception")["ts"][0]
+    other = events.filter(pl.col("conversation_id") == "c-ok").with_columns(
+        pl.lit("c-other").alias("conversation_id"),
+        pl.col("attributes").str.replace(r'"client":"[^"]+"', '"client":"10.0.0.9:1"'),
+        pl.when(pl.col("event") == "ws_disconnect")
+        .then(pl.lit(crash_ts, dtype=pl.Datetime("ns", "UTC")).dt.truncate("1s"))
+        .otherwise(pl.col("ts"))
+        .alias("ts"),
+    )
+    joined = correlate(pl.concat([events, other]))
+    crash = joined.filter(pl.col("event") == "app_exception").row(0, named=True)
+    assert crash["conversation_id"] is None

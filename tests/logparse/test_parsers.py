@@ -156,3 +156,14 @@ def test_stream_chunks_are_reassembled_into_lines_at_any_boundary(captured):
     cuts = sorted(rng.sample(range(1, len(data)), 200))
     chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     assert list(chunks_to_lines(chunks)) == data.decode().splitlines()
+
+
+def test_the_zone_of_plain_logs_comes_from_the_environment(captured, monkeypatch):
+    """Daphne ran an hour east of UTC; WSANALYZE_LOG_TZ says so for plain files."""
+    path = captured.files["daphne"][1]
+    plain = load_log_events(path).events.collect()
+    monkeypatch.setenv("WSANALYZE_LOG_TZ", "Etc/GMT-1")
+    zoned = load_log_events(path).events.collect()
+    crash = pl.col("event") == "app_exception"
+    shift = plain.filter(crash)["ts"][0] - zoned.filter(crash)["ts"][0]
+    assert shift.total_seconds() == DAPHNE_UTC_OFFSET_S

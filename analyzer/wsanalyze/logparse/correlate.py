@@ -91,44 +91,44 @@ def connections(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def _crashes(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
-    """`Exception inside application` → the connection of that service that closed next."""
+    """`Exception inside application` → the connection of that service that closed next.
+
+    With engine stamps the nearest close after the crash wins. Daphne's own access stamps
+    are whole seconds: a close stamped in the crash's second (or the next) may be the one,
+    so the crash is assigned only when a single conversation closed there; otherwise it
+    stays unassigned rather than guessed.
+    """
     crash = (pl.col("event") == "app_exception") & pl.col("conversation_id").is_null()
     if events.filter(crash).is_empty() or conns.is_empty():
         return events
-    # A close stamped in whole seconds (Daphne's own stamp, no engine time) may be up to
-    # a second later than it reads: compare against the end of its second.
     t = pl.col("disconnected")
-    whole = t.dt.nanosecond() == 0
-    closes = (
-        conns.filter(t.is_not_null() & pl.col("accepted").is_not_null())  # only these can crash
-        .select(
-            "service",
-            pl.when(whole)
-            .then(t + pl.duration(milliseconds=999, time_unit="ns"))
-            .otherwise(t)
-            .alias("_t"),
-            pl.col("conversation_id").alias("_conv"),
-        )
-        .sort("_t")
+    closes = conns.filter(t.is_not_null() & pl.col("accepted").is_not_null()).select(
+        pl.col("service").alias("_svc"),
+        t.alias("_t"),
+        (t.dt.nanosecond() == 0).alias("_whole"),
+        pl.col("conversation_id").alias("_conv"),
     )
     rows = events.with_row_index("_i")
-    found = (
-        rows.filter(crash)
-        .select("_i", "service", "ts")
-        .sort("ts")
-        .join_asof(
-            closes,
-            left_on="ts",
-            right_on="_t",
-            by="service",
-            strategy="forward",
-            tolerance=CRASH_BEFORE_DISCONNECT,
-            check_sortedness=False,  # sorted by ts above; per-service order follows
-        )
-        .filter(pl.col("_conv").is_not_null())
-        .select("_i", "_conv")
+    crashes = rows.filter(crash).select("_i", "service", "ts")
+    pairs = crashes.join_where(
+        closes,
+        pl.col("service") == pl.col("_svc"),
+        pl.col("_t") >= pl.col("ts").dt.truncate("1s"),
+        pl.col("_t") <= pl.col("ts") + CRASH_BEFORE_DISCONNECT,
+    ).filter(
+        ~pl.col("_whole") | (pl.col("_t") <= pl.col("ts").dt.truncate("1s") + timedelta(seconds=1))
     )
-    return _assign(rows, found)
+    precise = pairs.filter(~pl.col("_whole") & (pl.col("_t") >= pl.col("ts")))
+    nearest = precise.sort("_t").group_by("_i").agg(pl.col("_conv").first())
+    coarse = (
+        pairs.filter(pl.col("_whole"))
+        .group_by("_i")
+        .agg(pl.col("_conv").n_unique().alias("_k"), pl.col("_conv").first())
+        .filter(pl.col("_k") == 1)
+        .select("_i", "_conv")
+        .join(nearest.select("_i"), on="_i", how="anti")
+    )
+    return _assign(rows, pl.concat([nearest, coarse]))
 
 
 def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:

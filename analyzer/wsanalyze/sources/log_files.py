@@ -95,8 +95,19 @@ class LogFilesReader:
         )
 
 
+LOG_TZ_ENV = "WSANALYZE_LOG_TZ"
+
+
 def open_logs(spec: str | os.PathLike, *, tz: str | None = None):
-    """The reader for a `--logs` value: a file, a directory, `docker` or `docker:PROJECT`."""
+    """The reader for a `--logs` value: a file, a directory, `docker` or `docker:PROJECT`.
+
+    `tz` (default ``$WSANALYZE_LOG_TZ``, else UTC) is the zone of the producers' own
+    stamps in lines that have no engine timestamp (plain process logs). Django sets
+    the process zone from TIME_ZONE (America/Chicago unless configured), so a plain
+    Daphne or Celery log of a default project needs ``WSANALYZE_LOG_TZ=America/Chicago``.
+    Lines with engine stamps need nothing: the offset is measured.
+    """
+    tz = tz or os.environ.get(LOG_TZ_ENV) or None
     text = os.fspath(spec)
     if text == "docker" or text.startswith("docker:"):
         from wsanalyze.sources.docker_logs import DockerLogsReader

@@ -73,32 +73,49 @@ def _new_stack(
 
 
 class SharedStacks:
-    """Started stacks keyed by their kwargs; ``prestart`` boots several in parallel."""
+    """Started stacks keyed by their kwargs.
+
+    ``prestart(kwargs, ...)`` boots several in parallel and waits; ``launch(kwargs, ...)``
+    only spawns them, so they boot while other tests run.
+    """
 
     def __init__(self, redis_server: RedisServer, dbs: Iterator[int], tmp: Any) -> None:
         self.redis_server, self.dbs, self.tmp = redis_server, dbs, tmp
         self.stacks: dict[tuple, Stack] = {}
+        self.booting: set[tuple] = set()
 
     @staticmethod
     def key(kwargs: dict[str, Any]) -> tuple:
         return tuple(sorted((name, repr(value)) for name, value in kwargs.items()))
 
-    def prestart(self, *kwarg_sets: dict[str, Any]) -> None:
-        """Launch every stack not started yet, then wait for all of them together."""
+    def launch(self, *kwarg_sets: dict[str, Any]) -> list[Stack]:
+        """Spawn every stack not started yet without waiting (they boot in the background)."""
         launched = []
         for kwargs in kwarg_sets:
             if self.key(kwargs) not in self.stacks:
-                stack = _new_stack(
-                    self.redis_server, self.dbs, self.tmp.mktemp("stack"), dict(kwargs)
-                )
+                workdir = self.tmp.mktemp("stack")
+                stack = _new_stack(self.redis_server, self.dbs, workdir, dict(kwargs))
                 self.stacks[self.key(kwargs)] = stack.launch()
+                self.booting.add(self.key(kwargs))
                 launched.append(stack)
-        for stack in launched:
+        return launched
+
+    def prestart(self, *kwarg_sets: dict[str, Any]) -> None:
+        """Launch every stack not started yet, then wait for all of them together."""
+        self.launch(*kwarg_sets)
+        for kwargs in kwarg_sets:
+            self._ready(self.key(kwargs))
+
+    def _ready(self, key: tuple) -> Stack:
+        stack = self.stacks[key]
+        if key in self.booting:
+            self.booting.discard(key)
             stack.wait_ready()
+        return stack
 
     def __call__(self, **kwargs: Any) -> Stack:
-        self.prestart(kwargs)
-        stack = self.stacks[self.key(kwargs)]
+        self.launch(kwargs)
+        stack = self._ready(self.key(kwargs))
         if not stack.running():
             pytest.fail(f"shared stack died\n{stack.log_tails()}")
         return stack
@@ -113,7 +130,8 @@ def shared_stack(
 ) -> Iterator[SharedStacks]:
     """Return ``shared_stack(**kwargs)``: a started Stack shared by every test asking the same.
 
-    ``shared_stack.prestart(kwargs, ...)`` boots several at once.
+    ``shared_stack.prestart(kwargs, ...)`` boots several at once; ``shared_stack.launch``
+    starts booting them in the background.
     """
     stacks = SharedStacks(redis_server, _redis_dbs, tmp_path_factory)
     yield stacks

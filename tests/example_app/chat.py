@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import uuid
 
+from wsanalyze.demo.stack import SCENARIOS
+
 WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
     importlib.util.find_spec("wstrace.apps")
 )
@@ -17,6 +19,19 @@ APP_ENV = {"CHAT_CHANNEL_CAPACITY": str(CAPACITY)}
 def stack_kwargs(layer: str, wstrace_enabled: bool, **extra: object) -> dict:
     """Kwargs of the package's shared stacks (same kwargs, same stack)."""
     return {"layer": layer, "wstrace_enabled": wstrace_enabled, "env": APP_ENV, **extra}
+
+
+def fault_stack(layer: str, scenario: str, wstrace_enabled: bool) -> dict:
+    """Kwargs of the stack whose worker is configured for a deployment fault scenario."""
+    worker_env = SCENARIOS[scenario].worker_env
+    return stack_kwargs(layer, wstrace_enabled, worker_env=worker_env)
+
+
+FAULT_STACKS = [
+    ("core", "channel_layer_unavailable"),
+    ("core", "layer_mismatch"),
+    ("pubsub", "layer_mismatch"),
+]
 
 
 def new_conversation() -> str:

@@ -5,30 +5,16 @@ from __future__ import annotations
 import pytest
 from wsanalyze.demo.stack import SCENARIOS
 
-from .chat import WSTRACE_AVAILABLE, stack_kwargs
+from .chat import fault_stack
 
 pytestmark = pytest.mark.stack
 
 UNAVAILABLE = SCENARIOS["channel_layer_unavailable"]
 MISMATCH = SCENARIOS["layer_mismatch"]
-STACKS = [("core", UNAVAILABLE), ("core", MISMATCH), ("pubsub", MISMATCH)]
-
-
-def fault_stack(layer: str, scenario, wstrace_enabled: bool) -> dict:
-    return stack_kwargs(layer, wstrace_enabled, worker_env=scenario.worker_env)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _boot_fault_stacks(shared_stack) -> None:
-    """Boot this module's differently configured stacks together."""
-    modes = [False, True] if WSTRACE_AVAILABLE else [False]
-    shared_stack.prestart(
-        *(fault_stack(layer, scenario, mode) for layer, scenario in STACKS for mode in modes)
-    )
 
 
 def test_channel_layer_unavailable_fails_the_task_at_group_send(shared_stack, wstrace_enabled):
-    stack = shared_stack(**fault_stack("core", UNAVAILABLE, wstrace_enabled))
+    stack = shared_stack(**fault_stack("core", "channel_layer_unavailable", wstrace_enabled))
 
     transcript = stack.run_scenario(UNAVAILABLE)
     message_id = transcript.message_ids[0]
@@ -43,7 +29,7 @@ def test_channel_layer_unavailable_fails_the_task_at_group_send(shared_stack, ws
 
 @pytest.mark.parametrize("layer", ["core", "pubsub"])
 def test_layer_mismatch_publishes_to_a_group_nobody_reads(shared_stack, wstrace_enabled, layer):
-    stack = shared_stack(**fault_stack(layer, MISMATCH, wstrace_enabled))
+    stack = shared_stack(**fault_stack(layer, "layer_mismatch", wstrace_enabled))
 
     transcript = stack.run_scenario(MISMATCH)
     message_id = transcript.message_ids[0]

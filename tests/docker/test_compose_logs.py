@@ -45,7 +45,8 @@ class ComposeProject:
         self.client, self.image, self.workdir = client, image, workdir
         self.name = f"wst{uuid.uuid4().hex[:8]}"
         self.redis_port = free_port()
-        self.stack = Stack(workdir, f"redis://127.0.0.1:{self.redis_port}/0", wstrace_enabled=False)
+        # wstrace on: the same run gives spans (in the mounted workdir) beside the logs
+        self.stack = Stack(workdir, f"redis://127.0.0.1:{self.redis_port}/0", wstrace_enabled=True)
         self.containers: dict[str, object] = {}
 
     def run(self, service: str, command: list[str], env: dict[str, str], cwd: str = "/"):
@@ -69,6 +70,7 @@ class ComposeProject:
 
     def start(self) -> ComposeProject:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.stack.trace_dir.mkdir(parents=True, exist_ok=True)
         redis = [find_redis_server(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no"]  # fmt: skip
         wait_for_log(self.run("redis", redis, {}), "Ready to accept connections")
@@ -298,3 +300,17 @@ def test_the_log_only_report_renders_with_the_conversation_json_contract(api_eve
     )
     assert doc["messages"][0]["message_id"].startswith("task:")
     assert {"ts", "source", "service", "hop", "event"} <= set(doc["timeline"][0])
+
+
+def test_with_traces_and_logs_the_timeline_shows_both(project):
+    """`conversation --traces DIR --logs docker:PROJECT`: spans and log lines side by side."""
+    from wsanalyze.verdicts.api import conversation_report
+
+    report = conversation_report(
+        "c-taskfail", traces=str(project.stack.trace_dir), logs=f"docker:{project.name}"
+    )
+    sources = {entry.source for entry in report.timeline}
+    assert sources == {"trace", "log"}
+    assert report.verdict.cause == "task_failed"
+    log_events = {e.event for e in report.timeline if e.source == "log"}
+    assert {"ws_connecting", "ws_connect", "task_received", "task_failed"} <= log_events

@@ -138,6 +138,9 @@ WSTRACE = {
     "FILE_DIR": os.environ.get("WSTRACE_DIR") or str(BASE_DIR / ".wstrace"),
 }
 
+# Containers run in UTC; so do Daphne's local-time access stamps then.
+TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -147,3 +150,16 @@ LOGGING = {
         "core": {"level": "INFO"},
     },
 }
+if "wstrace" in INSTALLED_APPS:
+    # The app's own lines carry trace_id=… span_id=… conversation_id=… so
+    # `wsanalyze --logs` joins them to the spans exactly.
+    LOGGING["formatters"] = {
+        "correlated": {
+            "()": "wstrace.logging.CorrelationFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    }
+    LOGGING["handlers"] = {
+        "correlated": {"class": "logging.StreamHandler", "formatter": "correlated"}
+    }
+    LOGGING["loggers"]["core"] = {"level": "INFO", "handlers": ["correlated"], "propagate": False}

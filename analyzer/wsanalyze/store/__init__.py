@@ -49,13 +49,13 @@ MANIFEST = "manifest.json"
 ENV_STORE = "WSANALYZE_STORE"
 DEFAULT_STORE = ".wsanalyze"
 FORMAT = 2
-PART_ROWS = 250_000  # rows per loose Parquet part written by one ingest
-BUCKET_ROWS = 300_000  # rows per compacted bucket file (bounds compaction memory)
+PART_ROWS = 100_000  # rows per loose Parquet part (bounds ingest memory)
+BUCKET_ROWS = 150_000  # rows per compacted bucket file (bounds compaction memory)
 MAX_LOOSE_PARTS = 2  # more loose parts than this: compact into buckets
 SLOTS = 1024  # conversations hash into this many slots; buckets are slot ranges
 SLOT = "_slot"  # the slot column in the Parquet files (not part of the event table)
 ROW_GROUP = 8_192  # small row groups: a lookup decodes little beyond its conversation
-_FRAME_ROWS = 50_000  # Python rows turned into a polars frame at a time
+_FRAME_ROWS = 20_000  # Python rows turned into a polars frame at a time
 _MAX_PROBLEMS = 1000
 
 Progress = Callable[[int, int, str], None]
@@ -296,12 +296,16 @@ def _compact(store: Path, manifest: dict) -> int:
     for b in range(buckets):
         lo = -1 if b == 0 else b * SLOTS // buckets
         hi = (b + 1) * SLOTS // buckets  # exclusive
-        frame = scan.filter((pl.col(SLOT) >= lo) & (pl.col(SLOT) < hi)).collect()
         name = f"bucket-{generation:04d}-{b:04d}.parquet"
-        entry = _write_part(store, name, frame)
-        entry["bucket"] = True
-        entry["slots"] = [lo, hi - 1]
-        written.append(entry)
+        tmp = store / (name + ".tmp")
+        (
+            scan.filter((pl.col(SLOT) >= lo) & (pl.col(SLOT) < hi))
+            .sort([SLOT, "conversation_id", "ts"], nulls_last=True)
+            .sink_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP)
+        )
+        os.replace(tmp, store / name)
+        rows = pl.scan_parquet(store / name).select(pl.len()).collect().item()
+        written.append({"name": name, "rows": rows, "slots": [lo, hi - 1], "bucket": True})
     manifest["parts"] = written
     manifest["generation"] = generation
     for p in paths:

@@ -25,7 +25,7 @@ from wstrace.instrumentors import (
     uninstrument_all,
 )
 
-LAYER_METHODS = ("group_send", "send", "group_add", "group_discard")
+LAYER_METHODS = ("group_send", "send", "receive", "group_add", "group_discard")
 LAYER_CLASSES = (
     channels.layers.InMemoryChannelLayer,
     channels_redis.core.RedisChannelLayer,

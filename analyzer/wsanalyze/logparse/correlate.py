@@ -131,22 +131,69 @@ def _crashes(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
     return _assign(rows, pl.concat([nearest, coarse]))
 
 
+_TASK_END = ("task_succeeded", "task_failed", "task_retry", "task_soft_time_limit",
+             "task_time_limit")  # fmt: skip
+
+
+def _whole_second(t: pl.Expr) -> pl.Expr:
+    return t.dt.nanosecond() == 0
+
+
 def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
-    """A Celery task id received while exactly one connection was open → that conversation."""
-    received = events.filter(
+    """A Celery task → the one conversation whose connection could have enqueued it.
+
+    An idle worker receives a task right after it is enqueued, so a connection open at
+    the `received` time is the candidate. A busy worker (another task of its service
+    unfinished then) may have received it late: every connection open since the worker
+    became busy is a candidate. Whole-second access stamps widen each connection by the
+    second they name. The task is assigned only when one conversation remains.
+    """
+    rows = events.filter(pl.col("task_id").is_not_null() & (pl.col("name") == "celery"))
+    received = rows.filter(
         (pl.col("event") == "task_received") & pl.col("conversation_id").is_null()
-    ).select("task_id", "ts")
+    ).select("task_id", "service", "ts")
     opened = conns.filter(pl.col("accepted").is_not_null())
     if received.is_empty() or opened.is_empty():
         return events
     last = events.select(pl.col("ts").max()).item()
-    spans = opened.select(
-        pl.col("accepted").alias("_a"),
-        pl.col("disconnected").fill_null(last).alias("_d"),
-        pl.col("conversation_id").alias("_conv"),
+    ends = (
+        rows.filter(pl.col("event").is_in(_TASK_END))
+        .group_by("task_id")
+        .agg(pl.col("ts").min().alias("_end"))
     )
-    # an inequality join (IEJoin): only the (task, open connection) pairs are built
-    pairs = received.join_where(spans, pl.col("ts") >= pl.col("_a"), pl.col("ts") <= pl.col("_d"))
+    spans = received.join(ends, on="task_id", how="left").with_columns(
+        pl.col("_end").fill_null(last)
+    )
+    # since when was the worker busy: the earliest other task still running at `ts`
+    busy = (
+        received.join_where(
+            spans.select(
+                pl.col("task_id").alias("_other"),
+                pl.col("service").alias("_svc"),
+                pl.col("ts").alias("_r"),
+                "_end",
+            ),
+            pl.col("service") == pl.col("_svc"),
+            pl.col("_r") < pl.col("ts"),
+            pl.col("_end") > pl.col("ts"),
+        )
+        .group_by("task_id")
+        .agg(pl.col("_r").min().alias("_since"))
+    )
+    received = received.join(busy, on="task_id", how="left").with_columns(
+        pl.coalesce(pl.col("_since"), pl.col("ts")).alias("_since")
+    )
+    a, d = pl.col("accepted"), pl.col("disconnected").fill_null(last)
+    candidates = opened.select(
+        a.alias("_a"),
+        pl.when(_whole_second(d)).then(d + pl.duration(seconds=1, time_unit="ns")).otherwise(d)
+        .alias("_d"),
+        pl.col("conversation_id").alias("_conv"),
+    )  # fmt: skip
+    # an inequality join (IEJoin): only the (task, possibly open connection) pairs are built
+    pairs = received.join_where(
+        candidates, pl.col("ts") >= pl.col("_a"), pl.col("_since") <= pl.col("_d")
+    )
     unique = (
         pairs.group_by("task_id")
         .agg(pl.col("_conv").n_unique().alias("_k"), pl.col("_conv").first())
@@ -155,14 +202,14 @@ def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
     )
     if unique.is_empty():
         return events
-    rows = events.with_row_index("_i")
+    indexed = events.with_row_index("_i")
     found = (
-        rows.filter(pl.col("conversation_id").is_null() & pl.col("task_id").is_not_null())
+        indexed.filter(pl.col("conversation_id").is_null() & pl.col("task_id").is_not_null())
         .select("_i", "task_id")
         .join(unique, on="task_id")
         .select("_i", "_conv")
     )
-    return _assign(rows, found)
+    return _assign(indexed, found)
 
 
 def _assign(rows: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:

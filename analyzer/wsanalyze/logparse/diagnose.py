@@ -9,8 +9,12 @@ errors and idle drops. Every verdict carries a ``confidence``:
 * ``exact`` a task id or wstrace id field ties the line to the conversation
 * ``time``  only time proximity ties it (see ``correlate``)
 
-and says what enabling wstrace would add. Deliveries are never logged: a conversation
-whose tasks all succeeded is ``delivered`` with the task's confidence and a note.
+and says what enabling wstrace would add. Deliveries are never logged, and several
+losses are silent in every log (consumer_gone, layer_mismatch): a conversation whose
+tasks succeeded while it was connected gets outcome ``unknown`` / cause ``unknown``
+with that reason, not ``delivered``. Server close codes (4001, 4004, 4005) are not
+logged either: a connection closed with no task, or while its task still ran, is
+``unknown`` with the candidates named.
 
     diagnosis = diagnose(events, "abc")        # events: log rows of every service
     diagnosis.verdict.cause, diagnosis.verdict.confidence
@@ -19,6 +23,7 @@ whose tasks all succeeded is ``delivered`` with the task's confidence and a note
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +32,19 @@ import polars as pl
 
 from wsanalyze.logparse.correlate import connections, correlate
 
+UNCONFIRMED = "unknown"
+"""Outcome of a log-only verdict when the logs cannot tell delivered from silently lost
+(beside the contract's delivered / rejected / lost / in_flight, which need spans)."""
 HANDSHAKE_TIMEOUT = timedelta(seconds=4.5)
 IDLE_DROP = timedelta(seconds=45)
 IN_FLIGHT = timedelta(seconds=5)
+ANSWER_GRACE = timedelta(seconds=0.5)
+"""A task may log success this long after the client, having its last frame, closed."""
+# a task that raised one of these could not reach the channel layer's Redis
+_REDIS_DOWN = (
+    r"(?i)error \d+ connecting to|connection refused|timeout connecting to server|"
+    r"connection closed by server|oom command not allowed|redis\.exceptions\.ConnectionError"
+)
 
 WSTRACE_ADDS = {
     "handshake_rejected": "wstrace's ws.connect span records ws.origin_allowed, "
@@ -49,6 +64,8 @@ WSTRACE_ADDS = {
     "channel_layer_unavailable": "wstrace marks the exact publish that failed and its message.",
     "broker_unavailable": "wstrace's ws.enqueue span shows which message could not be enqueued.",
     "idle_timeout": "wstrace records who closed (ws.closed_by) and the close code.",
+    "client_disconnected": "wstrace records who closed the socket (ws.closed_by), the close "
+    "code, and which chunks were sent before it closed.",
     "ok": "wstrace's ws.send spans prove each chunk reached the socket (logs never show "
     "deliveries).",
     "unknown": "wstrace records each client message (ws.receive), its task (ws.enqueue) and "
@@ -269,10 +286,13 @@ def _task_verdicts(own: pl.DataFrame, events: pl.DataFrame, window_end, in_fligh
             r = by_event.get("task_soft_time_limit") or by_event["task_failed"]
             stuck = r["event"] == "task_soft_time_limit" or "TimeLimit" in (r["exception"] or "")
             cause = "task_stuck" if stuck else "task_failed"
+            hop = "task"
+            if not stuck and re.search(_REDIS_DOWN, r["exception"] or ""):
+                cause, hop = "channel_layer_unavailable", "publish"
             what = "hit its time limit" if stuck else f"raised {r['exception']}"
             verdicts.append(
                 _verdict(
-                    "lost", "task", cause, f"task {name}[{task_id}] {what}", conf, r["ts"], all_rows
+                    "lost", hop, cause, f"task {name}[{task_id}] {what}", conf, r["ts"], all_rows
                 )
             )
         elif "task_succeeded" in by_event:
@@ -416,13 +436,17 @@ def diagnose(
     failures.sort(key=lambda v: (v.ts is None, v.ts.timestamp() if v.ts else 0.0))
     if failures:
         verdict = failures[0]
+    elif (cut := _closed_mid_answer(conns, tasks)) is not None:
+        verdict = cut
     elif any(t.outcome == "delivered" for t in tasks):
         ok = next(t for t in tasks if t.outcome == "delivered")
         verdict = _verdict(
-            "delivered",
-            "send",
-            "ok",
-            "every task of the conversation succeeded (deliveries are not logged)",
+            UNCONFIRMED,
+            None,
+            "unknown",
+            "the task succeeded while the connection was open and no log line shows a failure; "
+            "whether the answer reached the client is not in any log (a consumer out of its "
+            "group, a worker on another layer, dropped chunks are all silent)",
             ok.confidence,
             ok.ts,
             [],
@@ -431,18 +455,19 @@ def diagnose(
     elif not conns.is_empty():
         idle = _idle(conns, own)
         verdict = idle or _verdict(
-            "lost",
+            UNCONFIRMED,
             None,
             "unknown",
             "the connection opened and closed and no task ran for it: either no message was "
-            "sent, or its task never reached a worker (no_worker). Logs cannot tell which.",
+            "sent, the server closed the socket (4001 auth, 4005 bad frame: Daphne logs no "
+            "close code), or the task never reached a worker (no_worker). Logs cannot tell which.",
             "path",
             start,
             own.head(4).to_dicts(),
         )
     else:
         verdict = _verdict(
-            "lost", None, "unknown", "no log line names this conversation", "time", None, []
+            UNCONFIRMED, None, "unknown", "no log line names this conversation", "time", None, []
         )
     return LogDiagnosis(
         conversation_id,
@@ -452,6 +477,38 @@ def diagnose(
         own.select(
             "ts", "service", "hop", "event", "message_id", "detail", "trace_id", "confidence"
         ),
+    )
+
+
+def _closed_mid_answer(conns: pl.DataFrame, tasks: list[LogVerdict]) -> LogVerdict | None:
+    """A task that finished after its conversation's last connection closed: the rest of
+    the answer went to a closed socket. Who closed is not logged."""
+    if conns.is_empty() or not tasks:
+        return None
+    closed = conns["disconnected"].max()
+    if closed is None:
+        return None
+    # a whole-second access stamp: the close happened somewhere in that second
+    # (and the last frame goes out before the worker logs success: allow it a moment)
+    surely_after = closed + (timedelta(seconds=1) if closed.microsecond == 0 else ANSWER_GRACE)
+    late = [
+        t for t in tasks if t.outcome == "delivered" and t.ts is not None and t.ts > surely_after
+    ]
+    if not late:
+        return None
+    t = late[0]
+    return LogVerdict(
+        "lost",
+        "send",
+        "unknown",
+        f"the connection closed at {closed:%H:%M:%S.%f} while its task was still running "
+        f"(it finished at {t.ts:%H:%M:%S.%f}): the client left (client_disconnected) or the "
+        "server closed it (4004 rate limit, 4005 bad frame …) — Daphne logs no close code",
+        t.confidence,
+        closed,
+        t.evidence,
+        WSTRACE_ADDS["client_disconnected"],
+        t.task_id,
     )
 
 

@@ -178,6 +178,9 @@ def test_api_finds_the_project_by_label_and_names_services(api_events, project):
     }
     with pytest.raises(SourceError, match="no containers"):
         DockerLogsReader("no-such-project-xyz").containers()
+    # `--logs docker`: every compose project's containers
+    every = {c.name for c in DockerLogsReader(None).containers()}
+    assert {f"{project.name}-{s}-1" for s in ("web", "worker", "redis")} <= every
 
 
 def test_api_events_show_each_conversation(api_events):

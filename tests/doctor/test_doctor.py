@@ -160,3 +160,19 @@ def test_layer_identity_from_the_workers_own_worker_ready_span(
 def test_every_host_form_channels_redis_accepts_is_checked(doctor, project_env, form):
     checks, _ = doctor({**project_env, "DOCTOR_HOSTS_FORM": form}, only=("redis_reachable",))
     assert checks["redis_reachable"]["status"] == "pass", checks["redis_reachable"]
+
+
+def test_outside_a_django_project_the_doctor_says_where_it_looked(tmp_path, monkeypatch):
+    from wsanalyze.doctor import DoctorError, Target, run_doctor
+
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    with pytest.raises(DoctorError, match=r"no manage\.py"):
+        run_doctor(Target(app_dir=tmp_path))
+
+
+def test_a_project_that_does_not_start_is_one_failing_check(doctor, project_env):
+    checks, report = doctor({**project_env, "DJANGO_SETTINGS_MODULE": "proj.no_such_settings"})
+    assert "django_project" in checks
+    assert checks["django_project"]["status"] == "fail"
+    assert "no_such_settings" in " ".join(checks["django_project"]["evidence"])
+    assert report["ok"] is False

@@ -32,10 +32,12 @@ def cell(name: str, value: dict | None) -> str:
     if name == "ingest":
         return f"{value['seconds']:.1f} s ({value['spans_per_s']:,} spans/s){mem}"
     if name == "aggregations (store)":
-        return f"{value['conversations_s'] * 1000:.0f} ms / {value['lost_s'] * 1000:.0f} ms{mem}"
-    seconds = value.get("seconds", value.get("wall"))
-    text = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-    return text + mem
+        return f"{_t(value['conversations_s'])} / {_t(value['lost_s'])}{mem}"
+    return _t(value.get("seconds", value.get("wall"))) + mem
+
+
+def _t(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def main(paths: list[str]) -> None:

@@ -161,3 +161,19 @@ def test_conversation_ids_from_store_and_newer_files(raw, tmp_path, monkeypatch)
     expected = load_events(raw).events.collect()["conversation_id"].drop_nulls().unique()
     assert conversation_ids(raw) == sorted(expected)
     assert conversation_ids(tmp_path / "store") != sorted(expected)  # the store alone is older
+
+
+def test_a_file_growing_during_ingest_is_not_marked_complete(raw, tmp_path):
+    target = sorted(raw.iterdir())[0]
+    lines = target.read_bytes().splitlines(keepends=True)
+    target.write_bytes(b"".join(lines[:-1]) + lines[-1][:40])  # the writer is mid-line
+    first = ingest(raw, tmp_path / "store")
+    entry = json.loads((tmp_path / "store" / "manifest.json").read_text())["files"][str(target)]
+    assert entry["complete"] is False and entry["offset"] < entry["size"]
+    again = ingest(raw, tmp_path / "store")  # unchanged file: its tail is looked at again
+    assert again.files_read == 1 and again.spans_added == 0
+    target.write_bytes(b"".join(lines))  # the line is finished
+    last = ingest(raw, tmp_path / "store")
+    n_last = len(json.loads(lines[-1])["resourceSpans"][0]["scopeSpans"][0]["spans"])
+    assert last.spans_added == n_last
+    assert first.spans_added + n_last == load_events(raw).events.collect().height

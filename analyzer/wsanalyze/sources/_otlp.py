@@ -373,6 +373,8 @@ class Chunk:
     end_line: int = 0  # line number of the last complete line consumed
     spans: int = 0  # spans decoded (before any id filter)
     bytes_read: int = 0  # decoded bytes consumed
+    file_size: int = 0  # size of the file when it was opened
+    decoded_size: int = 0  # length of its decoded JSON lines
 
 
 def _decompress_stream(raw: bytes, chunk: Chunk) -> bytes:
@@ -429,10 +431,10 @@ def _decompress_framed(raw: bytes, chunk: Chunk) -> bytes:
 
 def read_buffer(path: str, chunk: Chunk) -> tuple[bytes | mmap.mmap, bool]:
     """The file's decoded JSON-lines bytes (mmap for plain files) and whether it was compressed."""
-    size = os.path.getsize(path)
-    if size == 0:
-        return b"", False
     with open(path, "rb") as fh:
+        size = chunk.file_size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return b"", False
         head = fh.read(8)
         if head[:4] == ZSTD_MAGIC:
             fh.seek(0)
@@ -440,7 +442,7 @@ def read_buffer(path: str, chunk: Chunk) -> tuple[bytes | mmap.mmap, bool]:
         if head[4:8] == ZSTD_MAGIC:
             fh.seek(0)
             return _decompress_framed(fh.read(), chunk), True
-        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), False
+        return mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ), False
 
 
 def _count_newlines(buf: bytes | mmap.mmap, start: int, stop: int) -> int:
@@ -557,6 +559,7 @@ def read_file(
     except OSError as exc:
         chunk.problems.append(f"{path}: unreadable ({exc.strerror or exc})")
         return chunk
+    chunk.decoded_size = len(buf)
     try:
         if stop_offset is not None and stop_offset < len(buf):
             buf = _Window(buf, stop_offset)

@@ -82,8 +82,11 @@ def is_store(path: Path) -> bool:
 
 
 def _fingerprint(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.blake2b(fh.read(256), digest_size=8).hexdigest()
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.blake2b(fh.read(256), digest_size=8).hexdigest()
+    except OSError:
+        return ""
 
 
 def _load_manifest(store: Path) -> dict:
@@ -117,7 +120,8 @@ def _plan(files: list[Path], known: dict[str, dict]) -> tuple[dict[str, Resume],
             entry = by_inode.get((st.st_dev, st.st_ino))  # renamed by rotation
         if entry is None or st.st_size < entry["size"] or _fingerprint(f) != entry["head"]:
             continue
-        if st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]:
+        unchanged = st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]
+        if unchanged and entry.get("complete", True):
             covered.append(f)
         else:
             resume[str(f)] = Resume(entry["offset"], entry["line"])
@@ -174,12 +178,18 @@ def ingest(
         if chunk.window_end and (window is None or chunk.window_end > window):
             window = chunk.window_end
         path = Path(chunk.path)
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError:  # gone since it was read: its rows stay, nothing to resume
+            continue
+        head = _fingerprint(path)
         prev = resume.get(chunk.path)
+        # The size recorded is the one the reader saw: growth since then is picked up next time.
         new_entries[chunk.path] = {
-            "size": st.st_size, "mtime_ns": st.st_mtime_ns, "dev": st.st_dev,
-            "inode": st.st_ino, "head": _fingerprint(path), "offset": chunk.end_offset,
+            "size": chunk.file_size, "mtime_ns": st.st_mtime_ns, "dev": st.st_dev,
+            "inode": st.st_ino, "head": head, "offset": chunk.end_offset,
             "line": chunk.end_line if chunk.end_offset else (prev.line if prev else 0),
+            "complete": chunk.end_offset >= chunk.decoded_size,
         }  # fmt: skip
         if chunk.path not in seen:
             seen.add(chunk.path)
@@ -205,7 +215,7 @@ def ingest(
 def _entry_for(path: Path, known: dict[str, dict]) -> dict:
     st = path.stat()
     entry = known.get(str(path))
-    if entry is None:
+    if entry is None or (entry["dev"], entry["inode"]) != (st.st_dev, st.st_ino):
         entry = next(e for e in known.values() if (e["dev"], e["inode"]) == (st.st_dev, st.st_ino))
     return dict(entry)
 

@@ -13,10 +13,15 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+# Piped or redirected output (a CI log, `| less`, a file) would default to 80 columns,
+# too narrow for a timeline; a terminal or an explicit COLUMNS keeps its own width.
+PIPED_WIDTH = 160
+
 
 def console() -> Console:
     """Standard output (made per call, so COLUMNS and redirection are honoured)."""
-    return Console(highlight=False)
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, width=PIPED_WIDTH if piped else None)
 
 
 def err_console() -> Console:

@@ -130,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         help="extra environment of the instrumented stack only (e.g. to try a patch)",
     )
     parser.add_argument(
+        "--off-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of the uninstrumented stack only (e.g. a control experiment)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="keep logs and traces here (default: a temporary directory)"
     )
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -143,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "CHAT_RATE_LIMIT": "1000000000",
     }
     on_env = dict(item.split("=", 1) for item in args.on_env)
+    off_env = dict(item.split("=", 1) for item in args.off_env)
     lost = {"off": 0, "on": 0}
     rates: dict[str, list[float]] = {"off": [], "on": []}
     cpu_ms: dict[str, list[float]] = {
@@ -159,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 Path(tmp) / mode,
                 redis.url_for(db),
                 env=env,
-                web_env=on_env if mode == "on" else {},
-                worker_env=on_env if mode == "on" else {},
+                web_env=on_env if mode == "on" else off_env,
+                worker_env=on_env if mode == "on" else off_env,
                 wstrace_enabled=(mode == "on"),
                 concurrency=args.concurrency,
             )

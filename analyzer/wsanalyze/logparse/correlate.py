@@ -21,6 +21,8 @@ from datetime import timedelta
 import polars as pl
 
 CRASH_BEFORE_DISCONNECT = timedelta(seconds=2)
+STUCK_HORIZON = timedelta(seconds=30)
+"""A task that never logs an end keeps its worker busy this long, not forever."""
 
 
 def _by_task_id(events: pl.DataFrame) -> pl.DataFrame:
@@ -103,30 +105,48 @@ def _crashes(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
         return events
     t = pl.col("disconnected")
     closes = conns.filter(t.is_not_null() & pl.col("accepted").is_not_null()).select(
-        pl.col("service").alias("_svc"),
+        "service",
         t.alias("_t"),
         (t.dt.nanosecond() == 0).alias("_whole"),
         pl.col("conversation_id").alias("_conv"),
     )
     rows = events.with_row_index("_i")
-    crashes = rows.filter(crash).select("_i", "service", "ts")
-    pairs = crashes.join_where(
-        closes,
-        pl.col("service") == pl.col("_svc"),
-        pl.col("_t") >= pl.col("ts").dt.truncate("1s"),
-        pl.col("_t") <= pl.col("ts") + CRASH_BEFORE_DISCONNECT,
-    ).filter(
-        ~pl.col("_whole") | (pl.col("_t") <= pl.col("ts").dt.truncate("1s") + timedelta(seconds=1))
-    )
-    precise = pairs.filter(~pl.col("_whole") & (pl.col("_t") >= pl.col("ts")))
-    nearest = precise.sort("_t").group_by("_i").agg(pl.col("_conv").first())
-    coarse = (
-        pairs.filter(pl.col("_whole"))
-        .group_by("_i")
-        .agg(pl.col("_conv").n_unique().alias("_k"), pl.col("_conv").first())
-        .filter(pl.col("_k") == 1)
+    crashes = rows.filter(crash).select("_i", "service", "ts").sort("ts")
+    # engine stamps: the nearest close after the crash (as-of join: linear, no pairs)
+    precise = closes.filter(~pl.col("_whole")).sort("_t")
+    nearest = (
+        crashes.join_asof(
+            precise,
+            left_on="ts",
+            right_on="_t",
+            by="service",
+            strategy="forward",
+            tolerance=CRASH_BEFORE_DISCONNECT,
+            check_sortedness=False,  # both sorted by time above
+        )
+        .filter(pl.col("_conv").is_not_null())
         .select("_i", "_conv")
-        .join(nearest.select("_i"), on="_i", how="anti")
+    )
+    # whole-second stamps: the conversations closed in the crash's second or the next
+    per_second = (
+        closes.filter(pl.col("_whole"))
+        .group_by("service", "_t")
+        .agg(pl.col("_conv").unique().alias("_convs"))
+    )
+    sec = pl.col("ts").dt.truncate("1s")
+    one = pl.duration(seconds=1, time_unit="ns")
+    coarse = (
+        crashes.join(nearest.select("_i"), on="_i", how="anti")
+        .with_columns(sec.alias("_s0"), (sec + one).alias("_s1"))
+        .join(per_second.rename({"_t": "_s0", "_convs": "_c0"}), on=["service", "_s0"], how="left")
+        .join(per_second.rename({"_t": "_s1", "_convs": "_c1"}), on=["service", "_s1"], how="left")
+        .with_columns(
+            pl.concat_list(pl.col("_c0").fill_null([]), pl.col("_c1").fill_null([]))
+            .list.unique()
+            .alias("_all")
+        )
+        .filter(pl.col("_all").list.len() == 1)
+        .select("_i", pl.col("_all").list.first().alias("_conv"))
     )
     return _assign(rows, pl.concat([nearest, coarse]))
 
@@ -137,6 +157,42 @@ _TASK_END = ("task_succeeded", "task_failed", "task_retry", "task_soft_time_limi
 
 def _whole_second(t: pl.Expr) -> pl.Expr:
     return t.dt.nanosecond() == 0
+
+
+def _busy_since(received: pl.DataFrame, ends: pl.DataFrame) -> pl.DataFrame:
+    """task_id → `_since`: when its worker (service) last became busy before receiving it,
+    or its own `received` time if the worker was idle. One sweep over +1/-1 events per
+    service (O(n log n)); a task that never ends counts as running for STUCK_HORIZON."""
+    spans = received.join(ends, on="task_id", how="left").with_columns(
+        pl.coalesce(
+            pl.col("_end"), pl.col("ts") + pl.lit(STUCK_HORIZON, dtype=pl.Duration("ns"))
+        ).alias("_end")
+    )
+    sweep = (
+        pl.concat(
+            [
+                spans.select("service", "task_id", pl.col("ts").alias("_t"), pl.lit(1).alias("_d")),
+                spans.select(
+                    "service", "task_id", pl.col("_end").alias("_t"), pl.lit(-1).alias("_d")
+                ),
+            ]
+        )
+        .sort("service", "_t", "_d")  # at equal times an end frees the slot before a start
+        .with_columns(pl.col("_d").cum_sum().over("service").alias("_running"))
+        .with_columns(
+            # a busy stretch starts where the count goes from 0 to 1
+            ((pl.col("_running") == 1) & (pl.col("_d") == 1)).cum_sum().over("service").alias("_k")
+        )
+        .with_columns(pl.col("_t").first().over("service", "_k").alias("_start"))
+    )
+    starts = sweep.filter(pl.col("_d") == 1)
+    return starts.select(
+        "task_id",
+        pl.when(pl.col("_running") > 1)
+        .then(pl.col("_start"))
+        .otherwise(pl.col("_t"))
+        .alias("_since"),
+    ).unique("task_id", keep="first")
 
 
 def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
@@ -161,28 +217,7 @@ def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
         .group_by("task_id")
         .agg(pl.col("ts").min().alias("_end"))
     )
-    spans = received.join(ends, on="task_id", how="left").with_columns(
-        pl.col("_end").fill_null(last)
-    )
-    # since when was the worker busy: the earliest other task still running at `ts`
-    busy = (
-        received.join_where(
-            spans.select(
-                pl.col("task_id").alias("_other"),
-                pl.col("service").alias("_svc"),
-                pl.col("ts").alias("_r"),
-                "_end",
-            ),
-            pl.col("service") == pl.col("_svc"),
-            pl.col("_r") < pl.col("ts"),
-            pl.col("_end") > pl.col("ts"),
-        )
-        .group_by("task_id")
-        .agg(pl.col("_r").min().alias("_since"))
-    )
-    received = received.join(busy, on="task_id", how="left").with_columns(
-        pl.coalesce(pl.col("_since"), pl.col("ts")).alias("_since")
-    )
+    received = received.join(_busy_since(received, ends), on="task_id", how="left")
     a, d = pl.col("accepted"), pl.col("disconnected").fill_null(last)
     candidates = opened.select(
         a.alias("_a"),
@@ -190,8 +225,13 @@ def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
         .alias("_d"),
         pl.col("conversation_id").alias("_conv"),
     )  # fmt: skip
-    # an inequality join (IEJoin): only the (task, possibly open connection) pairs are built
-    pairs = received.join_where(
+    # How many connections could have enqueued each task: accepted by `ts`, not closed
+    # before `_since`. Counted with two sorted arrays (no pairs are built), then only the
+    # tasks with exactly one candidate are joined (IEJoin: one match each).
+    opened_by = candidates["_a"].sort().search_sorted(received["ts"], side="right")
+    closed_before = candidates["_d"].sort().search_sorted(received["_since"], side="left")
+    received = received.with_columns((opened_by.cast(pl.Int64) - closed_before).alias("_n"))
+    pairs = received.filter(pl.col("_n") == 1).join_where(
         candidates, pl.col("ts") >= pl.col("_a"), pl.col("_since") <= pl.col("_d")
     )
     unique = (

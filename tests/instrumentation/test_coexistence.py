@@ -136,14 +136,16 @@ def conversation(user_stack) -> tuple[str, list[str], list[Span]]:
     assert [transcript.seqs(m) for m in transcript.message_ids] == [[1, 2, 3, 4, 5]] * 2
 
     def complete(spans: list[Span]) -> bool:
-        sends = [
-            s
-            for s in spans
-            if s.name == c.SPAN_SEND and s.attributes.get(c.CONVERSATION_ID) == conversation_id
-        ]
-        return len(sends) >= 2 * (CHUNKS + 2)  # ack, chunks, done per message
+        # Both processes flushed: every frame sent (web), every task span ended (worker).
+        mine = [s for s in spans if s.attributes.get(c.CONVERSATION_ID) == conversation_id]
+        sends = sum(s.name == c.SPAN_SEND for s in mine)
+        tasks = sum(s.name == f"run/{TASK}" for s in mine)
+        return sends >= 2 * (CHUNKS + 2) and tasks >= 2  # ack, chunks, done per message
 
-    spans = wait_for(user_stack.trace_dir, complete, timeout=20)
+    try:
+        spans = wait_for(user_stack.trace_dir, complete, timeout=30)
+    except TimeoutError:  # let the tests below say what is missing
+        spans = read_spans(user_stack.trace_dir)
     traces = {s.trace_id for s in spans if s.attributes.get(c.CONVERSATION_ID) == conversation_id}
     return conversation_id, transcript.message_ids, [s for s in spans if s.trace_id in traces]
 

@@ -53,8 +53,13 @@ def config() -> Config:
 
 
 def tracer() -> trace.Tracer:
-    """The wstrace tracer from the global provider."""
-    return trace.get_tracer(c.SCOPE_NAME, wstrace.__version__)
+    """The wstrace tracer of the global provider (cached: the SDK's get_tracer is not cheap)."""
+    provider = trace.get_tracer_provider()
+    cached = _state.get("tracer")
+    if cached is None or cached[0] is not provider:
+        cached = (provider, provider.get_tracer(c.SCOPE_NAME, wstrace.__version__))
+        _state["tracer"] = cached
+    return cached[1]
 
 
 def report_once(what: str, exc: BaseException | None = None) -> None:

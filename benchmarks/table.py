@@ -28,7 +28,7 @@ def cell(name: str, value: dict | None) -> str:
     if "error" in value:
         return "error"
     rss = value.get("rss")
-    mem = f" · {rss / 2**20:,.0f} MB" if rss else ""
+    mem = f" · {rss / 2**20:,.0f} MiB" if rss else ""
     if name == "ingest":
         return f"{value['seconds']:.1f} s ({value['spans_per_s']:,} spans/s){mem}"
     if name == "aggregations (store)":
@@ -42,7 +42,7 @@ def _t(seconds: float) -> str:
 
 def main(paths: list[str]) -> None:
     results = [json.loads(Path(p).read_text()) for p in paths]
-    head = ["", *(f"{r['spans']:,} spans, {r['bytes'] / 2**20:,.0f} MB" for r in results)]
+    head = ["", *(f"{r['spans']:,} spans, {r['bytes'] / 2**20:,.0f} MiB" for r in results)]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for key, label in ROWS:

@@ -324,3 +324,21 @@ def test_with_traces_and_logs_the_timeline_shows_both(project):
     assert report.verdict.cause == "task_failed"
     log_events = {e.event for e in report.timeline if e.source == "log"}
     assert {"ws_connecting", "ws_connect", "task_received", "task_failed"} <= log_events
+
+
+def test_the_engines_containers_directory_can_be_given_whole(project, docker_client, api_events):
+    """`--logs /var/lib/docker/containers/<id>`: the json-file log is read, the engine's
+    config files beside it are not (they only name the service)."""
+    root = Path(docker_client.info()["DockerRootDir"]) / "containers"
+    if not root.is_dir():
+        pytest.skip(f"the engine's data root {root} is not readable here")
+    web = project.containers["web"]
+    events = load_log_events(root / web.id).events.collect()
+    assert events.height and set(events["service"]) == {"web"}
+    assert all(o.split(":")[0].endswith("-json.log") for o in events["origin"])
+    expected = api_events.filter(pl.col("service") == "web")
+    assert (
+        events.select("ts", "event")
+        .sort("ts", "event")
+        .equals(expected.select("ts", "event").sort("ts", "event"))
+    )

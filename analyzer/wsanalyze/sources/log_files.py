@@ -5,8 +5,9 @@ Accepted, per file (sniffed from its first lines): `docker compose logs -t
 (`*-json.log`, 16 KB partial lines joined; the compose service read from the
 engine's `config.v2.json` beside it when present), and plain process logs
 (service = file name up to its first dot; `.stdout`/`.stderr` suffixes name
-the stream). A directory is read recursively (`*.log`, `*.txt`, `*.stdout`,
-`*.stderr`, `*.out`, `*.err`, `*-json.log`).
+the stream). A directory is read recursively (`*.log` — `*-json.log` included —
+`*.txt`, `*.stdout`, `*.stderr`, `*.out`, `*.err`); so an engine's
+`/var/lib/docker/containers` can be given whole.
 
     reader = open_logs("compose.log")          # or a directory, "docker", "docker:chat"
     result = reader.read(Query(conversation_id="abc"))
@@ -28,7 +29,9 @@ from wsanalyze.logparse import parse_lines, read_file
 from wsanalyze.logparse.correlate import correlate
 from wsanalyze.sources.base import Query, ReadResult, SourceError
 
-LOG_SUFFIXES = (".log", ".txt", ".stdout", ".stderr", ".out", ".err", ".jsonl", ".json")
+LOG_SUFFIXES = (".log", ".txt", ".stdout", ".stderr", ".out", ".err")
+# not logs, though they sit beside them: OTLP span files, the engine's container configs
+_NOT_LOGS = ("config.v2.json", "hostconfig.json")
 
 
 def _utc(moment: datetime) -> datetime:
@@ -67,7 +70,7 @@ class LogFilesReader:
         found = [
             p
             for p in sorted(self.path.rglob("*"))
-            if p.is_file() and (p.suffix in LOG_SUFFIXES or p.name.endswith("-json.log"))
+            if p.is_file() and p.suffix in LOG_SUFFIXES and p.name not in _NOT_LOGS
         ]
         if not found:
             raise SourceError(

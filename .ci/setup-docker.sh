@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by .ci/run: give the tests a real Docker engine on a fresh machine (as root).
 #
-#   * installs docker.io and busybox-static from Debian when dockerd is absent;
+#   * installs docker.io, busybox-static and docker-compose from Debian when absent;
 #   * starts a private dockerd (no iptables, no bridge, vfs storage) with its state
 #     under /tmp and its API on a short unix socket;
 #   * builds the small local image the tests run (`docker import` of a busybox rootfs:
@@ -26,13 +26,16 @@ _wsd_answers() {  # $1 = socket path
 }
 
 _wsd_install() {
-  if command -v dockerd >/dev/null 2>&1 && command -v busybox >/dev/null 2>&1; then
+  # docker-compose (v1, Debian's) lets a test run the example app as a real compose project
+  if command -v dockerd >/dev/null 2>&1 && command -v busybox >/dev/null 2>&1 \
+    && command -v docker-compose >/dev/null 2>&1; then
     return 0
   fi
-  _wsd_log "installing docker.io busybox-static"
+  _wsd_log "installing docker.io busybox-static docker-compose"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null || return 1
   apt-get install -y -qq docker.io busybox-static >/dev/null || return 1
+  apt-get install -y -qq docker-compose >/dev/null || _wsd_log "docker-compose unavailable"
 }
 
 _wsd_start() {

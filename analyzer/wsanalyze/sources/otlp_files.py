@@ -173,7 +173,8 @@ def read_files(
         with contextlib.suppress(OSError):
             total += p.stat().st_size - (resume[str(p)].offset if str(p) in resume else 0)
     n = workers if workers is not None else min(os.cpu_count() or 1, len(tasks))
-    if n <= 1 or len(tasks) <= 1 or total < parallel_min_bytes:
+    forkable = "fork" in multiprocessing.get_all_start_methods()  # workers need no imports
+    if n <= 1 or len(tasks) <= 1 or total < parallel_min_bytes or not forkable:
         for task in tasks:
             yield _read_one(task)
         return

@@ -84,6 +84,7 @@ class TimelineEntry:
     parent_span_id: str | None
     name: str | None = None
     failed: bool = False
+    confidence: str | None = None  # log rows: how the row was tied to the conversation
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ def build_timeline(table: pl.DataFrame | pl.LazyFrame) -> tuple[TimelineEntry, .
                 parent_span_id=row.get("parent_span_id"),
                 name=row.get("name"),
                 failed=_failed(row),
+                confidence=row.get("confidence"),
             )
         )
     return tuple(out)

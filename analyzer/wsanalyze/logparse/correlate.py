@@ -27,17 +27,22 @@ STUCK_HORIZON = timedelta(seconds=30)
 
 def _by_task_id(events: pl.DataFrame) -> pl.DataFrame:
     """Log rows with a task id take the conversation another row with that id names."""
+    # Only spans and lines carrying wstrace's ids vouch for a task's conversation.
+    vouched = (pl.col("source") != "log") | (pl.col("confidence") == "exact")
     known = (
-        events.filter(pl.col("task_id").is_not_null() & pl.col("conversation_id").is_not_null())
+        events.filter(
+            pl.col("task_id").is_not_null() & pl.col("conversation_id").is_not_null() & vouched
+        )
         .group_by("task_id")
         .agg(pl.col("conversation_id").first().alias("_conv"))
     )
     if known.is_empty():
         return events
     out = events.join(known, on="task_id", how="left")
+    # A task id shared with a span beats a guess by time made before the spans were seen.
     fill = (
         (pl.col("source") == "log")
-        & pl.col("conversation_id").is_null()
+        & (pl.col("conversation_id").is_null() | (pl.col("confidence") == "time"))
         & pl.col("_conv").is_not_null()
     )
     return out.with_columns(

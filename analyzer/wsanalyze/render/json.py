@@ -80,6 +80,7 @@ def timeline_dict(e: TimelineEntry) -> dict[str, Any]:
         "connection_id": e.connection_id,
         "span_id": e.span_id,
         "status": e.status,
+        "confidence": e.confidence,
     }
 
 

@@ -64,8 +64,13 @@ def _load(traces, logs, *, conversation_id=None, since=None, until=None):
             sources += [str(s) for s in result.sources]
             if result.window_end:
                 ends.append(result.window_end)
+        both = logs is not None and bool(frames)
         if logs is not None:
-            log_result = _load_logs(logs, conversation_id=conversation_id, since=since, until=until)
+            # With spans too, read every log line: a Celery line names only its task id,
+            # which the spans tie to a conversation (exact), so filter after the join.
+            log_result = _load_logs(
+                logs, conversation_id=None if both else conversation_id, since=since, until=until
+            )
             frames.append(log_result.events)
             problems += log_result.problems
             sources += [str(s) for s in log_result.sources]
@@ -76,7 +81,21 @@ def _load(traces, logs, *, conversation_id=None, since=None, until=None):
     except OSError as exc:
         raise AnalysisError(f"cannot read {exc.filename or 'the source'}: {exc.strerror}") from None
     events = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    if len(frames) > 1:
+        events = _join_by_task_id(events, conversation_id)
     return events, problems, sources, (max(ends) if ends else None)
+
+
+def _join_by_task_id(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFrame:
+    """Log rows take the conversation of the spans that share their Celery task id."""
+    from ..logparse.correlate import correlate
+
+    joined = correlate(events).lazy()
+    if conversation_id is None:
+        return joined
+    return joined.filter(
+        (pl.col("source") != "log") | (pl.col("conversation_id") == conversation_id)
+    )
 
 
 def _load_logs(logs, **query):

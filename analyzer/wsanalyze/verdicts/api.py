@@ -136,9 +136,8 @@ def conversation_report(
     if logs is not None and spans == 0:
         return _logs_only_report(conversation_id, logs, traces, problems, sources)
     if own.select(pl.len()).collect().item() == 0:
-        everything, _, all_sources, _ = _load(traces, logs)
-        known = known_conversations(everything)
-        where = _where(all_sources or sources, traces)
+        known = _known_ids(traces, logs)
+        where = _where(sources, traces)
         if not known:
             raise AnalysisError(f"no conversations in {where}: is wstrace writing there?")
         raise UnknownConversation(
@@ -155,6 +154,21 @@ def conversation_report(
         extra = workers.filter(_is_worker())
         report = analyze_conversation(pl.concat([events, extra]), conversation_id, **kwargs)
     return report
+
+
+def _known_ids(traces, logs) -> list[str]:
+    """Every conversation id the sources know, for "closest known" (no span decoding)."""
+    from ..sources import SourceError, conversation_ids
+
+    ids: set[str] = set()
+    try:
+        if traces is not None or logs is None:
+            ids.update(conversation_ids(traces))
+    except SourceError as exc:
+        raise AnalysisError(str(exc)) from None
+    if logs is not None:
+        ids.update(known_conversations(_load_logs(logs).events))
+    return sorted(ids)
 
 
 def _logs_only_report(conversation_id, logs, traces, problems, sources) -> ConversationReport:

@@ -30,13 +30,20 @@ logger = logging.getLogger(__name__)
 _HEADER_KEYS = ("traceparent", "tracestate", "baggage")
 
 
+_CONTRIB: dict[str, Any] = {}
+
+
 def contrib_active() -> bool:
     """Whether the OpenTelemetry contrib Celery instrumentation is on in this process."""
-    try:
-        from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    except ImportError:
-        return False
-    return bool(getattr(CeleryInstrumentor(), "_is_instrumented_by_opentelemetry", False))
+    if "class" not in _CONTRIB:  # a failed import is slow: try it once per process
+        try:
+            from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        except ImportError:
+            CeleryInstrumentor = None
+        _CONTRIB["class"] = CeleryInstrumentor
+    # BaseInstrumentor is a singleton; its flag lives on the one instance, if made yet.
+    instance = getattr(_CONTRIB["class"], "_instance", None)
+    return bool(getattr(instance, "_is_instrumented_by_opentelemetry", False))
 
 
 # --- enqueue ------------------------------------------------------------------------

@@ -62,7 +62,8 @@ async def _client(url: str, messages: int, timeout: float) -> int:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic()))
                 except TimeoutError:
-                    LOST.append((url, message_id, ",".join(seen)))
+                    # The path names the conversation; the query holds the token: never print it.
+                    LOST.append((url.split("?", 1)[0], message_id, ",".join(seen)))
                     break
                 frame = json.loads(raw)
                 if frame.get("message_id", frame.get("id")) == message_id:

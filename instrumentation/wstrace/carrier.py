@@ -48,23 +48,35 @@ def inject_message(ctx: context.Context | None = None) -> dict[str, str]:
     Cheaper than W3C baggage on both sides (it runs for every streamed chunk) and
     still readable: ``{"traceparent": "00-…-…-01", "ws.message_id": "…", …}``.
     """
-    span_context = trace.get_current_span(ctx).get_span_context()
+    return message_carrier(trace.get_current_span(ctx).get_span_context(), ids_of(ctx))
+
+
+def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> dict[str, str]:
+    """``inject_message`` for a publisher that already holds its span context and ids."""
     carried: dict[str, str] = {}
     if span_context.is_valid:
         carried["traceparent"] = (
             f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
             f"-{int(span_context.trace_flags):02x}"
         )
-    entries = baggage.get_all(ctx)
     for key in c.BAGGAGE_KEYS:
-        value = entries.get(key)
+        value = ids.get(key)
         if value:
             carried[key] = str(value)
     return carried
 
 
-def extract_message(carrier: Mapping[str, Any]) -> context.Context:
-    """The context ``inject_message`` wrote: parent span and ws ids as baggage."""
+def extract_message(
+    carrier: Mapping[str, Any],
+    defaults: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> context.Context:
+    """The context ``inject_message`` wrote: parent span and ws ids as baggage.
+
+    ``defaults`` fill ids the carrier lacks, ``overrides`` replace what it says.
+    The context is built with as few copies as possible: this runs for every
+    chunk a consumer receives.
+    """
     ctx = context.Context()
     parts = str(carrier.get("traceparent", "")).split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
@@ -79,20 +91,36 @@ def extract_message(carrier: Mapping[str, Any]) -> context.Context:
             span_context = trace.INVALID_SPAN_CONTEXT
         if span_context.is_valid:
             ctx = trace.set_span_in_context(trace.NonRecordingSpan(span_context), ctx)
+    entries = dict(defaults) if defaults else {}
     for key in c.BAGGAGE_KEYS:
         value = carrier.get(key)
         if isinstance(value, str) and value:
-            ctx = baggage.set_baggage(key, value, context=ctx)
-    return ctx
+            entries[key] = value
+    if overrides:
+        entries.update(overrides)
+    return _with_baggage(ctx, entries)
 
 
 def with_ids(ctx: context.Context | None = None, **ids: str | None) -> context.Context:
     """Return ``ctx`` with the given ws ids set as baggage (``conversation_id=...``)."""
     ctx = ctx if ctx is not None else context.get_current()
-    for name, value in ids.items():
-        if value:
-            ctx = baggage.set_baggage(f"ws.{name}", str(value), context=ctx)
-    return ctx
+    return _with_baggage(ctx, {f"ws.{name}": str(value) for name, value in ids.items() if value})
+
+
+def _with_baggage(ctx: context.Context, entries: Mapping[str, str]) -> context.Context:
+    if not entries:
+        return ctx
+    if _BAGGAGE_KEY is None:  # an API without the private key: one copy per entry
+        for key, value in entries.items():
+            ctx = baggage.set_baggage(key, value, context=ctx)
+        return ctx
+    # What set_baggage does for one entry, for all of them in one context copy.
+    merged = dict(baggage.get_all(ctx))
+    merged.update(entries)
+    return context.set_value(_BAGGAGE_KEY, merged, ctx)
+
+
+_BAGGAGE_KEY = getattr(baggage, "_BAGGAGE_KEY", None)
 
 
 def ids_of(ctx: context.Context | None = None) -> dict[str, str]:

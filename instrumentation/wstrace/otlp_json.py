@@ -93,7 +93,10 @@ def encode_span(span: ReadableSpan) -> dict[str, Any]:
 def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     # ``span.attributes`` is a read-only view whose iteration runs in Python for every key;
     # the SDK's BoundedAttributes keeps a plain dict underneath. Fall back to the view.
-    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    raw = getattr(span, "_attributes", None)
+    if type(raw) is dict:  # wstrace's LeanSpan
+        return raw
+    inner = getattr(raw, "_dict", None)
     if isinstance(inner, dict):
         return inner
     return span.attributes or {}

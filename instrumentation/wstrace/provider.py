@@ -196,6 +196,11 @@ def install(config: Config) -> TracerProvider | None:
         return provider
 
 
+def owned() -> TracerProvider | None:
+    """The provider wstrace installed itself, if it did (None when the app brought one)."""
+    return _installed.get("provider") if _installed.get("owned") else None
+
+
 def flush(timeout_millis: int = 5000) -> None:
     """Push buffered spans out now (a prefork child about to exit, a test)."""
     provider = _installed.get("provider")

@@ -30,22 +30,24 @@ _SECRET_PARAMS = (
 _SECRET_HEADER_KEYS = ("authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key")
 
 
-def _build(extra: Iterable[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+def _build(extra: Iterable[str]) -> tuple[re.Pattern[str], re.Pattern[str], tuple[str, ...]]:
     names = sorted({*_SECRET_PARAMS, *(e.lower() for e in extra)}, key=len, reverse=True)
     alternation = "|".join(re.escape(n) for n in names)
     # key=value in query strings, form bodies, log lines, and "key": "value" in JSON or
-    # dict reprs; any *token*/*auth* name counts.
+    # dict reprs; any *token*/*auth* name counts. A key only starts where a word starts
+    # (the look-behind): without it the engine retries every position of every word,
+    # which cost ~0.7 ms on one 300-character log line.
     param = re.compile(
-        rf"(?i)((?:[\w.-]*(?:{alternation})[\w.-]*)[\"']?\s*[=:]\s*)([\"']?)(?!(?:bearer|basic)\s)([^&\s\"',;]+)",
+        rf"(?i)(?<![\w.-])((?:[\w.-]*?(?:{alternation})[\w.-]*)[\"']?\s*[=:]\s*)([\"']?)(?!(?:bearer|basic)\s)([^&\s\"',;]+)",
     )
     inline = re.compile(
         r"(?i)(bearer\s+|basic\s+)[A-Za-z0-9._~+/=-]+"  # Authorization values
         r"|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # bare JWTs
     )
-    return param, inline
+    return param, inline, tuple(names)
 
 
-_PARAM, _INLINE = _build(())
+_PARAM, _INLINE, _NAMES = _build(())
 
 
 # Values repeat a lot (layer identities, channel names, URLs without secrets): remember the
@@ -58,8 +60,8 @@ _SECRET_KEYS: dict[str, bool] = {}
 
 def configure(extra_params: Iterable[str]) -> None:
     """Add user-named parameters (WSTRACE REDACT_PARAMS) to the redaction set."""
-    global _PARAM, _INLINE
-    _PARAM, _INLINE = _build(extra_params)
+    global _PARAM, _INLINE, _NAMES
+    _PARAM, _INLINE, _NAMES = _build(extra_params)
     _CLEAN.clear()
 
 
@@ -69,7 +71,9 @@ def redact_text(text: str) -> str:
         return text
     # Inline first: "Authorization: Bearer <t>" must lose <t>, not just the word "Bearer".
     clean = _INLINE.sub(_inline_sub, text)
-    clean = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", clean)
+    lowered = clean.lower()
+    if any(name in lowered for name in _NAMES):  # no secret-ish key name: no key=value to hide
+        clean = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", clean)
     if clean == text and len(text) <= _CLEAN_MAX_LEN:
         if len(_CLEAN) >= _CLEAN_MAX:
             _CLEAN.clear()

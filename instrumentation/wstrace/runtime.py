@@ -15,7 +15,9 @@ from opentelemetry import trace
 
 import wstrace
 from wstrace import conventions as c
+from wstrace import provider as providers
 from wstrace.config import Config
+from wstrace.tracer import LeanTracer, can_replace
 
 logger = logging.getLogger("wstrace")
 
@@ -53,11 +55,20 @@ def config() -> Config:
 
 
 def tracer() -> trace.Tracer:
-    """The wstrace tracer of the global provider (cached: the SDK's get_tracer is not cheap)."""
+    """The wstrace tracer of the global provider (cached: the SDK's get_tracer is not cheap).
+
+    Lean when the provider is the one wstrace installed (``wstrace.tracer``); the
+    SDK's own tracer when the app brought its provider, whose processors and
+    sampler must see every span exactly as the SDK makes it.
+    """
     provider = trace.get_tracer_provider()
     cached = _state.get("tracer")
     if cached is None or cached[0] is not provider:
-        cached = (provider, provider.get_tracer(c.SCOPE_NAME, wstrace.__version__))
+        if provider is providers.owned() and can_replace(provider):
+            made: trace.Tracer = LeanTracer(provider, c.SCOPE_NAME, wstrace.__version__)
+        else:
+            made = provider.get_tracer(c.SCOPE_NAME, wstrace.__version__)
+        cached = (provider, made)
         _state["tracer"] = cached
     return cached[1]
 

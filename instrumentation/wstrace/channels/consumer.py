@@ -92,32 +92,41 @@ def _begin(
     clean, carried = carrier.take_from_message(message)
     if carried is None:
         carried = carrier.PARKED.claim(message)
-    parent = carrier.extract(carried) if carried else conn.current_or_connect()
-    ids = carrier.ids_of(parent)
-    conversation = ids.get(c.CONVERSATION_ID) or conn.conversation_id
-    ctx = carrier.with_ids(parent, conversation_id=conversation, connection_id=conn.connection_id)
+    # The receiving connection is this one, whoever published; the conversation is
+    # the publisher's when it said so.
+    own = {c.CONNECTION_ID: conn.connection_id}
+    fallback = {c.CONVERSATION_ID: conn.conversation_id} if conn.conversation_id else None
+    if isinstance(carried, dict) and "baggage" not in carried:
+        # The usual case, once per streamed chunk: our own carrier, parsed in one pass.
+        parent = carrier.extract_message(carried, fallback, own)
+    else:
+        parent = carrier.extract(carried) if carried else conn.current_or_connect()
+        ids = carrier.ids_of(parent)
+        parent = carrier.with_ids(
+            parent,
+            conversation_id=ids.get(c.CONVERSATION_ID) or conn.conversation_id,
+            connection_id=conn.connection_id,
+        )
     attributes: dict[str, Any] = {
-        c.CONNECTION_ID: conn.connection_id,
         c.HOP: c.HOP_DELIVER,
         c.EVENT: c.EV_DELIVER,
         c.MESSAGE_TYPE: str(kind),
         c.HANDLER: handler,
+        c.CONNECTION_ID: conn.connection_id,
     }
-    if conversation:
-        attributes[c.CONVERSATION_ID] = conversation
-    if c.MESSAGE_ID in ids:
-        attributes[c.MESSAGE_ID] = ids[c.MESSAGE_ID]
     channel = getattr(getattr(dispatch, "__self__", None), "channel_name", None)
     if channel:
         attributes[c.CHANNEL] = str(channel)
     seq = _seq(carried)
     if seq is not None:
         attributes[c.SEQ] = seq
-        ctx = context.set_value(SEQ_KEY, seq, ctx)
+        parent = context.set_value(SEQ_KEY, seq, parent)
+    # The conversation and message ids come from the parent's baggage (IdsFromBaggage
+    # for SDK spans, the lean tracer itself otherwise).
     span = tracer.start_span(
-        c.SPAN_DELIVER, context=ctx, kind=SpanKind.CONSUMER, attributes=attributes
+        c.SPAN_DELIVER, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
     )
-    return span, trace.set_span_in_context(span, ctx), dict(clean)
+    return span, trace.set_span_in_context(span, parent), clean
 
 
 def _begin_receive(

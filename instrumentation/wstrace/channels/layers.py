@@ -162,7 +162,7 @@ def _begin_publish(
     span = runtime.tracer().start_span(
         c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
     )
-    carried = carrier.inject_message(trace.set_span_in_context(span, context.get_current()))
+    carried = carrier.message_carrier(span.get_span_context(), ids)
     if seq is not None:
         carried[carrier.SEQ_FIELD] = str(seq)
     outgoing = {k: v for k, v in message.items() if k != c.CARRIER_KEY}

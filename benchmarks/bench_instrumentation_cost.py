@@ -1,0 +1,168 @@
+"""What wstrace adds to one streamed answer, in CPU microseconds, measured in one process.
+
+::
+
+    .venv/bin/python benchmarks/bench_instrumentation_cost.py --messages 2000 --rounds 5
+
+The overhead benchmark (``bench_wstrace_overhead.py``) runs the whole stack,
+where a shared machine's noise is ±10 % between rounds; this one isolates the
+instrumentation. A real Channels stack runs in this process (``ProtocolTypeRouter``,
+``URLRouter``, an ``AsyncJsonWebsocketConsumer``, the in-memory channel layer,
+``WebsocketCommunicator`` as the client) with ``wstrace`` installed the way a
+user installs it. Each message is the example app's shape: a client frame, an
+ack frame, ``--chunks`` + 1 ``group_send`` to the conversation's group, each
+delivered to the consumer and written to the client: the receive, publish,
+deliver and send hops (no Celery). Rounds alternate off / lean / sdk, where
+"lean" is what a user gets and "sdk" forces the OpenTelemetry SDK tracer (what
+an app that brings its own provider gets). Reported: the median CPU time per
+message of each mode, and what each mode adds to "off".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "instrumentation"))
+
+
+def _setup(trace_dir: str) -> Any:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        INSTALLED_APPS=["channels", "wstrace"],
+        CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+        WSTRACE={"FILE_DIR": trace_dir, "SERVICE_NAME": "bench"},
+        USE_TZ=True,
+    )
+    django.setup()
+
+    from channels.generic.websocket import AsyncJsonWebsocketConsumer
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django.urls import path
+
+    class ChatConsumer(AsyncJsonWebsocketConsumer):
+        chunks = 5
+
+        async def connect(self) -> None:
+            self.group = f"chat_{self.scope['url_route']['kwargs']['conversation_id']}"
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            await self.accept()
+
+        async def disconnect(self, code: int) -> None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+        async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+            await self.send_json({"type": "ack", "message_id": content["id"]})
+            # What the worker does in the real app: stream the answer through the group.
+            for seq in range(1, self.chunks + 2):
+                kind = "chat.message" if seq <= self.chunks else "chat.done"
+                await self.channel_layer.group_send(
+                    self.group, {"type": kind, "message_id": content["id"], "seq": seq}
+                )
+
+        async def chat_message(self, event: dict[str, Any]) -> None:
+            await self.send_json({"type": "chunk", "seq": event["seq"], "content": "word"})
+
+        async def chat_done(self, event: dict[str, Any]) -> None:
+            await self.send_json({"type": "done", "message_id": event["message_id"]})
+
+    app = ProtocolTypeRouter(
+        {"websocket": URLRouter([path("ws/chat/<conversation_id>/", ChatConsumer.as_asgi())])}
+    )
+    return app, ChatConsumer
+
+
+async def _round(app: Any, messages: int, frames: int) -> float:
+    from channels.testing import WebsocketCommunicator
+
+    client = WebsocketCommunicator(app, "/ws/chat/bench/?token=secret")
+    connected, _ = await client.connect()
+    assert connected
+    started = time.process_time()
+    for index in range(messages):
+        await client.send_to(text_data=json.dumps({"type": "message", "id": f"m{index}"}))
+        for _ in range(frames):
+            await client.receive_from(timeout=5)
+    elapsed = time.process_time() - started
+    await client.disconnect()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1000, help="messages per round")
+    parser.add_argument("--rounds", type=int, default=5, help="counted rounds per mode")
+    parser.add_argument("--chunks", type=int, default=5, help="streamed chunks per answer")
+    parser.add_argument(
+        "--modes", default="off,lean,sdk", help="comma-separated subset of off,lean,sdk (profiling)"
+    )
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="wstrace-cost-") as trace_dir:
+        app, consumer = _setup(trace_dir)
+        consumer.chunks = args.chunks
+        from opentelemetry import trace
+        from wstrace import conventions as c
+        from wstrace import provider, runtime
+
+        config = runtime.config()
+        frames = args.chunks + 2  # ack, chunks, done
+        sdk_provider = trace.get_tracer_provider()
+        sdk_tracer = sdk_provider.get_tracer(c.SCOPE_NAME)
+        runtime.tracer()
+        lean_cached = runtime._state["tracer"]
+
+        def use(mode: str) -> None:
+            if mode == "off":
+                runtime.deactivate()
+                return
+            runtime.activate(config)
+            runtime._state["tracer"] = lean_cached if mode == "lean" else (sdk_provider, sdk_tracer)
+
+        modes = tuple(m for m in ("off", "lean", "sdk") if m in args.modes.split(","))
+        per_message: dict[str, list[float]] = {m: [] for m in modes}
+        for index in range(args.rounds + 1):  # the first round of each mode warms up
+            for mode in modes if index % 2 == 0 else modes[::-1]:
+                use(mode)
+                seconds = asyncio.run(_round(app, args.messages, frames))
+                provider.flush()
+                if index:
+                    per_message[mode].append(1e6 * seconds / args.messages)
+        runtime.activate(config)
+        spans = sum(
+            len(line) for f in Path(trace_dir).rglob("*.jsonl") for line in f.open()
+        )  # bytes written: proves the spans were exported, not only made
+
+    median = {m: statistics.median(v) for m, v in per_message.items()}
+    print(f"CPU per message ({args.chunks} chunks + done, in-process Channels stack):")
+    for mode in modes:
+        base = median.get("off")
+        added = ""
+        if mode != "off" and base:
+            extra = median[mode] - base
+            added = f"   +{extra:7.1f} µs  (+{100 * extra / base:.1f} %)"
+        print(
+            f"  {mode:5} {median[mode]:8.1f} µs{added}   rounds: "
+            + ", ".join(f"{v:.0f}" for v in per_message[mode])
+        )
+    print(f"  trace bytes written: {spans:,}")
+    if args.json:
+        args.json.write_text(json.dumps({"per_message_us": per_message, "median_us": median}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,239 @@
+"""wstrace's own span factory, used when wstrace owns the tracing pipeline.
+
+The SDK's ``Tracer.start_span`` costs 25-40 µs per span (sampler call, span
+limits, attribute cleaning under a lock, tracer metrics, every processor's
+``on_start``). A streamed answer makes about fifteen spans in the web process
+alone, so that cost is most of what the instrumentation adds to a message.
+
+When the provider is the one wstrace installed (no app provider, default
+parent-based always-on sampler), nothing else needs those steps: the spans
+made here are plain ``ReadableSpan`` objects (so every exporter, processor and
+encoder takes them as SDK spans) that copy the conversation ids from baggage
+themselves, as ``IdsFromBaggage`` does for SDK spans, and go to the provider's
+processors when they end. Anywhere else wstrace uses the SDK tracer unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import time_ns
+from typing import Any
+
+from opentelemetry import baggage, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider, sampling
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from wstrace import conventions as c
+
+_UNSET = Status(StatusCode.UNSET)
+_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+_ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | _RANDOM)
+_CHILD_FLAGS = {  # by the parent's flags: keep the random-trace-id bit, always sampled
+    flags: TraceFlags(TraceFlags.SAMPLED | (flags & _RANDOM)) for flags in range(256)
+}
+_getrandbits = random.getrandbits
+
+
+def can_replace(provider: Any) -> bool:
+    """Whether spans can skip the SDK tracer of ``provider`` without changing what is recorded."""
+    return isinstance(provider, TracerProvider) and provider.sampler is sampling.DEFAULT_ON
+
+
+class LeanSpan(trace.Span, ReadableSpan):
+    """A recording span that is also the ``ReadableSpan`` its processors receive."""
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        start_time: int,
+        resource: Resource,
+        scope: InstrumentationScope,
+        on_end: Callable[[ReadableSpan], None],
+    ) -> None:
+        # ReadableSpan.__init__ is skipped on purpose: it would build a Resource per span.
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = kind
+        self._attributes = attributes
+        # Nearly no span gets events or links: share one empty tuple until one does.
+        self._events: list[Event] | tuple[()] = ()
+        self._links: list[Link] | tuple[()] = ()
+        self._status = _UNSET
+        self._start_time = start_time
+        self._end_time: int | None = None
+        self._resource = resource
+        self._instrumentation_scope = scope
+        self._instrumentation_info = None
+        self._on_end = on_end
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._end_time is None:
+            for key, value in attributes.items():
+                _put(self._attributes, key, value)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end_time is None:
+            _put(self._attributes, key, value)
+
+    def add_event(
+        self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
+    ) -> None:
+        if self._end_time is None:
+            self._events = [*self._events, Event(name, attributes, timestamp or time_ns())]
+
+    def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
+        if self._end_time is None and context.is_valid:
+            self._links = [*self._links, Link(context, attributes)]
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        # The SDK's rules: OK is final, UNSET is ignored.
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, Any] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        kind = type(exception)
+        module = kind.__module__
+        event: dict[str, Any] = {
+            "exception.type": f"{module}.{kind.__qualname__}"
+            if module and module != "builtins"
+            else kind.__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event.update(attributes)
+        self.add_event("exception", event, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time or time_ns()
+        self._on_end(self)
+
+    def __repr__(self) -> str:
+        return f'LeanSpan(name="{self._name}", context={self._context})'
+
+
+def _put(attributes: dict[str, Any], key: str, value: Any) -> None:
+    # The SDK drops None and stores sequences as tuples; keep spans identical either way.
+    if value is None or not key:
+        return
+    if isinstance(value, list):
+        value = tuple(value)
+    attributes[key] = value
+
+
+class LeanTracer(trace.Tracer):
+    """Makes ``LeanSpan`` objects for one provider (see the module docstring)."""
+
+    def __init__(self, provider: TracerProvider, scope_name: str, version: str) -> None:
+        self._resource = provider.resource
+        self._scope = InstrumentationScope(scope_name, version)
+        self._on_end = provider._active_span_processor.on_end
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        parent = trace.get_current_span(context).get_span_context()
+        span_id = _getrandbits(64) or 1
+        if parent.is_valid:
+            if not parent.trace_flags.sampled:  # ParentBased: an unsampled parent stays so
+                return trace.NonRecordingSpan(
+                    SpanContext(parent.trace_id, span_id, False, TraceFlags(TraceFlags.DEFAULT))
+                )
+            span_context = SpanContext(
+                parent.trace_id,
+                span_id,
+                False,
+                _CHILD_FLAGS[parent.trace_flags],
+                parent.trace_state,
+            )
+        else:
+            parent = None
+            span_context = SpanContext(_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS)
+        values = dict(attributes) if attributes else {}
+        if None in values.values():  # the SDK drops None values; so do we
+            values = {k: v for k, v in values.items() if v is not None}
+        entries = baggage.get_all(context)
+        if entries:
+            for key in c.BAGGAGE_KEYS:
+                if key not in values:
+                    value = entries.get(key)
+                    if value:
+                        values[key] = str(value)
+        span = LeanSpan(
+            name,
+            span_context,
+            parent,
+            kind,
+            values,
+            start_time or time_ns(),
+            self._resource,
+            self._scope,
+            self._on_end,
+        )
+        for link in links or ():
+            span.add_link(link.context, link.attributes)
+        return span
+
+    @contextmanager
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time)
+        with trace.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current

@@ -31,10 +31,13 @@ _BAGGAGE = {
 _state: dict[str, Any] = {}
 
 
+_EMPTY: dict[str, str] = dict.fromkeys(FIELDS, "")
+
+
 def _correlation() -> dict[str, str]:
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
-        return dict.fromkeys(FIELDS, "")
+        return _EMPTY  # read-only by convention: callers copy values out of it
     entries = baggage.get_all()
     values = {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
     for field, key in _BAGGAGE.items():
@@ -53,10 +56,12 @@ def install_record_factory() -> None:
         try:
             values = _correlation()
         except Exception:
-            values = dict.fromkeys(FIELDS, "")
+            values = _EMPTY
+        # Runs for every record of every library: plain dict work, no per-field getattr.
+        fields = record.__dict__
         for field, value in values.items():
-            if not hasattr(record, field):
-                setattr(record, field, value)
+            if field not in fields:
+                fields[field] = value
         return record
 
     _state["previous"] = previous

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import redact
 
@@ -56,38 +57,50 @@ def encode_request(spans: Sequence[ReadableSpan]) -> str:
 
 def encode_span(span: ReadableSpan) -> dict[str, Any]:
     """A single span as an OTLP/JSON object."""
+    # Every ReadableSpan accessor is a Python-level property (and the enums' ``value``
+    # a descriptor): read each once, through tables for the enums.
     ctx = span.context
+    start = span.start_time or 0
+    status = span.status
     out: dict[str, Any] = {
         "traceId": f"{ctx.trace_id:032x}",
         "spanId": f"{ctx.span_id:016x}",
         "name": span.name,
-        "kind": span.kind.value + 1,  # SDK INTERNAL=0 … OTLP INTERNAL=1
-        "startTimeUnixNano": str(span.start_time or 0),
-        "endTimeUnixNano": str(span.end_time or span.start_time or 0),
+        "kind": _KINDS[span.kind],
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(span.end_time or start),
         "attributes": encode_attributes(_raw_attributes(span)),
-        "status": _status(span),
+        "status": _UNSET_STATUS if status is _UNSET else _status(status),
     }
-    if span.parent is not None:
-        out["parentSpanId"] = f"{span.parent.span_id:016x}"
-    if span.events:
+    parent = span.parent
+    if parent is not None:
+        out["parentSpanId"] = f"{parent.span_id:016x}"
+    events = span.events
+    if events:
         out["events"] = [
             {
                 "timeUnixNano": str(event.timestamp),
                 "name": event.name,
                 "attributes": encode_attributes(event.attributes or {}),
             }
-            for event in span.events
+            for event in events
         ]
-    if span.links:
+    links = span.links
+    if links:
         out["links"] = [
             {
                 "traceId": f"{link.context.trace_id:032x}",
                 "spanId": f"{link.context.span_id:016x}",
                 "attributes": encode_attributes(link.attributes or {}),
             }
-            for link in span.links
+            for link in links
         ]
     return out
+
+
+_KINDS = {kind: kind.value + 1 for kind in SpanKind}  # SDK INTERNAL=0 … OTLP INTERNAL=1
+_UNSET = Status(StatusCode.UNSET)
+_UNSET_STATUS: dict[str, Any] = {"code": 0}
 
 
 def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
@@ -102,11 +115,11 @@ def _raw_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     return span.attributes or {}
 
 
-def _status(span: ReadableSpan) -> dict[str, Any]:
-    status: dict[str, Any] = {"code": span.status.status_code.value}
-    if span.status.description:
-        status["message"] = redact.redact_text(span.status.description)
-    return status
+def _status(status: Status) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": status.status_code.value}
+    if status.description:
+        out["message"] = redact.redact_text(status.description)
+    return out
 
 
 # Encoded KeyValues of attributes that repeat from span to span (hop, event, ids, layer,

@@ -30,8 +30,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from wstrace import conventions as c
+from wstrace.otlp_json import _UNSET
 
-_UNSET = Status(StatusCode.UNSET)
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | _RANDOM)
 _CHILD_FLAGS = {  # by the parent's flags: keep the random-trace-id bit, always sampled
@@ -69,7 +69,7 @@ class LeanSpan(trace.Span, ReadableSpan):
         # Nearly no span gets events or links: share one empty tuple until one does.
         self._events: list[Event] | tuple[()] = ()
         self._links: list[Link] | tuple[()] = ()
-        self._status = _UNSET
+        self._status = _UNSET  # shared: the encoder knows this one without reading it
         self._start_time = start_time
         self._end_time: int | None = None
         self._resource = resource

@@ -33,6 +33,7 @@ from wstrace import conventions as c
 from wstrace.otlp_json import _UNSET
 
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+_SAMPLED = TraceFlags.SAMPLED
 _ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | _RANDOM)
 _CHILD_FLAGS = {  # by the parent's flags: keep the random-trace-id bit, always sampled
     flags: TraceFlags(TraceFlags.SAMPLED | (flags & _RANDOM)) for flags in range(256)
@@ -161,7 +162,21 @@ class LeanTracer(trace.Tracer):
     def __init__(self, provider: TracerProvider, scope_name: str, version: str) -> None:
         self._resource = provider.resource
         self._scope = InstrumentationScope(scope_name, version)
-        self._on_end = provider._active_span_processor.on_end
+        self._processors = provider._active_span_processor
+        self._seen: tuple[Any, ...] = ()
+        self._targets: tuple[Callable[[ReadableSpan], None], ...] = ()
+
+    def _export(self, span: ReadableSpan) -> None:
+        # The provider's processors minus IdsFromBaggage (whose work start_span did),
+        # re-read only when the provider's list changes.
+        current = self._processors._span_processors
+        if current is not self._seen:
+            self._targets = tuple(
+                p.on_end for p in current if not getattr(p, "ids_from_baggage", False)
+            )
+            self._seen = current
+        for on_end in self._targets:
+            on_end(span)
 
     def start_span(
         self,
@@ -175,22 +190,6 @@ class LeanTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         parent = trace.get_current_span(context).get_span_context()
-        span_id = _getrandbits(64) or 1
-        if parent.is_valid:
-            if not parent.trace_flags.sampled:  # ParentBased: an unsampled parent stays so
-                return trace.NonRecordingSpan(
-                    SpanContext(parent.trace_id, span_id, False, TraceFlags(TraceFlags.DEFAULT))
-                )
-            span_context = SpanContext(
-                parent.trace_id,
-                span_id,
-                False,
-                _CHILD_FLAGS[parent.trace_flags],
-                parent.trace_state,
-            )
-        else:
-            parent = None
-            span_context = SpanContext(_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS)
         values = dict(attributes) if attributes else {}
         if None in values.values():  # the SDK drops None values; so do we
             values = {k: v for k, v in values.items() if v is not None}
@@ -201,20 +200,49 @@ class LeanTracer(trace.Tracer):
                     value = entries.get(key)
                     if value:
                         values[key] = str(value)
-        span = LeanSpan(
+        span = self.start_child(name, parent, kind, values, start_time)
+        for link in links or ():
+            span.add_link(link.context, link.attributes)
+        return span
+
+    def start_child(
+        self,
+        name: str,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        start_time: int | None = None,
+    ) -> trace.Span:
+        """``start_span`` for wrappers that already hold the parent and every attribute.
+
+        ``attributes`` is taken over, not copied, and must be clean (no None, ids
+        included): the hot paths (deliver, send, publish) skip the context and
+        baggage look-ups that way.
+        """
+        span_id = _getrandbits(64) or 1
+        if parent is not None and parent.is_valid:
+            flags = parent.trace_flags
+            if not flags & _SAMPLED:  # ParentBased: an unsampled parent stays so
+                return trace.NonRecordingSpan(
+                    SpanContext(parent.trace_id, span_id, False, TraceFlags(TraceFlags.DEFAULT))
+                )
+            span_context = SpanContext(
+                parent.trace_id, span_id, False, _CHILD_FLAGS[flags], parent.trace_state
+            )
+        else:
+            parent = None
+            span_context = SpanContext(_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS)
+        return LeanSpan(
             name,
             span_context,
             parent,
             kind,
-            values,
+            attributes,
             start_time or time_ns(),
             self._resource,
             self._scope,
-            self._on_end,
+            self._export,
         )
-        for link in links or ():
-            span.add_link(link.context, link.attributes)
-        return span
 
     @contextmanager
     def start_as_current_span(

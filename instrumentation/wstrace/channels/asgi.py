@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from opentelemetry import context
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry import context, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from wstrace import carrier, runtime
 from wstrace import conventions as c
-from wstrace import runtime
 from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection
+from wstrace.tracer import LeanTracer
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -90,17 +91,27 @@ def _traced_send(conn: Connection, send: Send) -> Send:
 
 def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
     payload = message.get("text") if message.get("text") is not None else message.get("bytes")
+    current = context.get_current()
     attributes: dict[str, Any] = {**conn.ids(), c.HOP: c.HOP_SEND, c.EVENT: c.EV_SEND}
     if payload is not None:
         attributes[c.FRAME_BYTES] = len(payload)
-    seq = context.get_value(SEQ_KEY)
+    seq = current.get(SEQ_KEY)
     if seq is not None:
         attributes[c.SEQ] = seq
     if runtime.config().record_bodies and isinstance(payload, str):
         attributes[c.BODY] = payload[:4096]
-    return runtime.tracer().start_span(
-        c.SPAN_SEND, context=conn.current_or_connect(), attributes=attributes
-    )
+    tracer = runtime.tracer()
+    parent = trace.get_current_span(current).get_span_context()
+    if type(tracer) is LeanTracer and parent.is_valid:
+        # Inside a handler (the usual case): the ids are the handler's baggage.
+        entries = carrier.baggage_of(current)
+        for key in c.BAGGAGE_KEYS:
+            if key not in attributes:
+                value = entries.get(key)
+                if value:
+                    attributes[key] = str(value)
+        return tracer.start_child(c.SPAN_SEND, parent, SpanKind.INTERNAL, attributes)
+    return tracer.start_span(c.SPAN_SEND, context=conn.current_or_connect(), attributes=attributes)
 
 
 def origin_valid(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

@@ -79,8 +79,9 @@ class Connection:
 
     def current_or_connect(self) -> context.Context:
         """The current context if a span of ours is active, else the connection's."""
-        if trace.get_current_span().get_span_context().is_valid:
-            return context.get_current()
+        current = context.get_current()
+        if trace.get_current_span(current).get_span_context().is_valid:
+            return current
         return self.connect_ctx
 
     # --- hops ---------------------------------------------------------------------

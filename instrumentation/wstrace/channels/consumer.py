@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wstrace import carrier, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection, message_id_of
+from wstrace.tracer import LeanTracer
 
 Dispatch = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -92,21 +93,6 @@ def _begin(
     clean, carried = carrier.take_from_message(message)
     if carried is None:
         carried = carrier.PARKED.claim(message)
-    # The receiving connection is this one, whoever published; the conversation is
-    # the publisher's when it said so.
-    own = {c.CONNECTION_ID: conn.connection_id}
-    fallback = {c.CONVERSATION_ID: conn.conversation_id} if conn.conversation_id else None
-    if isinstance(carried, dict) and "baggage" not in carried:
-        # The usual case, once per streamed chunk: our own carrier, parsed in one pass.
-        parent = carrier.extract_message(carried, fallback, own)
-    else:
-        parent = carrier.extract(carried) if carried else conn.current_or_connect()
-        ids = carrier.ids_of(parent)
-        parent = carrier.with_ids(
-            parent,
-            conversation_id=ids.get(c.CONVERSATION_ID) or conn.conversation_id,
-            connection_id=conn.connection_id,
-        )
     attributes: dict[str, Any] = {
         c.HOP: c.HOP_DELIVER,
         c.EVENT: c.EV_DELIVER,
@@ -120,6 +106,23 @@ def _begin(
     seq = _seq(carried)
     if seq is not None:
         attributes[c.SEQ] = seq
+    if type(tracer) is LeanTracer and type(carried) is dict and "baggage" not in carried:
+        return _begin_lean_delivery(tracer, conn, carried, attributes, seq, clean)
+    # The receiving connection is this one, whoever published; the conversation is
+    # the publisher's when it said so.
+    own = {c.CONNECTION_ID: conn.connection_id}
+    fallback = {c.CONVERSATION_ID: conn.conversation_id} if conn.conversation_id else None
+    if isinstance(carried, dict) and "baggage" not in carried:
+        parent = carrier.extract_message(carried, fallback, own)
+    else:
+        parent = carrier.extract(carried) if carried else conn.current_or_connect()
+        ids = carrier.ids_of(parent)
+        parent = carrier.with_ids(
+            parent,
+            conversation_id=ids.get(c.CONVERSATION_ID) or conn.conversation_id,
+            connection_id=conn.connection_id,
+        )
+    if seq is not None:
         parent = context.set_value(SEQ_KEY, seq, parent)
     # The conversation and message ids come from the parent's baggage (IdsFromBaggage
     # for SDK spans, the lean tracer itself otherwise).
@@ -127,6 +130,38 @@ def _begin(
         c.SPAN_DELIVER, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
     )
     return span, trace.set_span_in_context(span, parent), clean
+
+
+def _begin_lean_delivery(
+    tracer: LeanTracer,
+    conn: Connection,
+    carried: dict[str, Any],
+    attributes: dict[str, Any],
+    seq: int | None,
+    clean: dict[str, Any],
+) -> tuple[trace.Span, context.Context, dict[str, Any]]:
+    """The usual case, once per streamed chunk: our own carrier, our own tracer.
+
+    Same span and same handler context as the general path, built directly: the
+    parent from ``traceparent``, the ids from the carrier (the conversation falls
+    back to the connection's, the connection is always this one), one context.
+    """
+    entries: dict[str, str] = {}
+    conversation = carried.get(c.CONVERSATION_ID)
+    if not (isinstance(conversation, str) and conversation):
+        conversation = conn.conversation_id
+    if conversation:
+        entries[c.CONVERSATION_ID] = conversation
+    entries[c.CONNECTION_ID] = conn.connection_id
+    message_id = carried.get(c.MESSAGE_ID)
+    if isinstance(message_id, str) and message_id:
+        entries[c.MESSAGE_ID] = message_id
+    attributes.update(entries)
+    span = tracer.start_child(
+        c.SPAN_DELIVER, carrier.parent_of(carried), SpanKind.CONSUMER, attributes
+    )
+    values = {SEQ_KEY: seq} if seq is not None else None
+    return span, carrier.context_for(span, entries, values), clean
 
 
 def _begin_receive(

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, runtime
 from wstrace import conventions as c
+from wstrace.tracer import LeanTracer
 
 
 @dataclass
@@ -140,7 +141,7 @@ def publisher(event: str, target_name: str) -> Any:
 def _begin_publish(
     layer: Any, event: str, target: Any, message: Any
 ) -> tuple[trace.Span, Any] | None:
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         return None
     ids = carrier.ids_of()
     attributes: dict[str, Any] = {
@@ -159,9 +160,12 @@ def _begin_publish(
     if c.MESSAGE_ID in ids:
         seq = SEQUENCES.next(ids[c.MESSAGE_ID], str(target))
         attributes[c.SEQ] = seq
-    span = runtime.tracer().start_span(
-        c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
-    )
+    tracer = runtime.tracer()
+    if type(tracer) is LeanTracer:  # the ids are in already: skip the baggage merge
+        parent = trace.get_current_span().get_span_context()
+        span = tracer.start_child(c.SPAN_PUBLISH, parent, SpanKind.PRODUCER, attributes)
+    else:
+        span = tracer.start_span(c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes)
     carried = carrier.message_carrier(span.get_span_context(), ids)
     if seq is not None:
         carried[carrier.SEQ_FIELD] = str(seq)
@@ -348,7 +352,9 @@ def _record_drop(queue: Any) -> None:
 async def receiver(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     """Wrapper for a layer's ``receive``: the reserved key never leaves the layer."""
     message = await wrapped(*args, **kwargs)
-    if isinstance(message, Mapping) and c.CARRIER_KEY in message:
+    if type(message) is dict and c.CARRIER_KEY in message:
+        return carrier.PARKED.park(message)
+    if isinstance(message, Mapping) and c.CARRIER_KEY in message:  # not a plain dict
         return carrier.PARKED.park(message)
     return message
 

@@ -148,6 +148,23 @@ def test_seq_gap_with_a_live_member_is_channel_full():
     assert triple(only_message(verdict(settled(t)))) == ("lost", "publish", "channel_full")
 
 
+def test_seq_gap_after_a_capacity_check_that_refused_nothing_is_unknown_at_deliver() -> None:
+    # The channels_redis stall: chunks 1-5 delivered, done published to a live member,
+    # not refused, never dispatched. Calling that channel_full would send users the wrong way.
+    t = Trace()
+    t.connect("k1")
+    t.message("m1", "k1", chunks=6, deliver_upto=5, members=1)
+    for row in t.rows:
+        if row["hop"] == "publish":
+            row["members"] = 1
+            row["over_capacity"] = 0
+    t.disconnect("k1", 5000)
+    m = only_message(verdict(settled(t)))
+    assert triple(m) == ("lost", "deliver", "unknown")
+    assert any("refused none" in line for line in m.evidence)
+    assert "buffered" in (m.hint or "")
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 

@@ -107,6 +107,8 @@ def test_healthy_conversation_is_one_connected_chain_across_processes(stack: Sta
     publish = by_name(chain, "ws.publish")[0]
     if stack.layer == "core":
         assert publish.attributes[c.MEMBERS] == 1
+        # The capacity check was seen and refused nothing: evidence, not an absence.
+        assert all(p.attributes[c.OVER_CAPACITY] == 0 for p in by_name(chain, "ws.publish"))
     else:
         assert publish.attributes[c.RECEIVERS] >= 1
     group_add = by_name(spans, "ws.group_add")[0]

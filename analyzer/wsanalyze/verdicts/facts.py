@@ -166,6 +166,9 @@ def _message_aggs() -> list[pl.Expr]:
         n("_members").min().alias("min_members"),
         n("_receivers").min().alias("min_receivers"),
         n("_over").sum().cast(pl.Int64).alias("over_capacity"),
+        # ws.over_capacity is written (0 included) wherever the layer's capacity check was
+        # seen: then a chunk that was not refused and never arrived was lost elsewhere.
+        n("_over").is_not_null().any().alias("capacity_checked"),
         n("_full").any().alias("channel_full"),
         n("_layer").max().alias("publish_layer"),
         n("_group").max().alias("publish_group"),

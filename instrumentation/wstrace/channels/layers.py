@@ -38,6 +38,7 @@ class PublishFacts:
     members: int | None = None
     receivers: int | None = None
     over_capacity: int = 0
+    capacity_checked: bool = False  # the layer's capacity check ran where we could see it
 
 
 FACTS: ContextVar[PublishFacts | None] = ContextVar("wstrace_publish_facts", default=None)
@@ -114,8 +115,13 @@ def publisher(event: str, target_name: str) -> Any:
     """Wrapper factory for ``group_send(group, message)`` / ``send(channel, message)``."""
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if not runtime.active() or FACTS.get() is not None:
+        if not runtime.active():
             return await wrapped(*args, **kwargs)
+        outer = FACTS.get()
+        if outer is not None:
+            # A layer's own send() inside its group_send (the in-memory layer): the
+            # group_send's span records it, including the ChannelFull it swallows.
+            return await _inner_send(wrapped, args, kwargs, outer)
         target = args[0] if args else kwargs.get(target_name)
         message = args[1] if len(args) > 1 else kwargs.get("message")
         started = runtime.shield("publish", _begin_publish, instance, event, target, message)
@@ -125,17 +131,39 @@ def publisher(event: str, target_name: str) -> Any:
         facts = PublishFacts(members=_local_members(instance, event, target))
         facts_token = FACTS.set(facts)
         ctx_token = context.attach(trace.set_span_in_context(span))
+        returned = False
         try:
-            return await wrapped(target, outgoing, *args[2:])
+            result = await wrapped(target, outgoing, *args[2:])
+            returned = True
+            return result
         except Exception as exc:
             runtime.shield("publish error", _record_failure, span, exc)
             raise
         finally:
             context.detach(ctx_token)
             FACTS.reset(facts_token)
+            if returned and event == c.EV_CHANNEL_SEND and _has_capacity(instance):
+                # A capacity layer's send() raises ChannelFull when full: returning means it fit.
+                facts.capacity_checked = True
             runtime.shield("publish end", _end_publish, span, facts)
 
     return wrapper
+
+
+def _has_capacity(layer: Any) -> bool:
+    return isinstance(getattr(layer, "capacity", None), int)
+
+
+async def _inner_send(wrapped: Any, args: tuple, kwargs: dict, facts: PublishFacts) -> Any:
+    try:
+        result = await wrapped(*args, **kwargs)
+    except Exception as exc:
+        if type(exc).__name__ == "ChannelFull":
+            facts.over_capacity += 1
+            facts.capacity_checked = True
+        raise
+    facts.capacity_checked = True
+    return result
 
 
 def _begin_publish(
@@ -208,6 +236,10 @@ def _end_publish(span: trace.Span, facts: PublishFacts) -> None:
         span.set_attribute(c.MEMBERS, facts.members)
     if facts.receivers is not None:
         span.set_attribute(c.RECEIVERS, facts.receivers)
+    if facts.capacity_checked and not facts.over_capacity:
+        # Evidence too: a chunk that was not refused and still never arrived was lost
+        # somewhere else (the analyzer will not call that channel_full).
+        span.set_attribute(c.OVER_CAPACITY, 0)
     if facts.over_capacity:
         span.set_attribute(c.OVER_CAPACITY, facts.over_capacity)
         span.set_attribute(c.CAUSE, "channel_full")
@@ -241,6 +273,7 @@ async def _count_over_capacity(pending: Any, facts: PublishFacts) -> Any:
     result = await pending
     if isinstance(result, int):
         facts.over_capacity += result
+        facts.capacity_checked = True
     return result
 
 

@@ -3,6 +3,7 @@
 ::
 
     .venv/bin/python benchmarks/bench_instrumentation_cost.py --messages 2000 --rounds 5
+    .venv/bin/python benchmarks/bench_instrumentation_cost.py --opcodes --messages 200 --rounds 1
 
 The overhead benchmark (``bench_wstrace_overhead.py``) runs the whole stack,
 where a shared machine's noise is ±10 % between rounds; this one isolates the
@@ -14,8 +15,14 @@ ack frame, ``--chunks`` + 1 ``group_send`` to the conversation's group, each
 delivered to the consumer and written to the client: the receive, publish,
 deliver and send hops (no Celery). Rounds alternate off / lean / sdk, where
 "lean" is what a user gets and "sdk" forces the OpenTelemetry SDK tracer (what
-an app that brings its own provider gets). Reported: the median CPU time per
-message of each mode, and what each mode adds to "off".
+an app that brings its own provider gets); "wrappers" (wstrace on, spans made
+by a no-op tracer: the wrappers' own bookkeeping) and "spans" (lean spans made
+and ended, no exporter) split the cost. Reported: the median CPU time per
+message of each mode, and what each mode adds to "off". With ``--opcodes`` the
+measure is the number of Python bytecode instructions executed per message,
+every thread included (the exporter's encoding too): deterministic, so it
+compares changes where a shared machine's timing noise cannot, but it does not
+weigh C code (orjson, asyncio's C parts) at all.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +43,17 @@ sys.path.insert(0, str(ROOT / "instrumentation"))
 
 
 MODES = ("off", "wrappers", "spans", "lean", "sdk")
+_OPCODES = [0]
+_COUNTING = [False]
+
+
+def _count_opcodes(frame: Any, event: str, arg: Any) -> Any:
+    if not _COUNTING[0]:
+        return None
+    frame.f_trace_opcodes = True
+    if event == "opcode":
+        _OPCODES[0] += 1
+    return _count_opcodes
 
 
 def _setup(trace_dir: str) -> Any:
@@ -87,20 +106,24 @@ def _setup(trace_dir: str) -> Any:
     return app, ChatConsumer
 
 
-async def _round(app: Any, messages: int, frames: int) -> float:
+async def _round(app: Any, messages: int, frames: int, flush: Any, opcodes: bool) -> float:
     from channels.testing import WebsocketCommunicator
 
     client = WebsocketCommunicator(app, "/ws/chat/bench/?token=secret")
     connected, _ = await client.connect()
     assert connected
     started = time.process_time()
+    before = _OPCODES[0]
+    _COUNTING[0] = opcodes
     for index in range(messages):
         await client.send_to(text_data=json.dumps({"type": "message", "id": f"m{index}"}))
         for _ in range(frames):
             await client.receive_from(timeout=5)
+    flush()  # the spans of this round are encoded and written inside it
+    _COUNTING[0] = False
     elapsed = time.process_time() - started
     await client.disconnect()
-    return elapsed
+    return _OPCODES[0] - before if opcodes else elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes", default="off,lean,sdk", help=f"comma-separated subset of {','.join(MODES)}"
     )
+    parser.add_argument(
+        "--opcodes", action="store_true", help="count bytecode instructions instead of CPU time"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.opcodes:  # before set-up, so the exporter's thread is counted too
+        sys.settrace(_count_opcodes)
+        threading.settrace(_count_opcodes)
 
     with tempfile.TemporaryDirectory(prefix="wstrace-cost-") as trace_dir:
         app, consumer = _setup(trace_dir)
@@ -148,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.rounds + 1):  # the first round of each mode warms up
             for mode in modes if index % 2 == 0 else modes[::-1]:
                 use(mode)
-                seconds = asyncio.run(_round(app, args.messages, frames))
-                provider.flush()
+                measured = asyncio.run(
+                    _round(app, args.messages, frames, provider.flush, args.opcodes)
+                )
                 if index:
-                    per_message[mode].append(1e6 * seconds / args.messages)
+                    scale = 1 if args.opcodes else 1e6
+                    per_message[mode].append(scale * measured / args.messages)
         runtime.activate(config)
         spans = sum(
             len(line) for f in Path(trace_dir).rglob("*.jsonl") for line in f.open()
@@ -159,15 +190,16 @@ def main(argv: list[str] | None = None) -> int:
 
     median = {m: statistics.median(v) for m, v in per_message.items()}
     best = {m: min(v) for m, v in per_message.items()}
-    print(f"CPU per message ({args.chunks} chunks + done, in-process Channels stack):")
+    what, unit = ("Bytecode instructions", "ops") if args.opcodes else ("CPU", "µs")
+    print(f"{what} per message ({args.chunks} chunks + done, in-process Channels stack):")
     for mode in modes:
         base = median.get("off")
         added = ""
         if mode != "off" and base:
             extra = median[mode] - base
-            added = f"   +{extra:7.1f} µs  (+{100 * extra / base:.1f} %)"
+            added = f"   +{extra:9.1f} {unit}  (+{100 * extra / base:.1f} %)"
         print(
-            f"  {mode:8} {median[mode]:8.1f} µs{added}   best {best[mode]:.0f}   rounds: "
+            f"  {mode:8} {median[mode]:9.1f} {unit}{added}   best {best[mode]:.0f}   rounds: "
             + ", ".join(f"{v:.0f}" for v in per_message[mode])
         )
     print(f"  trace bytes written: {spans:,}")

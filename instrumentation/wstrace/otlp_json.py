@@ -62,25 +62,35 @@ def encode_request(spans: Sequence[ReadableSpan]) -> str:
 
 def encode_span(span: ReadableSpan) -> dict[str, Any]:
     """A single span as an OTLP/JSON object."""
-    # Every ReadableSpan accessor is a Python-level property (and the enums' ``value``
-    # a descriptor): read each once, through tables for the enums.
-    ctx = span.context
-    start = span.start_time or 0
-    status = span.status
+    # Every ReadableSpan accessor is a Python-level property, and the SpanContext ones
+    # too: the fields ReadableSpan.__init__ sets (SDK spans and wstrace's alike) are
+    # read directly, the properties only for a ReadableSpan made some other way.
+    try:
+        trace_id, span_id = span._context[:2]
+        start = span._start_time or 0
+        end = span._end_time
+        status = span._status
+        parent = span._parent
+        events = span._events
+        links = span._links
+        name = span._name
+        kind = span._kind
+    except (AttributeError, TypeError):
+        trace_id, span_id = span.context.trace_id, span.context.span_id
+        start, end, status, parent = span.start_time or 0, span.end_time, span.status, span.parent
+        events, links, name, kind = span.events, span.links, span.name, span.kind
     out: dict[str, Any] = {
-        "traceId": f"{ctx.trace_id:032x}",
-        "spanId": f"{ctx.span_id:016x}",
-        "name": span.name,
-        "kind": span.kind._value_ + 1,  # SDK INTERNAL=0 … OTLP INTERNAL=1 (no enum hash)
+        "traceId": f"{trace_id:032x}",
+        "spanId": f"{span_id:016x}",
+        "name": name,
+        "kind": kind._value_ + 1,  # SDK INTERNAL=0 … OTLP INTERNAL=1 (no enum hash)
         "startTimeUnixNano": str(start),
-        "endTimeUnixNano": str(span.end_time or start),
+        "endTimeUnixNano": str(end or start),
         "attributes": encode_attributes(_raw_attributes(span)),
         "status": _UNSET_STATUS if status is _UNSET else _status(status),
     }
-    parent = span.parent
     if parent is not None:
-        out["parentSpanId"] = f"{parent.span_id:016x}"
-    events = span.events
+        out["parentSpanId"] = f"{parent[1]:016x}"
     if events:
         out["events"] = [
             {
@@ -90,7 +100,6 @@ def encode_span(span: ReadableSpan) -> dict[str, Any]:
             }
             for event in events
         ]
-    links = span.links
     if links:
         out["links"] = [
             {
@@ -126,23 +135,26 @@ def _status(status: Status) -> dict[str, Any]:
     return out
 
 
-# Encoded KeyValues of string attributes that repeat from span to span (hop, event, ids,
-# layer, channel ...), shared between lines, keyed by the (key, value) item itself. Only
-# str values are kept: an int or bool item would compare equal to its bool/int twin
-# (``1 == True``) and could come back with the other type's encoding. Only clean,
-# unredacted pairs are kept.
-_KEY_VALUES: dict[tuple[str, str], dict[str, Any]] = {}
-_INT_VALUES: dict[tuple[str, int], dict[str, Any]] = {}  # consulted for int values only
+# Encoded KeyValues of attributes that repeat from span to span (hop, event, ids, layer,
+# channel, seq ...), shared between lines, keyed by the (key, value) item itself. Kept:
+# clean, unredacted str values and ints. A bool or float item equals an int one
+# (``True == 1``, ``2.0 == 2``), so a span holding either skips the shared look-up.
+_KEY_VALUES: dict[tuple[str, Any], dict[str, Any]] = {}
 _KEY_VALUES_MAX = 8192
+_TWINS = frozenset({bool, float})
 
 
 def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     """OTLP KeyValue list; secret-bearing keys are dropped to a marker."""
     # The look-ups run as one C-level map over the items: this is the encoder's inner
     # loop, ~9 attributes for each of ~15 spans per streamed answer.
-    try:
-        encoded = list(map(_KEY_VALUES.get, attributes.items()))
-    except TypeError:  # an unhashable value (a list): no item is looked up then
+    encoded: list[Any]
+    if _TWINS.isdisjoint(map(type, attributes.values())):
+        try:
+            encoded = list(map(_KEY_VALUES.get, attributes.items()))
+        except TypeError:  # an unhashable value (a list): each item below
+            encoded = [None] * len(attributes)
+    else:
         encoded = [None] * len(attributes)
     if None not in encoded:
         return encoded
@@ -151,25 +163,19 @@ def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     while True:
         item = items[index]
         key, value = item
-        if type(value) is int:  # not bool: those never share this cache
-            pair = _INT_VALUES.get(item)
-            if pair is None:
-                pair = _encode_key_value(key, value)
-                if len(_INT_VALUES) >= _KEY_VALUES_MAX:
-                    _INT_VALUES.clear()
-                _INT_VALUES[item] = pair
-            encoded[index] = pair
-        else:
+        kind = type(value)
+        pair = _KEY_VALUES.get(item) if kind is int or kind is str else None
+        if pair is None:
             pair = _encode_key_value(key, value)
-            encoded[index] = pair
-        if (
-            type(value) is str
-            and pair["value"].get("stringValue") == value
-            and not redact.is_secret_key(key)
-        ):
-            if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
-                _KEY_VALUES.clear()
-            _KEY_VALUES[(key, value)] = pair
+            if kind is int or (
+                kind is str
+                and pair["value"].get("stringValue") == value
+                and not redact.is_secret_key(key)
+            ):
+                if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
+                    _KEY_VALUES.clear()
+                _KEY_VALUES[item] = pair
+        encoded[index] = pair
         try:
             index = encoded.index(None, index + 1)
         except ValueError:

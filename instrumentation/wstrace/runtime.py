@@ -61,7 +61,8 @@ def tracer() -> trace.Tracer:
     SDK's own tracer when the app brought its provider, whose processors and
     sampler must see every span exactly as the SDK makes it.
     """
-    provider = trace.get_tracer_provider()
+    # The global, read directly once it is set (get_tracer_provider() does more per call).
+    provider = getattr(trace, "_TRACER_PROVIDER", None) or trace.get_tracer_provider()
     cached = _state.get("tracer")
     if cached is None or cached[0] is not provider:
         if provider is providers.owned() and can_replace(provider):

@@ -39,6 +39,8 @@ _CHILD_FLAGS = {  # by the parent's flags: keep the random-trace-id bit, always 
     flags: TraceFlags(TraceFlags.SAMPLED | (flags & _RANDOM)) for flags in range(256)
 }
 _getrandbits = random.getrandbits
+_tuple_new = tuple.__new__
+_NO_STATE = SpanContext(1, 1, False).trace_state  # the API's shared empty TraceState
 
 
 def can_replace(provider: Any) -> bool:
@@ -47,7 +49,23 @@ def can_replace(provider: Any) -> bool:
 
 
 class LeanSpan(trace.Span, ReadableSpan):
-    """A recording span that is also the ``ReadableSpan`` its processors receive."""
+    """A recording span that is also the ``ReadableSpan`` its processors receive.
+
+    Each ``LeanTracer`` makes a subclass that holds its resource, scope and
+    export hook as class attributes; what nearly every span leaves at its
+    default (no events, no links, unset status) is a class attribute too, until
+    a span sets its own. ``ReadableSpan.__init__`` is skipped on purpose: it
+    would build a ``Resource`` per span.
+    """
+
+    _resource: Resource
+    _instrumentation_scope: InstrumentationScope
+    _on_end: Callable[[ReadableSpan], None]
+    _events: list[Event] | tuple[()] = ()
+    _links: list[Link] | tuple[()] = ()
+    _status = _UNSET  # shared: the encoder knows this one without reading it
+    _end_time: int | None = None
+    _instrumentation_info = None
 
     def __init__(
         self,
@@ -57,26 +75,13 @@ class LeanSpan(trace.Span, ReadableSpan):
         kind: SpanKind,
         attributes: dict[str, Any],
         start_time: int,
-        resource: Resource,
-        scope: InstrumentationScope,
-        on_end: Callable[[ReadableSpan], None],
     ) -> None:
-        # ReadableSpan.__init__ is skipped on purpose: it would build a Resource per span.
         self._name = name
         self._context = context
         self._parent = parent
         self._kind = kind
         self._attributes = attributes
-        # Nearly no span gets events or links: share one empty tuple until one does.
-        self._events: list[Event] | tuple[()] = ()
-        self._links: list[Link] | tuple[()] = ()
-        self._status = _UNSET  # shared: the encoder knows this one without reading it
         self._start_time = start_time
-        self._end_time: int | None = None
-        self._resource = resource
-        self._instrumentation_scope = scope
-        self._instrumentation_info = None
-        self._on_end = on_end
 
     def get_span_context(self) -> SpanContext:
         return self._context
@@ -160,11 +165,18 @@ class LeanTracer(trace.Tracer):
     """Makes ``LeanSpan`` objects for one provider (see the module docstring)."""
 
     def __init__(self, provider: TracerProvider, scope_name: str, version: str) -> None:
-        self._resource = provider.resource
-        self._scope = InstrumentationScope(scope_name, version)
         self._processors = provider._active_span_processor
         self._seen: tuple[Any, ...] = ()
         self._targets: tuple[Callable[[ReadableSpan], None], ...] = ()
+        self._span = type(
+            "LeanSpan",
+            (LeanSpan,),
+            {
+                "_resource": provider.resource,
+                "_instrumentation_scope": InstrumentationScope(scope_name, version),
+                "_on_end": self._export,
+            },
+        )
 
     def _export(self, span: ReadableSpan) -> None:
         # The provider's processors minus IdsFromBaggage (whose work start_span did),
@@ -221,28 +233,23 @@ class LeanTracer(trace.Tracer):
         """
         span_id = _getrandbits(64) or 1
         if parent is not None and parent.is_valid:
-            flags = parent.trace_flags
+            # SpanContext is a tuple: (trace_id, span_id, is_remote, flags, state, is_valid).
+            # Built directly: the ids here are valid by construction, so its checks can go.
+            trace_id, _, _, flags, state, _ = parent
             if not flags & _SAMPLED:  # ParentBased: an unsampled parent stays so
                 return trace.NonRecordingSpan(
-                    SpanContext(parent.trace_id, span_id, False, TraceFlags(TraceFlags.DEFAULT))
+                    SpanContext(trace_id, span_id, False, TraceFlags(TraceFlags.DEFAULT))
                 )
-            span_context = SpanContext(
-                parent.trace_id, span_id, False, _CHILD_FLAGS[flags], parent.trace_state
+            span_context = _tuple_new(
+                SpanContext, (trace_id, span_id, False, _CHILD_FLAGS[flags], state, True)
             )
         else:
             parent = None
-            span_context = SpanContext(_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS)
-        return LeanSpan(
-            name,
-            span_context,
-            parent,
-            kind,
-            attributes,
-            start_time or time_ns(),
-            self._resource,
-            self._scope,
-            self._export,
-        )
+            span_context = _tuple_new(
+                SpanContext,
+                (_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS, _NO_STATE, True),
+            )
+        return self._span(name, span_context, parent, kind, attributes, start_time or time_ns())
 
     @contextmanager
     def start_as_current_span(

@@ -383,3 +383,28 @@ def test_repeated_attribute_values_keep_their_types():
             {"flag": {"boolValue": True}, "n": {"intValue": "1"}},
             {"flag": {"intValue": "1"}, "n": {"boolValue": True}},
         ]
+
+
+def test_shared_encodings_never_give_a_bool_or_float_the_encoding_of_an_equal_int() -> None:
+    # True == 1 and 2.0 == 2 as dict keys: the encoder's cache must not mix them up.
+    def build(tracer, _provider) -> None:
+        for value in (1, True, 2, 2.0, 1, 0, False, "1"):
+            tracer.start_span("ws.send", attributes={"ws.x": value}).end()
+
+    spans = _finished_spans(build)
+    request = _request(spans)
+    values = [
+        span["attributes"][0]["value"]
+        for scope in request["resourceSpans"][0]["scopeSpans"]
+        for span in scope["spans"]
+    ]
+    assert values == [
+        {"intValue": "1"},
+        {"boolValue": True},
+        {"intValue": "2"},
+        {"doubleValue": 2.0},
+        {"intValue": "1"},
+        {"intValue": "0"},
+        {"boolValue": False},
+        {"stringValue": "1"},
+    ]

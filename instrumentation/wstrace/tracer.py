@@ -153,7 +153,7 @@ class LeanSpan(trace.Span, ReadableSpan):
 
 
 def _put(attributes: dict[str, Any], key: str, value: Any) -> None:
-    # The SDK drops None and stores sequences as tuples; keep spans identical either way.
+    # As the SDK's set_attribute: None is dropped, sequences are stored as tuples.
     if value is None or not key:
         return
     if isinstance(value, list):
@@ -203,7 +203,7 @@ class LeanTracer(trace.Tracer):
     ) -> trace.Span:
         parent = trace.get_current_span(context).get_span_context()
         values = dict(attributes) if attributes else {}
-        if None in values.values():  # the SDK drops None values; so do we
+        if None in values.values():  # not a valid attribute value (SDK set_attribute drops it)
             values = {k: v for k, v in values.items() if v is not None}
         entries = baggage.get_all(context)
         if entries:

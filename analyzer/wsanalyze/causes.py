@@ -105,7 +105,8 @@ _TEXTS: dict[str, tuple[str, str, str]] = {
     "channel_full": (
         "The receiving channel was at capacity, so the layer dropped chunks.",
         "ws.publish with ws.over_capacity > 0 or a ws.channel_full event, or ChannelFull raised; "
-        "gaps in delivered ws.seq.",
+        "gaps in delivered ws.seq when the capacity check was not visible (a gap after a check "
+        "that refused nothing, ws.over_capacity=0, is unknown at deliver instead).",
         "Batch chunks (send fewer, larger frames), raise the layer's capacity, keep the "
         "consumer's handlers short so it drains its channel.",
     ),

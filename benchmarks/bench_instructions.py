@@ -13,7 +13,7 @@ instructions each executes. Each mode runs twice, with ``--small`` and with
 ``--large`` messages (2 connections, one message after the other, the example
 app's 5 chunks + done); the difference divided by the difference in messages
 is the work per message, start-up and shutdown cancelled out. Needs
-``valgrind`` (``apt-get install valgrind``); a run takes about 10 minutes.
+``valgrind`` (``apt-get install valgrind``); a run takes about 15 minutes.
 
 Caveat: valgrind emulates the CPU, so code that picks a SIMD path at run time
 (orjson) counts more instructions than it executes natively; the on/off

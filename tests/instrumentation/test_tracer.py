@@ -191,3 +191,24 @@ def test_only_a_default_sampled_sdk_provider_can_be_replaced() -> None:
     assert can_replace(TracerProvider())
     assert not can_replace(TracerProvider(sampler=sampling.TraceIdRatioBased(0.5)))
     assert not can_replace(trace.NoOpTracerProvider())
+
+
+def test_runtime_uses_the_lean_tracer_only_for_the_provider_wstrace_installed(monkeypatch) -> None:
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
+    from wstrace import provider as providers
+    from wstrace import runtime
+
+    ours, theirs = TracerProvider(), TracerProvider()
+    monkeypatch.setitem(runtime._state, "tracer", None)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", ours)
+    monkeypatch.setattr(providers, "_installed", {"provider": ours, "owned": True})
+    assert isinstance(runtime.tracer(), LeanTracer)
+    # The app brought its provider: its sampler and processors see SDK spans.
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", theirs)
+    monkeypatch.setattr(providers, "_installed", {"provider": theirs, "owned": False})
+    assert isinstance(runtime.tracer(), SdkTracer)
+    # Ours, but with a sampler the user chose (OTEL_TRACES_SAMPLER): the SDK decides.
+    sampled = TracerProvider(sampler=sampling.TraceIdRatioBased(0.5))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", sampled)
+    monkeypatch.setattr(providers, "_installed", {"provider": sampled, "owned": True})
+    assert isinstance(runtime.tracer(), SdkTracer)

@@ -162,7 +162,7 @@ def test_seq_gap_after_a_capacity_check_that_refused_nothing_is_unknown_at_deliv
     m = only_message(verdict(settled(t)))
     assert triple(m) == ("lost", "deliver", "unknown")
     assert any("refused none" in line for line in m.evidence)
-    assert "buffered" in (m.hint or "")
+    assert "never dispatched" in (m.hint or "")
 
 
 # --- errors ----------------------------------------------------------------------------------

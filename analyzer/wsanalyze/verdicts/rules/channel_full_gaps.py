@@ -65,11 +65,11 @@ RULES = (
         hop="deliver",
         evidence=_undispatched_evidence,
         hint=lambda f: (
-            "The message is still in the web process's channel layer (its receive buffer "
-            "or the process's Redis list): nothing refused it and nothing dropped it. "
-            "channels_redis can leave a consumer's last message buffered until the next "
-            "message for that process arrives; check whether it arrived late, whether the "
-            "consumer's event loop was blocked, and the channels_redis version."
+            "The chunk reached the consumer's channel and was never dispatched: nothing "
+            "refused it and nothing dropped it, so it is still in the web process's channel "
+            "layer (its Redis list or its receive buffer) or was lost inside it. Check "
+            "whether the consumer's event loop was blocked, whether the message arrived "
+            "later, and the channels_redis version (its receive path is the suspect)."
         ),
     ),
     Rule(

@@ -43,17 +43,12 @@ def extract(carrier: Mapping[str, Any] | None) -> context.Context:
     return PROPAGATOR.extract(clean, context=context.Context())
 
 
-def inject_message(ctx: context.Context | None = None) -> dict[str, str]:
+def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> dict[str, str]:
     """The carrier for a channel-layer message: ``traceparent`` plus the ws ids as plain keys.
 
     Cheaper than W3C baggage on both sides (it runs for every streamed chunk) and
     still readable: ``{"traceparent": "00-…-…-01", "ws.message_id": "…", …}``.
     """
-    return message_carrier(trace.get_current_span(ctx).get_span_context(), ids_of(ctx))
-
-
-def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> dict[str, str]:
-    """``inject_message`` for a publisher that already holds its span context and ids."""
     carried: dict[str, str] = {}
     if span_context.is_valid:
         carried["traceparent"] = (
@@ -68,7 +63,7 @@ def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> 
 
 
 def parent_of(carrier: Mapping[str, Any]) -> trace.SpanContext | None:
-    """The remote parent span context ``inject_message`` wrote, if readable."""
+    """The remote parent span context ``message_carrier`` wrote, if readable."""
     parts = str(carrier.get("traceparent", "")).split("-")
     if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
         return None
@@ -112,7 +107,7 @@ def extract_message(
     defaults: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
 ) -> context.Context:
-    """The context ``inject_message`` wrote: parent span and ws ids as baggage.
+    """The context ``message_carrier`` wrote: parent span and ws ids as baggage.
 
     ``defaults`` fill ids the carrier lacks, ``overrides`` replace what it says.
     The context is built with as few copies as possible: this runs for every

@@ -55,8 +55,6 @@ class IdsFromBaggage(SpanProcessor):
     the Celery contrib spans get a ``ws.hop`` when they replace ours.
     """
 
-    ids_from_baggage = True  # wstrace's lean spans do this work themselves: skip at on_end
-
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         entries = baggage.get_all(parent_context)
         attributes = span.attributes or {}

@@ -31,6 +31,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from wstrace import conventions as c
 from wstrace.otlp_json import _UNSET
+from wstrace.provider import IdsFromBaggage
 
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 _SAMPLED = TraceFlags.SAMPLED
@@ -183,9 +184,7 @@ class LeanTracer(trace.Tracer):
         # re-read only when the provider's list changes.
         current = self._processors._span_processors
         if current is not self._seen:
-            self._targets = tuple(
-                p.on_end for p in current if not getattr(p, "ids_from_baggage", False)
-            )
+            self._targets = tuple(p.on_end for p in current if not isinstance(p, IdsFromBaggage))
             self._seen = current
         for on_end in self._targets:
             on_end(span)

@@ -8,7 +8,8 @@ messages, where everything lives under the one reserved key
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -16,10 +17,10 @@ from typing import Any
 from opentelemetry import baggage, context, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.trace import propagation as trace_propagation
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from wstrace import conventions as c
+from wstrace import current
 
 # Our own propagator, independent of OTEL_PROPAGATORS: the reserved key is ours.
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
@@ -28,8 +29,20 @@ SEQ_FIELD = "seq"
 
 def inject(ctx: context.Context | None = None) -> dict[str, str]:
     """The current (or given) context as W3C ``traceparent``/``baggage`` strings (task headers)."""
+    ctx = current.get() if ctx is None else ctx
     carrier: dict[str, str] = {}
-    PROPAGATOR.inject(carrier, context=ctx)
+    span_context = current.span_context(ctx)
+    entries = ctx.get(_BAGGAGE_KEY) if _BAGGAGE_KEY is not None else None
+    header = _plain_baggage(entries) if isinstance(entries, dict) else None
+    if span_context.trace_state or header is None:
+        PROPAGATOR.inject(carrier, context=ctx)  # anything but the usual case: the SDK's way
+        return carrier
+    # The usual case (ids as baggage, no tracestate), written as the propagators write it.
+    if span_context != trace.INVALID_SPAN_CONTEXT:
+        trace_id, span_id, _, flags, _, _ = span_context
+        carrier["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+    if header:
+        carrier["baggage"] = header
     return carrier
 
 
@@ -39,8 +52,67 @@ def extract(carrier: Mapping[str, Any] | None) -> context.Context:
         return context.Context()
     if "baggage" not in carrier and "traceparent" in carrier:
         return extract_message(carrier)
+    fast = _extract_plain(carrier)
+    if fast is not None:
+        return fast
     clean = {k: v for k, v in carrier.items() if isinstance(k, str) and isinstance(v, str)}
     return PROPAGATOR.extract(clean, context=context.Context())
+
+
+# What quote_plus leaves as it is; baggage made only of these needs no (un)quoting. The
+# limits keep the fast paths far inside the W3C propagator's (180 members, 8192 bytes).
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
+_PLAIN_BAGGAGE = re.compile(
+    r"[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+(?:,[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]+)*"
+)
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_PLAIN_LIMIT = 4096
+_PLAIN_MEMBERS = 64
+
+
+def _plain_baggage(entries: dict[str, Any]) -> str | None:
+    """The W3C baggage header of ``entries`` if every key and value is plain, else None."""
+    if len(entries) > _PLAIN_MEMBERS:
+        return None
+    pairs = []
+    for key, value in entries.items():
+        if type(key) is not str or type(value) is not str:
+            return None
+        if _PLAIN.fullmatch(key) is None or _PLAIN.fullmatch(value) is None:
+            return None
+        pairs.append(f"{key}={value}")
+    header = ",".join(pairs)
+    return header if len(header) <= _PLAIN_LIMIT else None
+
+
+def _extract_plain(carrier: Mapping[str, Any]) -> context.Context | None:
+    """``PROPAGATOR.extract`` for the headers ``inject`` writes; None for anything else."""
+    if _SPAN_KEY is None or _BAGGAGE_KEY is None or carrier.get("tracestate"):
+        return None
+    header = carrier.get("baggage")
+    parent = carrier.get("traceparent")
+    if type(header) is not str or len(header) > _PLAIN_LIMIT:
+        return None
+    if _PLAIN_BAGGAGE.fullmatch(header) is None or header.count(",") >= _PLAIN_MEMBERS:
+        return None
+    values: dict[str, Any] = {}
+    if parent is not None:
+        match = _TRACEPARENT.fullmatch(parent) if type(parent) is str else None
+        if match is None:
+            return None
+        trace_id, span_id = int(match[1], 16), int(match[2], 16)
+        if not (trace_id and span_id):
+            return None
+        span_context = _tuple_new(
+            trace.SpanContext,
+            (trace_id, span_id, True, _FLAGS[int(match[3], 16)], _NO_STATE, True),
+        )
+        values[_SPAN_KEY] = trace.NonRecordingSpan(span_context)
+    values[_BAGGAGE_KEY] = dict(pair.split("=", 1) for pair in header.split(","))
+    return context.Context(values)
+
+
+_last_trace: tuple[int, str] = (0, "")
 
 
 def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> dict[str, str]:
@@ -49,12 +121,15 @@ def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> 
     Cheaper than W3C baggage on both sides (it runs for every streamed chunk) and
     still readable: ``{"traceparent": "00-…-…-01", "ws.message_id": "…", …}``.
     """
+    global _last_trace
     carried: dict[str, str] = {}
-    if span_context.is_valid:
-        carried["traceparent"] = (
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
-            f"-{int(span_context.trace_flags):02x}"
-        )
+    trace_id, span_id, _, flags, _, valid = span_context
+    if valid:
+        # The chunks of one answer share their trace: its 32 hex digits are made once.
+        last = _last_trace
+        if last[0] != trace_id:
+            last = _last_trace = (trace_id, f"00-{trace_id:032x}-")
+        carried["traceparent"] = f"{last[1]}{span_id:016x}-{flags:02x}"
     for key in c.BAGGAGE_KEYS:
         value = ids.get(key)
         if value:
@@ -65,18 +140,22 @@ def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> 
 def parent_of(carrier: Mapping[str, Any]) -> trace.SpanContext | None:
     """The remote parent span context ``message_carrier`` wrote, if readable."""
     parts = str(carrier.get("traceparent", "")).split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
         return None
     try:
-        span_context = trace.SpanContext(
-            trace_id=int(parts[1], 16),
-            span_id=int(parts[2], 16),
-            is_remote=True,
-            trace_flags=trace.TraceFlags(int(parts[3], 16) & 0xFF),
-        )
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
     except ValueError:
         return None
-    return span_context if span_context.is_valid else None
+    if not (trace_id and span_id) or flags < 0:  # "-1" parses
+        return None
+    # SpanContext is a tuple (trace_id, span_id, is_remote, flags, state, is_valid); its
+    # constructor re-checks what was just checked, once per delivered chunk.
+    return _tuple_new(trace.SpanContext, (trace_id, span_id, True, _FLAGS[flags], _NO_STATE, True))
+
+
+_tuple_new = tuple.__new__
+_FLAGS = tuple(trace.TraceFlags(flags) for flags in range(256))
+_NO_STATE = trace.SpanContext(1, 1, False).trace_state  # the API's shared empty TraceState
 
 
 def context_for(
@@ -129,7 +208,7 @@ def extract_message(
 
 def with_ids(ctx: context.Context | None = None, **ids: str | None) -> context.Context:
     """Return ``ctx`` with the given ws ids set as baggage (``conversation_id=...``)."""
-    ctx = ctx if ctx is not None else context.get_current()
+    ctx = ctx if ctx is not None else current.get()
     return _with_baggage(ctx, {f"ws.{name}": str(value) for name, value in ids.items() if value})
 
 
@@ -141,21 +220,15 @@ def _with_baggage(ctx: context.Context, entries: Mapping[str, str]) -> context.C
             ctx = baggage.set_baggage(key, value, context=ctx)
         return ctx
     # What set_baggage does for one entry, for all of them in one context copy.
-    current = context.get_value(_BAGGAGE_KEY, ctx)
-    merged = {**current, **entries} if isinstance(current, dict) else dict(entries)
+    present = context.get_value(_BAGGAGE_KEY, ctx)
+    merged = {**present, **entries} if isinstance(present, dict) else dict(entries)
     return context.set_value(_BAGGAGE_KEY, merged, ctx)
 
 
 # The SDK's own context keys, for building a context in one step; the public API
 # (one copy per value) is the fallback should a future API rename them.
-_BAGGAGE_KEY = getattr(baggage, "_BAGGAGE_KEY", None)
-_SPAN_KEY = getattr(trace_propagation, "_SPAN_KEY", None)
-
-
-def ids_of(ctx: context.Context | None = None) -> dict[str, str]:
-    """The ws ids present in the baggage of ``ctx`` (or the current context)."""
-    entries = baggage.get_all(ctx)
-    return {key: str(entries[key]) for key in c.BAGGAGE_KEYS if key in entries}
+_BAGGAGE_KEY = current.BAGGAGE_KEY
+_SPAN_KEY = current.SPAN_KEY
 
 
 def take_from_message(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
@@ -165,8 +238,8 @@ def take_from_message(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], An
         c.CARRIER_KEY not in message
     ):
         return message, None
-    clean = {k: v for k, v in message.items() if k != c.CARRIER_KEY}
-    return clean, message[c.CARRIER_KEY]
+    clean = dict(message)
+    return clean, clean.pop(c.CARRIER_KEY)
 
 
 class ParkedCarriers:
@@ -175,28 +248,28 @@ class ParkedCarriers:
     Stripping at ``receive()`` means even code that reads the layer directly
     (not through a consumer) never sees the reserved key. Keyed by the message
     object's id; the message is held so the id cannot be reused; bounded so
-    messages nobody dispatches cannot pile up.
+    messages nobody dispatches cannot pile up. No lock: each step is one
+    OrderedDict operation, atomic in CPython, and this runs once per chunk.
     """
 
     def __init__(self, limit: int = 2048) -> None:
         self._parked: OrderedDict[int, tuple[dict[str, Any], Any]] = OrderedDict()
         self._limit = limit
-        self._lock = threading.Lock()
 
     def park(self, message: Mapping[str, Any]) -> Mapping[str, Any]:
         """Return ``message`` without the reserved key, remembering its carrier."""
         clean, carried = take_from_message(message)
         if carried is not None:
-            with self._lock:
-                self._parked[id(clean)] = (clean, carried)  # type: ignore[assignment]
-                if len(self._parked) > self._limit:
-                    self._parked.popitem(last=False)
+            parked = self._parked
+            parked[id(clean)] = (clean, carried)  # type: ignore[assignment]
+            if len(parked) > self._limit:
+                with contextlib.suppress(KeyError):  # another thread trimmed it first
+                    parked.popitem(last=False)
         return clean
 
     def claim(self, message: Any) -> Any:
         """The carrier parked for this exact message object, if any."""
-        with self._lock:
-            entry = self._parked.pop(id(message), None)
+        entry = self._parked.pop(id(message), None)
         return entry[1] if entry is not None and entry[0] is message else None
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from wstrace import carrier, provider, runtime
+from wstrace import carrier, current, provider, runtime
 from wstrace import conventions as c
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def send_task(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
 
 def _start_enqueue(name: Any) -> trace.Span:
     attributes: dict[str, Any] = {
-        **carrier.ids_of(),
+        **current.ids(),
         c.HOP: c.HOP_ENQUEUE,
         c.EVENT: c.EV_ENQUEUE,
         c.TASK_NAME: str(name),
@@ -147,7 +147,7 @@ class TaskSpans:
             c.SPAN_TASK,
             context=parent,
             kind=SpanKind.CONSUMER,
-            attributes={**carrier.ids_of(parent), c.HOP: c.HOP_TASK, c.EVENT: c.EV_TASK},
+            attributes={**current.ids(parent), c.HOP: c.HOP_TASK, c.EVENT: c.EV_TASK},
         )
         _annotate_task(span, task, task_id)
         token = context.attach(trace.set_span_in_context(span, parent))

@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from opentelemetry import baggage, trace
+from opentelemetry import baggage
 
 from wstrace import conventions as c
-from wstrace import redact
+from wstrace import current, redact
 
 FIELDS = ("trace_id", "span_id", "conversation_id", "connection_id", "message_id")
 _BAGGAGE = {
@@ -34,14 +34,28 @@ _state: dict[str, Any] = {}
 _EMPTY: dict[str, str] = dict.fromkeys(FIELDS, "")
 
 
+_last: tuple[Any, dict[str, str]] = (None, _EMPTY)  # (context, its fields)
+
+
 def _correlation() -> dict[str, str]:
-    ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return _EMPTY  # read-only by convention: callers copy values out of it
-    entries = baggage.get_all()
-    values = {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
-    for field, key in _BAGGAGE.items():
-        values[field] = str(entries.get(key) or "")
+    """The fields of the current context; read-only by convention (callers copy values out)."""
+    global _last
+    ctx = current.get()
+    last = _last  # one read: another thread may replace it meanwhile
+    if last[0] is ctx:  # contexts are immutable: a task's log lines share one
+        return last[1]
+    span_context = current.span_context(ctx)
+    if not span_context.is_valid:
+        values = _EMPTY
+    else:
+        entries = baggage.get_all(ctx)
+        values = {
+            "trace_id": f"{span_context.trace_id:032x}",
+            "span_id": f"{span_context.span_id:016x}",
+        }
+        for field, key in _BAGGAGE.items():
+            values[field] = str(entries.get(key) or "")
+    _last = (ctx, values)  # holds the context, so its id cannot be reused while cached
     return values
 
 

@@ -61,9 +61,12 @@ def tracer() -> trace.Tracer:
     SDK's own tracer when the app brought its provider, whose processors and
     sampler must see every span exactly as the SDK makes it.
     """
-    # The global, read directly once it is set (get_tracer_provider() does more per call).
-    provider = getattr(trace, "_TRACER_PROVIDER", None) or trace.get_tracer_provider()
     cached = _state.get("tracer")
+    # The global, read directly once it is set (get_tracer_provider() does more per call).
+    provider = getattr(trace, "_TRACER_PROVIDER", None)
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    provider = provider or trace.get_tracer_provider()
     if cached is None or cached[0] is not provider:
         if provider is providers.owned() and can_replace(provider):
             made: trace.Tracer = LeanTracer(provider, c.SCOPE_NAME, wstrace.__version__)

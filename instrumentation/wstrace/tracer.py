@@ -25,7 +25,8 @@ from typing import Any
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider, sampling
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -162,6 +163,16 @@ def _put(attributes: dict[str, Any], key: str, value: Any) -> None:
     attributes[key] = value
 
 
+def _on_end_of(processor: SpanProcessor) -> Callable[[ReadableSpan], None]:
+    # BatchSpanProcessor.on_end is a sampled check (a lean span is always sampled) and
+    # then its queue's emit(): call that directly when this SDK has one.
+    if type(processor) is BatchSpanProcessor:
+        emit = getattr(getattr(processor, "_batch_processor", None), "emit", None)
+        if callable(emit):
+            return emit
+    return processor.on_end
+
+
 class LeanTracer(trace.Tracer):
     """Makes ``LeanSpan`` objects for one provider (see the module docstring)."""
 
@@ -182,10 +193,12 @@ class LeanTracer(trace.Tracer):
     def _export(self, span: ReadableSpan) -> None:
         # The provider's processors minus IdsFromBaggage (whose work start_span did),
         # re-read only when the provider's list changes.
-        current = self._processors._span_processors
-        if current is not self._seen:
-            self._targets = tuple(p.on_end for p in current if not isinstance(p, IdsFromBaggage))
-            self._seen = current
+        processors = self._processors._span_processors
+        if processors is not self._seen:
+            self._targets = tuple(
+                _on_end_of(p) for p in processors if not isinstance(p, IdsFromBaggage)
+            )
+            self._seen = processors
         for on_end in self._targets:
             on_end(span)
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from wstrace import carrier, runtime
+from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection
 from wstrace.tracer import LeanTracer
@@ -90,21 +89,25 @@ def _traced_send(conn: Connection, send: Send) -> Send:
 
 
 def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
-    payload = message.get("text") if message.get("text") is not None else message.get("bytes")
-    current = context.get_current()
-    attributes: dict[str, Any] = {**conn.ids(), c.HOP: c.HOP_SEND, c.EVENT: c.EV_SEND}
+    payload = message.get("text")
+    if payload is None:
+        payload = message.get("bytes")
+    ctx = current.get()
+    attributes = conn.ids()
+    attributes[c.HOP] = c.HOP_SEND
+    attributes[c.EVENT] = c.EV_SEND
     if payload is not None:
         attributes[c.FRAME_BYTES] = len(payload)
-    seq = current.get(SEQ_KEY)
+    seq = ctx.get(SEQ_KEY)
     if seq is not None:
         attributes[c.SEQ] = seq
     if runtime.config().record_bodies and isinstance(payload, str):
         attributes[c.BODY] = payload[:4096]
     tracer = runtime.tracer()
-    parent = trace.get_current_span(current).get_span_context()
+    parent = current.span_context(ctx)
     if type(tracer) is LeanTracer and parent.is_valid:
         # Inside a handler (the usual case): the ids are the handler's baggage.
-        entries = carrier.baggage_of(current)
+        entries = carrier.baggage_of(ctx)
         for key in c.BAGGAGE_KEYS:
             if key not in attributes:
                 value = entries.get(key)

@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from wstrace import carrier, runtime
+from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection, message_id_of
 from wstrace.tracer import LeanTracer
@@ -54,7 +54,7 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
         if started is None:
             return await dispatch(_strip(message))
         span, ctx, message = started
-        token = context.attach(ctx)
+        token = current.attach(ctx)
         try:
             return await dispatch(message)
         except Exception as exc:
@@ -63,7 +63,7 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
         finally:
-            context.detach(token)
+            current.detach(token)
             span.end()
 
     return traced
@@ -90,9 +90,12 @@ def _begin(
         return span, trace.set_span_in_context(span, conn.connect_ctx), message
     if kind == "websocket.receive":
         return _begin_receive(conn, message, handler)
-    clean, carried = carrier.take_from_message(message)
+    # Usually parked by the layer's receive(); else still in the message (another layer).
+    carried = carrier.PARKED.claim(message)
     if carried is None:
-        carried = carrier.PARKED.claim(message)
+        clean, carried = carrier.take_from_message(message)
+    else:
+        clean = message
     attributes: dict[str, Any] = {
         c.HOP: c.HOP_DELIVER,
         c.EVENT: c.EV_DELIVER,
@@ -116,7 +119,7 @@ def _begin(
         parent = carrier.extract_message(carried, fallback, own)
     else:
         parent = carrier.extract(carried) if carried else conn.current_or_connect()
-        ids = carrier.ids_of(parent)
+        ids = current.ids(parent)
         parent = carrier.with_ids(
             parent,
             conversation_id=ids.get(c.CONVERSATION_ID) or conn.conversation_id,
@@ -190,7 +193,15 @@ def _begin_receive(
 
 
 def _handler_name(kind: Any) -> str:
-    return str(kind).replace(".", "_") if kind else ""
+    name = _HANDLERS.get(kind) if type(kind) is str else None
+    if name is None:
+        name = str(kind).replace(".", "_") if kind else ""
+        if type(kind) is str and len(_HANDLERS) < 1024:  # a consumer has a handful of types
+            _HANDLERS[kind] = name
+    return name
+
+
+_HANDLERS: dict[str, str] = {}
 
 
 def _seq(carried: Any) -> int | None:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from wstrace import carrier, runtime
+from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.tracer import LeanTracer
 
@@ -130,7 +130,7 @@ def publisher(event: str, target_name: str) -> Any:
         span, outgoing = started
         facts = PublishFacts(members=_local_members(instance, event, target))
         facts_token = FACTS.set(facts)
-        ctx_token = context.attach(trace.set_span_in_context(span))
+        ctx_token = current.attach(current.with_span(span))
         returned = False
         try:
             result = await wrapped(target, outgoing, *args[2:])
@@ -140,7 +140,7 @@ def publisher(event: str, target_name: str) -> Any:
             runtime.shield("publish error", _record_failure, span, exc)
             raise
         finally:
-            context.detach(ctx_token)
+            current.detach(ctx_token)
             FACTS.reset(facts_token)
             if returned and event == c.EV_CHANNEL_SEND and _has_capacity(instance):
                 # A capacity layer's send() raises ChannelFull when full: returning means it fit.
@@ -171,7 +171,7 @@ def _begin_publish(
 ) -> tuple[trace.Span, Any] | None:
     if type(message) is not dict and not isinstance(message, Mapping):
         return None
-    ids = carrier.ids_of()
+    ids = current.ids()
     attributes: dict[str, Any] = {
         **ids,
         c.HOP: c.HOP_PUBLISH,
@@ -179,8 +179,9 @@ def _begin_publish(
         (c.GROUP if event == c.EV_GROUP_SEND else c.CHANNEL): str(target),
         **identity(layer),
     }
-    if message.get("type") is not None:
-        attributes[c.MESSAGE_TYPE] = str(message.get("type"))
+    kind = message.get("type")
+    if kind is not None:
+        attributes[c.MESSAGE_TYPE] = str(kind)
     capacity = getattr(layer, "capacity", None)
     if isinstance(capacity, int):
         attributes[c.CAPACITY] = capacity
@@ -190,14 +191,15 @@ def _begin_publish(
         attributes[c.SEQ] = seq
     tracer = runtime.tracer()
     if type(tracer) is LeanTracer:  # the ids are in already: skip the baggage merge
-        parent = trace.get_current_span().get_span_context()
-        span = tracer.start_child(c.SPAN_PUBLISH, parent, SpanKind.PRODUCER, attributes)
+        span = tracer.start_child(
+            c.SPAN_PUBLISH, current.span_context(), SpanKind.PRODUCER, attributes
+        )
     else:
         span = tracer.start_span(c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes)
     carried = carrier.message_carrier(span.get_span_context(), ids)
     if seq is not None:
         carried[carrier.SEQ_FIELD] = str(seq)
-    outgoing = {k: v for k, v in message.items() if k != c.CARRIER_KEY}
+    outgoing = dict(message)  # the caller's dict stays as it was (it may send it again)
     outgoing[c.CARRIER_KEY] = carried
     return span, outgoing
 
@@ -283,7 +285,7 @@ def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
         return wrapped(*args, **kwargs)
     facts = FACTS.get()
     channel = args[0] if args else kwargs.get("channel")
-    if facts is None and (not carrier.ids_of() or _infrastructure(channel)):
+    if facts is None and (not current.ids() or _infrastructure(channel)):
         # Celery events/results, cache invalidation …: not a conversation's evidence.
         return wrapped(*args, **kwargs)
     span = (
@@ -335,7 +337,7 @@ def _note_receivers(result: Any, facts: PublishFacts | None, span: trace.Span | 
 
 
 def _raw_publish_span(channel: Any) -> trace.Span:
-    ids = carrier.ids_of()
+    ids = current.ids()
     name = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
     attributes: dict[str, Any] = {
         **ids,
@@ -363,7 +365,7 @@ def _record_drop(queue: Any) -> None:
     carried = oldest.get(c.CARRIER_KEY) if isinstance(oldest, Mapping) else None
     parent = carrier.extract(carried) if carried else context.Context()
     attributes: dict[str, Any] = {
-        **carrier.ids_of(parent),
+        **current.ids(parent),
         c.HOP: c.HOP_DELIVER,
         c.EVENT: c.EV_BUFFER_OVERFLOW,
         c.CAUSE: "channel_full",
@@ -417,10 +419,10 @@ def membership(span_name: str, event: str) -> Any:
 
 
 def _membership_span(layer: Any, name: str, event: str, group: Any, channel: Any) -> trace.Span:
-    current = trace.get_current_span()
-    hop = getattr(current, "attributes", {}).get(c.HOP) if current.is_recording() else None
+    enclosing = trace.get_current_span()
+    hop = getattr(enclosing, "attributes", {}).get(c.HOP) if enclosing.is_recording() else None
     attributes: dict[str, Any] = {
-        **carrier.ids_of(),
+        **current.ids(),
         c.EVENT: event,
         c.GROUP: str(group),
         c.CHANNEL: str(channel),

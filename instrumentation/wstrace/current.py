@@ -1,0 +1,95 @@
+"""The current OpenTelemetry context, its span and its ws ids, read at the cost of one lookup.
+
+Every wrapper asks "what is current?" at least once per message and chunk. The
+API answers through three Python calls (``get_current`` → runtime context →
+ContextVar) and ``baggage.get_all`` copies the baggage each time; here the
+ContextVar is read directly when the runtime context is the SDK's default
+(``contextvars``), and the ws ids derived from a baggage dict are remembered
+for as long as that same dict is current (contexts are immutable, so a task's
+six publishes read its ids once). Any other runtime context goes through the API.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from typing import Any
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.trace import propagation as trace_propagation
+
+from wstrace import conventions as c
+
+# The SDK's own context keys and variable; the public API is the fallback should a
+# future API rename them or the app select another runtime context.
+BAGGAGE_KEY: str | None = getattr(baggage, "_BAGGAGE_KEY", None)
+SPAN_KEY: str | None = getattr(trace_propagation, "_SPAN_KEY", None)
+
+
+def _runtime_var() -> ContextVar[context.Context] | None:
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    if type(runtime) is not ContextVarsRuntimeContext:
+        return None
+    var = getattr(runtime, "_current_context", None)
+    return var if isinstance(var, ContextVar) else None
+
+
+_VAR = _runtime_var()
+_NO_IDS: dict[str, str] = {}
+_last: tuple[Any, dict[str, str]] = (None, _NO_IDS)  # (baggage dict, its ids)
+
+
+def get() -> context.Context:
+    """The current context (``opentelemetry.context.get_current()``)."""
+    return _VAR.get() if _VAR is not None else context.get_current()
+
+
+def attach(ctx: context.Context) -> Token[context.Context]:
+    """Make ``ctx`` current; pass the token to ``detach``."""
+    return _VAR.set(ctx) if _VAR is not None else context.attach(ctx)
+
+
+def detach(token: Token[context.Context]) -> None:
+    """Restore the context before ``attach``; never raises (as the API's ``detach``)."""
+    if _VAR is None:
+        context.detach(token)
+        return
+    try:
+        _VAR.reset(token)
+    except Exception:  # a token of another context: the API logs and carries on too
+        context.detach(token)
+
+
+def span_context(ctx: context.Context | None = None) -> trace.SpanContext:
+    """The SpanContext of the current span of ``ctx`` (default: the current context)."""
+    if SPAN_KEY is None:
+        return trace.get_current_span(ctx).get_span_context()
+    span = (get() if ctx is None else ctx).get(SPAN_KEY)
+    if span is None:
+        return trace.INVALID_SPAN_CONTEXT
+    return span.get_span_context()
+
+
+def with_span(span: trace.Span, ctx: context.Context | None = None) -> context.Context:
+    """``trace.set_span_in_context(span, ctx)`` in one copy."""
+    base = get() if ctx is None else ctx
+    if SPAN_KEY is None:
+        return trace.set_span_in_context(span, base)
+    return context.Context({**base, SPAN_KEY: span})
+
+
+def ids(ctx: context.Context | None = None) -> dict[str, str]:
+    """The ws ids in the baggage of ``ctx`` (default: the current context); a fresh dict."""
+    global _last
+    if BAGGAGE_KEY is None:
+        entries: Any = baggage.get_all(ctx)
+        return {key: str(entries[key]) for key in c.BAGGAGE_KEYS if key in entries}
+    entries = (get() if ctx is None else ctx).get(BAGGAGE_KEY)
+    if not entries or not isinstance(entries, dict):
+        return {}
+    last = _last  # one read: another thread may replace it meanwhile
+    if last[0] is entries:
+        return last[1].copy()
+    found = {key: str(entries[key]) for key in c.BAGGAGE_KEYS if key in entries}
+    _last = (entries, found)  # holds the dict, so its id cannot be reused while cached
+    return found.copy()

@@ -34,30 +34,80 @@ def _dumps(obj: Any) -> str:
 
 
 def encode_request(spans: Sequence[ReadableSpan]) -> str:
-    """One JSON line (no newline) holding all spans, grouped by resource and scope."""
-    by_resource: dict[int, tuple[Any, dict[tuple[str, str], list[dict[str, Any]]]]] = {}
+    """One JSON line (no newline) holding all spans, grouped by resource and scope.
+
+    The text is assembled from per-span JSON strings (``_span_text``) rather than
+    one nested dict handed to the JSON library: nearly every attribute is a
+    KeyValue seen before, whose JSON is reused as it is.
+    """
+    by_resource: dict[int, tuple[Any, dict[tuple[str, str], list[str]]]] = {}
     last_resource = last_scope = bucket = None
     for span in spans:
-        resource = span.resource
-        scope = span.instrumentation_scope
+        try:  # the fields behind the ReadableSpan properties, as in _span_text
+            resource = span._resource
+            scope = span._instrumentation_scope
+        except AttributeError:
+            resource = span.resource
+            scope = span.instrumentation_scope
         if bucket is None or resource is not last_resource or scope is not last_scope:
             # Spans of one tracer share both objects: look the bucket up once per run of them.
             entry = by_resource.setdefault(id(resource), (resource, {}))
             key = (scope.name, scope.version or "") if scope else ("", "")
             bucket = entry[1].setdefault(key, [])
             last_resource, last_scope = resource, scope
-        bucket.append(encode_span(span))
-    resource_spans = [
-        {
-            "resource": {"attributes": encode_attributes(resource.attributes if resource else {})},
-            "scopeSpans": [
-                {"scope": {"name": name, "version": version}, "spans": encoded}
-                for (name, version), encoded in scopes.items()
-            ],
-        }
-        for resource, scopes in by_resource.values()
-    ]
-    return _dumps({"resourceSpans": resource_spans})
+        bucket.append(_span_text(span))
+    resource_spans = []
+    for resource, scopes in by_resource.values():
+        scope_spans = ",".join(
+            f'{{"scope":{_dumps({"name": name, "version": version})},"spans":[{",".join(encoded)}]}}'
+            for (name, version), encoded in scopes.items()
+        )
+        attributes = _attributes_text(resource.attributes if resource else {})
+        resource_spans.append(
+            f'{{"resource":{{"attributes":{attributes}}},"scopeSpans":[{scope_spans}]}}'
+        )
+    return f'{{"resourceSpans":[{",".join(resource_spans)}]}}'
+
+
+def _span_text(span: ReadableSpan) -> str:
+    """``encode_span(span)`` as JSON text, made without the intermediate dict when it can be."""
+    try:
+        trace_id, span_id = span._context[:2]
+        start = span._start_time or 0
+        end = span._end_time
+        status = span._status
+        parent = span._parent
+        name = span._name
+        kind = span._kind
+        raw = span._attributes
+        if span._events or span._links:
+            return _dumps(encode_span(span))
+    except (AttributeError, TypeError):
+        return _dumps(encode_span(span))
+    named = _NAMES.get(name)
+    if named is None:
+        named = _dumps(name)
+        if type(name) is str and len(_NAMES) < _NAMES_MAX:
+            _NAMES[name] = named
+    attributes = _attributes_text(raw if type(raw) is dict else _raw_attributes(span))
+    # Field order as encode_span's dict, so both ways write the same bytes.
+    text = (
+        f'{{"traceId":"{trace_id:032x}","spanId":"{span_id:016x}","name":{named},'
+        f'"kind":{kind._value_ + 1},"startTimeUnixNano":"{start}",'
+        f'"endTimeUnixNano":"{end or start}","attributes":{attributes},"status":'
+    )
+    if status is _UNSET or (status.status_code is StatusCode.UNSET and not status.description):
+        text += _UNSET_TEXT  # every SDK span has its own Status object until one is set
+    else:
+        text += _dumps(_status(status))
+    if parent is not None:
+        return f'{text},"parentSpanId":"{parent[1]:016x}"}}'
+    return text + "}"
+
+
+_NAMES: dict[str, str] = {}  # span name -> its JSON string
+_NAMES_MAX = 1024
+_UNSET_TEXT = '{"code":0}'
 
 
 def encode_span(span: ReadableSpan) -> dict[str, Any]:
@@ -180,6 +230,42 @@ def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
             index = encoded.index(None, index + 1)
         except ValueError:
             return encoded
+
+
+def _attributes_text(attributes: Mapping[str, Any]) -> str:
+    """``encode_attributes(attributes)`` as JSON text, from the JSON of each KeyValue."""
+    # Same caching rules as encode_attributes, for the KeyValue's JSON text.
+    parts: list[Any]
+    if _TWINS.isdisjoint(map(type, attributes.values())):
+        try:
+            parts = list(map(_KEY_VALUE_TEXTS.get, attributes.items()))
+        except TypeError:  # an unhashable value (a list): each item below
+            parts = [None] * len(attributes)
+    else:
+        parts = [None] * len(attributes)
+    if None in parts:
+        for index, item in enumerate(attributes.items()):
+            if parts[index] is not None:
+                continue
+            key, value = item
+            kind = type(value)
+            text = _KEY_VALUE_TEXTS.get(item) if kind is int or kind is str else None
+            if text is None:
+                pair = _encode_key_value(key, value)
+                text = _dumps(pair)
+                if kind is int or (
+                    kind is str
+                    and pair["value"].get("stringValue") == value
+                    and not redact.is_secret_key(key)
+                ):
+                    if len(_KEY_VALUE_TEXTS) >= _KEY_VALUES_MAX:
+                        _KEY_VALUE_TEXTS.clear()
+                    _KEY_VALUE_TEXTS[item] = text
+            parts[index] = text
+    return f"[{','.join(parts)}]"
+
+
+_KEY_VALUE_TEXTS: dict[tuple[str, Any], str] = {}
 
 
 def _encode_key_value(key: str, value: Any) -> dict[str, Any]:

@@ -98,7 +98,11 @@ class LeanSpan(trace.Span, ReadableSpan):
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._end_time is None:
-            _put(self._attributes, key, value)
+            if type(value) is int or type(value) is str:  # what the wrappers set: stored as is
+                if key:
+                    self._attributes[key] = value
+            else:
+                _put(self._attributes, key, value)
 
     def add_event(
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None

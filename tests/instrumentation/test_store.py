@@ -336,6 +336,56 @@ def test_a_full_disk_fails_the_export_logs_once_and_never_raises(full_disk, capl
     assert "No space left on device" in message
 
 
+def _request_as_one_document(spans) -> str:
+    """The request built as one nested dict and serialized once: the reference layout."""
+    from wstrace import otlp_json
+
+    groups: dict = {}
+    for span in spans:
+        scope = span.instrumentation_scope
+        key = (scope.name, scope.version or "")
+        entry = groups.setdefault(id(span.resource), (span.resource, {}))
+        entry[1].setdefault(key, []).append(otlp_json.encode_span(span))
+    return otlp_json._dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": otlp_json.encode_attributes(resource.attributes)},
+                    "scopeSpans": [
+                        {"scope": {"name": name, "version": version}, "spans": encoded}
+                        for (name, version), encoded in scopes.items()
+                    ],
+                }
+                for resource, scopes in groups.values()
+            ]
+        }
+    )
+
+
+def test_the_request_text_is_byte_for_byte_the_reference_serialization():
+    """Spans are written from cached KeyValue texts; the bytes equal one dict serialized."""
+
+    def build(tracer, provider):
+        other = provider.get_tracer("django", "5.0")
+        with tracer.start_as_current_span("ws.deliver", kind=SpanKind.CONSUMER) as parent:
+            parent.set_attributes({"ws.seq": 2, "ws.hop": "deliver", "txt": 'q"uote ✓\\n'})
+            for seq in range(3):  # repeated KeyValues come from the cache
+                tracer.start_span("ws.send", attributes={"ws.seq": seq, "ws.hop": "send"}).end()
+            span = other.start_span(
+                "GET /x?token=abc",
+                attributes={"ok": True, "one": 1, "ratio": 2.0, "list": ["a", "b"], "n": None},
+                links=[Link(parent.get_span_context(), {"why": "retry"})],
+            )
+            span.add_event("ws.channel_full", {"ws.over_capacity": 1})
+            span.set_status(Status(StatusCode.ERROR, "failed with access_token=xyz"))
+            span.end()
+            tracer.start_span("ws.publish", attributes={"cookie": "sessionid=1"}).end()
+
+    spans = _finished_spans(build)
+    for _ in range(2):  # the second pass reads every KeyValue and name from the caches
+        assert encode_request(spans) == _request_as_one_document(spans)
+
+
 def test_the_stdlib_json_fallback_writes_the_same_request(monkeypatch):
     def build(tracer, _):
         with tracer.start_as_current_span("ws.deliver", attributes={"ws.seq": 2, "txt": "héllo ✓"}):

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
-from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection
+from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
 from wstrace.tracer import LeanTracer
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -93,6 +93,16 @@ def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
     if payload is None:
         payload = message.get("bytes")
     ctx = current.get()
+    prepared = ctx.get(SEND_KEY)
+    if prepared is not None and prepared[2] is conn and ctx.get(current.SPAN_KEY) is prepared[0]:
+        # Straight from a ws.deliver handler (the usual case): attributes made at delivery.
+        deliver, tracer, _, attributes = prepared
+        attributes = attributes.copy()
+        if payload is not None:
+            attributes[c.FRAME_BYTES] = len(payload)
+        return tracer.start_child(
+            c.SPAN_SEND, deliver.get_span_context(), SpanKind.INTERNAL, attributes
+        )
     attributes = conn.ids()
     attributes[c.HOP] = c.HOP_SEND
     attributes[c.EVENT] = c.EV_SEND

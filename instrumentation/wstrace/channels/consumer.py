@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
-from wstrace.channels.connection import CURRENT, SEQ_KEY, Connection, message_id_of
+from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection, message_id_of
 from wstrace.tracer import LeanTracer
 
 Dispatch = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -163,7 +163,20 @@ def _begin_lean_delivery(
     span = tracer.start_child(
         c.SPAN_DELIVER, carrier.parent_of(carried), SpanKind.CONSUMER, attributes
     )
-    values = {SEQ_KEY: seq} if seq is not None else None
+    values: dict[str, Any] = {SEQ_KEY: seq} if seq is not None else {}
+    if not runtime.config().record_bodies:
+        # What _start_send_span would derive for each frame this handler writes.
+        send = conn.ids()
+        send.setdefault(c.CONVERSATION_ID, entries.get(c.CONVERSATION_ID))
+        if c.MESSAGE_ID in entries:
+            send[c.MESSAGE_ID] = entries[c.MESSAGE_ID]
+        send[c.HOP] = c.HOP_SEND
+        send[c.EVENT] = c.EV_SEND
+        if seq is not None:
+            send[c.SEQ] = seq
+        if send[c.CONVERSATION_ID] is None:
+            del send[c.CONVERSATION_ID]
+        values[SEND_KEY] = (span, tracer, conn, send)
     return span, carrier.context_for(span, entries, values), clean
 
 

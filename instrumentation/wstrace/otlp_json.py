@@ -244,28 +244,46 @@ def _attributes_text(attributes: Mapping[str, Any]) -> str:
     else:
         parts = [None] * len(attributes)
     if None in parts:
-        for index, item in enumerate(attributes.items()):
-            if parts[index] is not None:
-                continue
-            key, value = item
-            kind = type(value)
-            text = _KEY_VALUE_TEXTS.get(item) if kind is int or kind is str else None
-            if text is None:
-                pair = _encode_key_value(key, value)
-                text = _dumps(pair)
-                if kind is int or (
-                    kind is str
-                    and pair["value"].get("stringValue") == value
-                    and not redact.is_secret_key(key)
-                ):
-                    if len(_KEY_VALUE_TEXTS) >= _KEY_VALUES_MAX:
-                        _KEY_VALUE_TEXTS.clear()
-                    _KEY_VALUE_TEXTS[item] = text
-            parts[index] = text
+        items = list(attributes.items())
+        index = parts.index(None)
+        while index >= 0:  # straight to each item the cache lacks (often one: a frame size)
+            parts[index] = _key_value_text(items[index])
+            index = parts.index(None, index + 1) if None in parts else -1
     return f"[{','.join(parts)}]"
 
 
+def _key_value_text(item: tuple[str, Any]) -> str:
+    """One KeyValue's JSON, kept for the next span when it is a clean str or an int."""
+    key, value = item
+    kind = type(value)
+    if kind is not int and kind is not str:
+        return _dumps(_encode_key_value(key, value))
+    text = _KEY_VALUE_TEXTS.get(item)
+    if text is not None:
+        return text
+    named = _KEY_TEXTS.get(key) if kind is int else None
+    if named is not None:  # sizes, counts: no dict, no JSON library
+        text = f'{{"key":{named},"value":{{"intValue":"{value}"}}}}'
+    else:
+        pair = _encode_key_value(key, value)
+        text = _dumps(pair)
+        if redact.is_secret_key(key):
+            return text  # a redacted marker, never kept
+        if kind is int:
+            if len(_KEY_TEXTS) >= _NAMES_MAX:
+                _KEY_TEXTS.clear()
+            _KEY_TEXTS[key] = _dumps(key)
+        elif pair["value"].get("stringValue") != value:
+            return text  # redacted inside: made again each time, never kept
+    if len(_KEY_VALUE_TEXTS) >= _KEY_VALUES_MAX:
+        _KEY_VALUE_TEXTS.clear()
+    _KEY_VALUE_TEXTS[item] = text
+    return text
+
+
 _KEY_VALUE_TEXTS: dict[tuple[str, Any], str] = {}
+# The JSON of the non-secret keys of int attributes.
+_KEY_TEXTS: dict[str, str] = {}
 
 
 def _encode_key_value(key: str, value: Any) -> dict[str, Any]:

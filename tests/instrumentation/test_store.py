@@ -369,8 +369,9 @@ def test_the_request_text_is_byte_for_byte_the_reference_serialization():
         other = provider.get_tracer("django", "5.0")
         with tracer.start_as_current_span("ws.deliver", kind=SpanKind.CONSUMER) as parent:
             parent.set_attributes({"ws.seq": 2, "ws.hop": "deliver", "txt": 'q"uote ✓\\n'})
-            for seq in range(3):  # repeated KeyValues come from the cache
-                tracer.start_span("ws.send", attributes={"ws.seq": seq, "ws.hop": "send"}).end()
+            for seq in range(3):  # repeated KeyValues come from the cache, new ints not
+                sizes = {"ws.frame_bytes": 10 + seq, "access_token": seq}
+                tracer.start_span("ws.send", attributes={"ws.seq": seq, **sizes}).end()
             span = other.start_span(
                 "GET /x?token=abc",
                 attributes={"ok": True, "one": 1, "ratio": 2.0, "list": ["a", "b"], "n": None},

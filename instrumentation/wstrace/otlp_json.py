@@ -90,9 +90,13 @@ def _span_text(span: ReadableSpan) -> str:
         if type(name) is str and len(_NAMES) < _NAMES_MAX:
             _NAMES[name] = named
     attributes = _attributes_text(raw if type(raw) is dict else _raw_attributes(span))
+    global _last_trace
+    last = _last_trace  # a connection's spans share a trace: its 32 hex digits are made once
+    if last[0] != trace_id:
+        last = _last_trace = (trace_id, f"{trace_id:032x}")
     # Field order as encode_span's dict, so both ways write the same bytes.
     text = (
-        f'{{"traceId":"{trace_id:032x}","spanId":"{span_id:016x}","name":{named},'
+        f'{{"traceId":"{last[1]}","spanId":"{span_id:016x}","name":{named},'
         f'"kind":{kind._value_ + 1},"startTimeUnixNano":"{start}",'
         f'"endTimeUnixNano":"{end or start}","attributes":{attributes},"status":'
     )
@@ -105,6 +109,7 @@ def _span_text(span: ReadableSpan) -> str:
     return text + "}"
 
 
+_last_trace: tuple[int, str] = (-1, "")
 _NAMES: dict[str, str] = {}  # span name -> its JSON string
 _NAMES_MAX = 1024
 _UNSET_TEXT = '{"code":0}'

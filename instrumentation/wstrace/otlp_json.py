@@ -36,14 +36,15 @@ def _dumps(obj: Any) -> str:
 def encode_request(spans: Sequence[ReadableSpan]) -> str:
     """One JSON line (no newline) holding all spans, grouped by resource and scope.
 
-    The text is assembled from per-span JSON strings (``_span_text``) rather than
+    The text is assembled from pieces (``_write_span``) joined once, rather than
     one nested dict handed to the JSON library: nearly every attribute is a
-    KeyValue seen before, whose JSON is reused as it is.
+    KeyValue seen before, whose JSON is reused as it is, and no span's text is
+    copied into an intermediate string on its way into the line.
     """
     by_resource: dict[int, tuple[Any, dict[tuple[str, str], list[str]]]] = {}
     last_resource = last_scope = bucket = None
     for span in spans:
-        try:  # the fields behind the ReadableSpan properties, as in _span_text
+        try:  # the fields behind the ReadableSpan properties, as in _write_span
             resource = span._resource
             scope = span._instrumentation_scope
         except AttributeError:
@@ -55,22 +56,27 @@ def encode_request(spans: Sequence[ReadableSpan]) -> str:
             key = (scope.name, scope.version or "") if scope else ("", "")
             bucket = entry[1].setdefault(key, [])
             last_resource, last_scope = resource, scope
-        bucket.append(_span_text(span))
-    resource_spans = []
-    for resource, scopes in by_resource.values():
-        scope_spans = ",".join(
-            f'{{"scope":{_dumps({"name": name, "version": version})},"spans":[{",".join(encoded)}]}}'
-            for (name, version), encoded in scopes.items()
-        )
+        if bucket:
+            bucket.append(",")
+        _write_span(span, bucket)
+    out = ['{"resourceSpans":[']
+    for index, (resource, scopes) in enumerate(by_resource.values()):
         attributes = _attributes_text(resource.attributes if resource else {})
-        resource_spans.append(
-            f'{{"resource":{{"attributes":{attributes}}},"scopeSpans":[{scope_spans}]}}'
+        out.append(
+            f'{"," if index else ""}{{"resource":{{"attributes":{attributes}}},"scopeSpans":['
         )
-    return f'{{"resourceSpans":[{",".join(resource_spans)}]}}'
+        for number, ((name, version), pieces) in enumerate(scopes.items()):
+            scope_text = _dumps({"name": name, "version": version})
+            out.append(f'{"," if number else ""}{{"scope":{scope_text},"spans":[')
+            out.extend(pieces)
+            out.append("]}")
+        out.append("]}")
+    out.append("]}")
+    return "".join(out)
 
 
-def _span_text(span: ReadableSpan) -> str:
-    """``encode_span(span)`` as JSON text, made without the intermediate dict when it can be."""
+def _write_span(span: ReadableSpan, out: list[str]) -> None:
+    """Append the pieces of ``encode_span(span)``'s JSON, made without the dict when it can be."""
     try:
         trace_id, span_id = span._context[:2]
         start = span._start_time or 0
@@ -81,38 +87,42 @@ def _span_text(span: ReadableSpan) -> str:
         kind = span._kind
         raw = span._attributes
         if span._events or span._links:
-            return _dumps(encode_span(span))
+            out.append(_dumps(encode_span(span)))
+            return
     except (AttributeError, TypeError):
-        return _dumps(encode_span(span))
+        out.append(_dumps(encode_span(span)))
+        return
     named = _NAMES.get(name)
     if named is None:
         named = _dumps(name)
         if type(name) is str and len(_NAMES) < _NAMES_MAX:
             _NAMES[name] = named
-    attributes = _attributes_text(raw if type(raw) is dict else _raw_attributes(span))
     global _last_trace
     last = _last_trace  # a connection's spans share a trace: its 32 hex digits are made once
     if last[0] != trace_id:
         last = _last_trace = (trace_id, f"{trace_id:032x}")
     # Field order as encode_span's dict, so both ways write the same bytes.
-    text = (
+    out.append(
         f'{{"traceId":"{last[1]}","spanId":"{span_id:016x}","name":{named},'
         f'"kind":{kind._value_ + 1},"startTimeUnixNano":"{start}",'
-        f'"endTimeUnixNano":"{end or start}","attributes":{attributes},"status":'
+        f'"endTimeUnixNano":"{end or start}","attributes":['
     )
+    out.append(_attributes_joined(raw if type(raw) is dict else _raw_attributes(span)))
     if status is _UNSET or (status.status_code is StatusCode.UNSET and not status.description):
-        text += _UNSET_TEXT  # every SDK span has its own Status object until one is set
-    else:
-        text += _dumps(_status(status))
+        if parent is not None:  # every SDK span has its own Status object until one is set
+            out.append(f'],"status":{{"code":0}},"parentSpanId":"{parent[1]:016x}"}}')
+        else:
+            out.append('],"status":{"code":0}}')
+        return
+    tail = f'],"status":{_dumps(_status(status))}'
     if parent is not None:
-        return f'{text},"parentSpanId":"{parent[1]:016x}"}}'
-    return text + "}"
+        tail += f',"parentSpanId":"{parent[1]:016x}"'
+    out.append(tail + "}")
 
 
 _last_trace: tuple[int, str] = (-1, "")
 _NAMES: dict[str, str] = {}  # span name -> its JSON string
 _NAMES_MAX = 1024
-_UNSET_TEXT = '{"code":0}'
 
 
 def encode_span(span: ReadableSpan) -> dict[str, Any]:
@@ -238,7 +248,12 @@ def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _attributes_text(attributes: Mapping[str, Any]) -> str:
-    """``encode_attributes(attributes)`` as JSON text, from the JSON of each KeyValue."""
+    """``encode_attributes(attributes)`` as JSON text."""
+    return f"[{_attributes_joined(attributes)}]"
+
+
+def _attributes_joined(attributes: Mapping[str, Any]) -> str:
+    """The JSON of each KeyValue of ``attributes``, comma-separated (the list without brackets)."""
     # Same caching rules as encode_attributes, for the KeyValue's JSON text.
     parts: list[Any]
     if _TWINS.isdisjoint(map(type, attributes.values())):
@@ -254,7 +269,7 @@ def _attributes_text(attributes: Mapping[str, Any]) -> str:
         while index >= 0:  # straight to each item the cache lacks (often one: a frame size)
             parts[index] = _key_value_text(items[index])
             index = parts.index(None, index + 1) if None in parts else -1
-    return f"[{','.join(parts)}]"
+    return ",".join(parts)
 
 
 def _key_value_text(item: tuple[str, Any]) -> str:

@@ -49,17 +49,18 @@ class FileSpanExporter(SpanExporter):
         return self._directory / f"{self._stem}.{self._index}.jsonl" if self._stem else None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        line = encode_request(spans) + "\n"
+        line = encode_request(spans)
         with self._lock:
             try:
                 handle = self._handle()
                 handle.write(line)
+                handle.write("\n")  # not line + "\n": that copies the whole line once more
                 handle.flush()
             except OSError as exc:
                 self._report(exc)
                 self._close()
                 return SpanExportResult.FAILURE
-            self._written += len(line)
+            self._written += len(line) + 1
             if self._written >= self._max_bytes:
                 self._close()
                 self._index += 1

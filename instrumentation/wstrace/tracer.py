@@ -42,6 +42,7 @@ _CHILD_FLAGS = {  # by the parent's flags: keep the random-trace-id bit, always 
 }
 _getrandbits = random.getrandbits
 _tuple_new = tuple.__new__
+_new_object = object.__new__
 _NO_STATE = SpanContext(1, 1, False).trace_state  # the API's shared empty TraceState
 
 
@@ -54,15 +55,16 @@ class LeanSpan(trace.Span, ReadableSpan):
     """A recording span that is also the ``ReadableSpan`` its processors receive.
 
     Each ``LeanTracer`` makes a subclass that holds its resource, scope and
-    export hook as class attributes; what nearly every span leaves at its
-    default (no events, no links, unset status) is a class attribute too, until
-    a span sets its own. ``ReadableSpan.__init__`` is skipped on purpose: it
-    would build a ``Resource`` per span.
+    tracer as class attributes; what nearly every span leaves at its default
+    (no events, no links, unset status) is a class attribute too, until a span
+    sets its own. ``ReadableSpan.__init__`` is skipped on purpose: it would
+    build a ``Resource`` per span; ``LeanTracer.start_child`` fills the
+    instance dict directly.
     """
 
     _resource: Resource
     _instrumentation_scope: InstrumentationScope
-    _on_end: Callable[[ReadableSpan], None]
+    _tracer: LeanTracer
     _events: list[Event] | tuple[()] = ()
     _links: list[Link] | tuple[()] = ()
     _status = _UNSET  # shared: the encoder knows this one without reading it
@@ -152,7 +154,11 @@ class LeanSpan(trace.Span, ReadableSpan):
         if self._end_time is not None:
             return
         self._end_time = end_time or time_ns()
-        self._on_end(self)
+        tracer = self._tracer
+        if tracer._processors._span_processors is not tracer._seen:
+            tracer._refresh()
+        for on_end in tracer._targets:
+            on_end(self)
 
     def __repr__(self) -> str:
         return f'LeanSpan(name="{self._name}", context={self._context})'
@@ -190,21 +196,18 @@ class LeanTracer(trace.Tracer):
             {
                 "_resource": provider.resource,
                 "_instrumentation_scope": InstrumentationScope(scope_name, version),
-                "_on_end": self._export,
+                "_tracer": self,
             },
         )
 
-    def _export(self, span: ReadableSpan) -> None:
-        # The provider's processors minus IdsFromBaggage (whose work start_span did),
-        # re-read only when the provider's list changes.
+    def _refresh(self) -> None:
+        # What a span's end() calls: the provider's processors minus IdsFromBaggage
+        # (whose work start_span did), re-read only when the provider's list changes.
         processors = self._processors._span_processors
-        if processors is not self._seen:
-            self._targets = tuple(
-                _on_end_of(p) for p in processors if not isinstance(p, IdsFromBaggage)
-            )
-            self._seen = processors
-        for on_end in self._targets:
-            on_end(span)
+        self._targets = tuple(
+            _on_end_of(p) for p in processors if not isinstance(p, IdsFromBaggage)
+        )
+        self._seen = processors
 
     def start_span(
         self,
@@ -265,7 +268,16 @@ class LeanTracer(trace.Tracer):
                 SpanContext,
                 (_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS, _NO_STATE, True),
             )
-        return self._span(name, span_context, parent, kind, attributes, start_time or time_ns())
+        span = _new_object(self._span)
+        span.__dict__ = {  # what __init__ would set, without its call
+            "_name": name,
+            "_context": span_context,
+            "_parent": parent,
+            "_kind": kind,
+            "_attributes": attributes,
+            "_start_time": start_time or time_ns(),
+        }
+        return span
 
     @contextmanager
     def start_as_current_span(

@@ -385,6 +385,13 @@ def test_the_request_text_is_byte_for_byte_the_reference_serialization():
     spans = _finished_spans(build)
     for _ in range(2):  # the second pass reads every KeyValue and name from the caches
         assert encode_request(spans) == _request_as_one_document(spans)
+    worker = TracerProvider(resource=Resource.create({"service.name": "worker"}))
+    memory = InMemorySpanExporter()
+    worker.add_span_processor(SimpleSpanProcessor(memory))
+    worker.get_tracer("wstrace", "0.1.0").start_span("ws.task").end()
+    mixed = [*spans[:2], *memory.get_finished_spans(), *spans[2:]]  # two resources, interleaved
+    assert encode_request(mixed) == _request_as_one_document(mixed)
+    assert len(json.loads(encode_request(mixed))["resourceSpans"]) == 2
 
 
 def test_the_stdlib_json_fallback_writes_the_same_request(monkeypatch):

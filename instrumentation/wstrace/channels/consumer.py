@@ -80,7 +80,9 @@ def _begin(
 ) -> tuple[trace.Span, context.Context, dict[str, Any]] | None:
     kind = message.get("type")
     tracer = runtime.tracer()
-    handler = _handler_name(kind)
+    handler = _HANDLERS.get(kind) if type(kind) is str else None
+    if handler is None:
+        handler = _handler_name(kind)
     if kind == "websocket.connect":
         # connect() runs inside the connect span so group_add etc. hang under it.
         span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
@@ -106,9 +108,14 @@ def _begin(
     channel = getattr(getattr(dispatch, "__self__", None), "channel_name", None)
     if channel:
         attributes[c.CHANNEL] = str(channel)
-    seq = _seq(carried)
-    if seq is not None:
-        attributes[c.SEQ] = seq
+    seq = None
+    if type(carried) is dict:
+        try:
+            seq = int(carried.get(carrier.SEQ_FIELD))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+        else:
+            attributes[c.SEQ] = seq
     if type(tracer) is LeanTracer and type(carried) is dict and "baggage" not in carried:
         return _begin_lean_delivery(tracer, conn, carried, attributes, seq, clean)
     # The receiving connection is this one, whoever published; the conversation is
@@ -206,21 +213,10 @@ def _begin_receive(
 
 
 def _handler_name(kind: Any) -> str:
-    name = _HANDLERS.get(kind) if type(kind) is str else None
-    if name is None:
-        name = str(kind).replace(".", "_") if kind else ""
-        if type(kind) is str and len(_HANDLERS) < 1024:  # a consumer has a handful of types
-            _HANDLERS[kind] = name
+    name = str(kind).replace(".", "_") if kind else ""
+    if type(kind) is str and len(_HANDLERS) < 1024:  # a consumer has a handful of types
+        _HANDLERS[kind] = name
     return name
 
 
 _HANDLERS: dict[str, str] = {}
-
-
-def _seq(carried: Any) -> int | None:
-    if not isinstance(carried, dict):
-        return None
-    try:
-        return int(carried.get(carrier.SEQ_FIELD))
-    except (TypeError, ValueError):
-        return None

@@ -22,7 +22,17 @@ message of each mode, and what each mode adds to "off". With ``--opcodes`` the
 measure is the number of Python bytecode instructions executed per message,
 every thread included (the exporter's encoding too): deterministic, so it
 compares changes where a shared machine's timing noise cannot, but it does not
-weigh C code (orjson, asyncio's C parts) at all.
+weigh C code (orjson, asyncio's C parts) at all. ``--instructions`` weighs
+everything: each mode runs in a child process under ``valgrind --tool=callgrind``
+with ``--messages`` and with three times as many, and the difference of the
+machine instructions counted, divided by the difference in messages, is the
+work per message (start-up cancelled out; repeatable to about 1 %).
+``--instrumentation DIR`` measures another checkout's ``wstrace`` (for
+before/after comparisons in one run, e.g. ``git archive`` of an older commit).
+
+::
+
+    .venv/bin/python benchmarks/bench_instrumentation_cost.py --instructions --messages 100
 """
 
 from __future__ import annotations
@@ -30,16 +40,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "instrumentation"))
+INSTRUMENTATION = Path(os.environ.get("WSTRACE_BENCH_INSTRUMENTATION", ROOT / "instrumentation"))
+sys.path.insert(0, str(INSTRUMENTATION))
 
 
 MODES = ("off", "wrappers", "spans", "lean", "sdk")
@@ -138,7 +154,21 @@ def main(argv: list[str] | None = None) -> int:
         "--opcodes", action="store_true", help="count bytecode instructions instead of CPU time"
     )
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count machine instructions under valgrind (each mode in a child process)",
+    )
+    parser.add_argument(
+        "--instrumentation",
+        type=Path,
+        action="append",
+        default=[],
+        help="with --instructions: also measure the wstrace package under this directory",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        return _instructions(args)
     if args.opcodes:  # before set-up, so the exporter's thread is counted too
         sys.settrace(_count_opcodes)
         threading.settrace(_count_opcodes)
@@ -205,6 +235,63 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  trace bytes written: {spans:,}")
     if args.json:
         args.json.write_text(json.dumps({"per_message_us": per_message, "median_us": median}))
+    return 0
+
+
+_TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
+
+
+def _count_instructions(mode: str, messages: int, chunks: int, instrumentation: Path) -> int:
+    """Machine instructions of one child process running ``mode`` for ``messages`` (x2: warm-up)."""
+    with tempfile.TemporaryDirectory(prefix="wstrace-cg-") as tmp:
+        out = Path(tmp) / "cg.out"
+        command = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            sys.executable, __file__, "--modes", mode, "--rounds", "1",
+            "--messages", str(messages), "--chunks", str(chunks),
+        ]  # fmt: skip
+        env = {**os.environ, "WSTRACE_BENCH_INSTRUMENTATION": str(instrumentation)}
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        match = _TOTAL.search(out.read_text())
+        if match is None:
+            raise SystemExit(f"no instruction total in {out}")
+        return int(match.group(1))
+
+
+def _instructions(args: argparse.Namespace) -> int:
+    """``--instructions``: per-message machine instructions of each mode and checkout."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    small, large = args.messages, 3 * args.messages
+    checkouts = [INSTRUMENTATION, *args.instrumentation]
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    rows: dict[str, float] = {}
+    for checkout in checkouts:
+        for mode in modes:
+            if mode == "off" and checkout != INSTRUMENTATION:
+                continue  # wstrace deactivated: the same for every checkout
+            # The two counts run side by side: two cores, half the wait.
+            with ThreadPoolExecutor(2) as pool:
+                pending = [
+                    pool.submit(_count_instructions, mode, n, args.chunks, checkout)
+                    for n in (small, large)
+                ]
+                counts = [future.result() for future in pending]
+            # Each child runs its messages twice (a warm-up round, then the counted one).
+            per_message = (counts[1] - counts[0]) / (2 * (large - small))
+            label = mode if checkout == INSTRUMENTATION else f"{mode} ({checkout})"
+            rows[label] = per_message
+            print(f"  {label:40} {per_message / 1e6:8.3f} M instructions per message", flush=True)
+    base = rows.get("off")
+    if base:
+        print("added to off:")
+        for label, value in rows.items():
+            if label != "off":
+                print(
+                    f"  {label:40} +{(value - base) / 1e6:7.3f} M  (+{100 * (value - base) / base:.1f} %)"
+                )
+    if args.json:
+        args.json.write_text(json.dumps({"instructions_per_message": rows}))
     return 0
 
 

@@ -130,11 +130,23 @@ def message_carrier(span_context: trace.SpanContext, ids: Mapping[str, str]) -> 
         if last[0] != trace_id:
             last = _last_trace = (trace_id, f"00-{trace_id:032x}-")
         carried["traceparent"] = f"{last[1]}{span_id:016x}-{flags:02x}"
+    if (
+        type(ids) is dict
+        and ids.keys() <= _BAGGAGE_KEYS
+        and _STR_ONLY.issuperset(map(type, ids.values()))
+        and "" not in ids.values()
+    ):
+        carried.update(ids)  # what current.ids() gives: these keys, as text; once per chunk
+        return carried
     for key in c.BAGGAGE_KEYS:
         value = ids.get(key)
         if value:
             carried[key] = str(value)
     return carried
+
+
+_BAGGAGE_KEYS = frozenset(c.BAGGAGE_KEYS)
+_STR_ONLY = frozenset({str})
 
 
 def parent_of(carrier: Mapping[str, Any]) -> trace.SpanContext | None:

@@ -73,6 +73,9 @@ def install_record_factory() -> None:
             values = _EMPTY
         # Runs for every record of every library: plain dict work, no per-field getattr.
         fields = record.__dict__
+        if fields.keys().isdisjoint(values):
+            fields.update(values)  # the usual case: nobody set these (one C call)
+            return record
         for field, value in values.items():
             if field not in fields:
                 fields[field] = value

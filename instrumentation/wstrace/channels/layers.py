@@ -127,8 +127,7 @@ def publisher(event: str, target_name: str) -> Any:
         started = runtime.shield("publish", _begin_publish, instance, event, target, message)
         if started is None:
             return await wrapped(*args, **kwargs)
-        span, outgoing = started
-        facts = PublishFacts(members=_local_members(instance, event, target))
+        span, outgoing, facts = started
         facts_token = FACTS.set(facts)
         ctx_token = current.attach(current.with_span(span))
         returned = False
@@ -168,15 +167,16 @@ async def _inner_send(wrapped: Any, args: tuple, kwargs: dict, facts: PublishFac
 
 def _begin_publish(
     layer: Any, event: str, target: Any, message: Any
-) -> tuple[trace.Span, Any] | None:
+) -> tuple[trace.Span, Any, PublishFacts] | None:
     if type(message) is not dict and not isinstance(message, Mapping):
         return None
     ids = current.ids()
+    target_name = str(target)
     attributes: dict[str, Any] = {
         **ids,
         c.HOP: c.HOP_PUBLISH,
         c.EVENT: event,
-        (c.GROUP if event == c.EV_GROUP_SEND else c.CHANNEL): str(target),
+        (c.GROUP if event == c.EV_GROUP_SEND else c.CHANNEL): target_name,
         **identity(layer),
     }
     kind = message.get("type")
@@ -187,7 +187,7 @@ def _begin_publish(
         attributes[c.CAPACITY] = capacity
     seq = None
     if c.MESSAGE_ID in ids:
-        seq = SEQUENCES.next(ids[c.MESSAGE_ID], str(target))
+        seq = SEQUENCES.next(ids[c.MESSAGE_ID], target_name)
         attributes[c.SEQ] = seq
     tracer = runtime.tracer()
     if type(tracer) is LeanTracer:  # the ids are in already: skip the baggage merge
@@ -201,14 +201,11 @@ def _begin_publish(
         carried[carrier.SEQ_FIELD] = str(seq)
     outgoing = dict(message)  # the caller's dict stays as it was (it may send it again)
     outgoing[c.CARRIER_KEY] = carried
-    return span, outgoing
-
-
-def _local_members(layer: Any, event: str, target: Any) -> int | None:
-    # The in-memory layer keeps groups in this process; its count is exact here.
-    if event != c.EV_GROUP_SEND or "InMemory" not in type(layer).__name__:
-        return None
-    return len(getattr(layer, "groups", {}).get(target, {}))
+    facts = PublishFacts()
+    if event == c.EV_GROUP_SEND and "InMemory" in type(layer).__name__:
+        # The in-memory layer keeps groups in this process; its count is exact here.
+        facts.members = len(getattr(layer, "groups", {}).get(target, {}))
+    return span, outgoing, facts
 
 
 def _record_failure(span: trace.Span, exc: BaseException) -> None:

@@ -42,7 +42,6 @@ _CHILD_FLAGS = {  # by the parent's flags: keep the random-trace-id bit, always 
 }
 _getrandbits = random.getrandbits
 _tuple_new = tuple.__new__
-_new_object = object.__new__
 _NO_STATE = SpanContext(1, 1, False).trace_state  # the API's shared empty TraceState
 
 
@@ -58,8 +57,7 @@ class LeanSpan(trace.Span, ReadableSpan):
     tracer as class attributes; what nearly every span leaves at its default
     (no events, no links, unset status) is a class attribute too, until a span
     sets its own. ``ReadableSpan.__init__`` is skipped on purpose: it would
-    build a ``Resource`` per span; ``LeanTracer.start_child`` fills the
-    instance dict directly.
+    build a ``Resource`` per span.
     """
 
     _resource: Resource
@@ -268,16 +266,7 @@ class LeanTracer(trace.Tracer):
                 SpanContext,
                 (_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS, _NO_STATE, True),
             )
-        span = _new_object(self._span)
-        span.__dict__ = {  # what __init__ would set, without its call
-            "_name": name,
-            "_context": span_context,
-            "_parent": parent,
-            "_kind": kind,
-            "_attributes": attributes,
-            "_start_time": start_time or time_ns(),
-        }
-        return span
+        return self._span(name, span_context, parent, kind, attributes, start_time or time_ns())
 
     @contextmanager
     def start_as_current_span(

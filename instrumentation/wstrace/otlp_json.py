@@ -4,6 +4,11 @@ The same layout the OpenTelemetry Collector's ``file`` exporter writes: hex
 ids, int64 as decimal strings, enums as integers. Written by hand rather than
 through protobuf's ``MessageToDict`` because that yields base64 ids and costs
 several times more per span. Every string value passes through redaction.
+
+Two ways to the same bytes: ``encode_span``/``encode_attributes`` build the
+dicts (spans with events or links, and anything that is not a plain span);
+``encode_request`` writes the usual span straight as text, its KeyValues from
+cached JSON texts. A test holds the two to byte equality.
 """
 
 from __future__ import annotations

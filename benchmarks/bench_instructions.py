@@ -7,13 +7,18 @@
 
 Wall-clock and CPU-time benchmarks on a shared machine move by ±10 % between
 runs of the same code (see the A/A run in README.md). Instruction counts do
-not: every process of the stack (Daphne, the Celery worker and its prefork
+not follow timing: every process of the stack (Daphne, the Celery worker and its prefork
 child) runs under ``valgrind --tool=callgrind``, which counts the machine
 instructions each executes. Each mode runs twice, with ``--small`` and with
 ``--large`` messages (2 connections, one message after the other, the example
 app's 5 chunks + done); the difference divided by the difference in messages
 is the work per message, start-up and shutdown cancelled out. Needs
 ``valgrind`` (``apt-get install valgrind``); a run takes about 15 minutes.
+
+Caveat: work that runs per second rather than per message (Daphne's checkers,
+Twisted and asyncio timers) is counted too, and valgrind's wall time stretches
+with the machine's load, so the web process's count of the same code moves by
+up to ~3 % between runs (the worker's by much less); compare several runs.
 
 Caveat: valgrind emulates the CPU, so code that picks a SIMD path at run time
 (orjson) counts more instructions than it executes natively; the on/off

@@ -82,19 +82,8 @@ def encode_request(spans: Sequence[ReadableSpan]) -> str:
 
 def _write_span(span: ReadableSpan, out: list[str]) -> None:
     """Append the pieces of ``encode_span(span)``'s JSON, made without the dict when it can be."""
-    try:
-        trace_id, span_id = span._context[:2]
-        start = span._start_time or 0
-        end = span._end_time
-        status = span._status
-        parent = span._parent
-        name = span._name
-        kind = span._kind
-        raw = span._attributes
-        if span._events or span._links:
-            out.append(_dumps(encode_span(span)))
-            return
-    except (AttributeError, TypeError):
+    trace_id, span_id, start, end, status, parent, events, links, name, kind, raw = _fields(span)
+    if events or links or raw is None:  # rare, or not a span the SDK or wstrace made
         out.append(_dumps(encode_span(span)))
         return
     named = _NAMES.get(name)
@@ -130,25 +119,49 @@ _NAMES: dict[str, str] = {}  # span name -> its JSON string
 _NAMES_MAX = 1024
 
 
-def encode_span(span: ReadableSpan) -> dict[str, Any]:
-    """A single span as an OTLP/JSON object."""
-    # Every ReadableSpan accessor is a Python-level property, and the SpanContext ones
-    # too: the fields ReadableSpan.__init__ sets (SDK spans and wstrace's alike) are
-    # read directly, the properties only for a ReadableSpan made some other way.
+def _fields(span: ReadableSpan) -> tuple[Any, ...]:
+    """(trace id, span id, start, end, status, parent, events, links, name, kind, raw attributes).
+
+    Every ReadableSpan accessor is a Python-level property, and the SpanContext ones
+    too: the fields ReadableSpan.__init__ sets (SDK spans and wstrace's alike) are
+    read directly, the properties only for a ReadableSpan made some other way (its
+    raw attributes are then None).
+    """
     try:
         trace_id, span_id = span._context[:2]
-        start = span._start_time or 0
-        end = span._end_time
-        status = span._status
-        parent = span._parent
-        events = span._events
-        links = span._links
-        name = span._name
-        kind = span._kind
+        return (
+            trace_id,
+            span_id,
+            span._start_time or 0,
+            span._end_time,
+            span._status,
+            span._parent,
+            span._events,
+            span._links,
+            span._name,
+            span._kind,
+            span._attributes,
+        )
     except (AttributeError, TypeError):
-        trace_id, span_id = span.context.trace_id, span.context.span_id
-        start, end, status, parent = span.start_time or 0, span.end_time, span.status, span.parent
-        events, links, name, kind = span.events, span.links, span.name, span.kind
+        context = span.context
+        return (
+            context.trace_id,
+            context.span_id,
+            span.start_time or 0,
+            span.end_time,
+            span.status,
+            span.parent,
+            span.events,
+            span.links,
+            span.name,
+            span.kind,
+            None,
+        )
+
+
+def encode_span(span: ReadableSpan) -> dict[str, Any]:
+    """A single span as an OTLP/JSON object."""
+    trace_id, span_id, start, end, status, parent, events, links, name, kind, _ = _fields(span)
     out: dict[str, Any] = {
         "traceId": f"{trace_id:032x}",
         "spanId": f"{span_id:016x}",
@@ -205,51 +218,15 @@ def _status(status: Status) -> dict[str, Any]:
     return out
 
 
-# Encoded KeyValues of attributes that repeat from span to span (hop, event, ids, layer,
-# channel, seq ...), shared between lines, keyed by the (key, value) item itself. Kept:
-# clean, unredacted str values and ints. A bool or float item equals an int one
-# (``True == 1``, ``2.0 == 2``), so a span holding either skips the shared look-up.
-_KEY_VALUES: dict[tuple[str, Any], dict[str, Any]] = {}
-_KEY_VALUES_MAX = 8192
+# A bool or float item equals an int one (``True == 1``, ``2.0 == 2``): a span holding
+# either skips the shared look-up of KeyValue texts.
 _TWINS = frozenset({bool, float})
+_KEY_VALUES_MAX = 8192
 
 
 def encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     """OTLP KeyValue list; secret-bearing keys are dropped to a marker."""
-    # The look-ups run as one C-level map over the items: this is the encoder's inner
-    # loop, ~9 attributes for each of ~15 spans per streamed answer.
-    encoded: list[Any]
-    if _TWINS.isdisjoint(map(type, attributes.values())):
-        try:
-            encoded = list(map(_KEY_VALUES.get, attributes.items()))
-        except TypeError:  # an unhashable value (a list): each item below
-            encoded = [None] * len(attributes)
-    else:
-        encoded = [None] * len(attributes)
-    if None not in encoded:
-        return encoded
-    items = list(attributes.items())
-    index = encoded.index(None)
-    while True:
-        item = items[index]
-        key, value = item
-        kind = type(value)
-        pair = _KEY_VALUES.get(item) if kind is int or kind is str else None
-        if pair is None:
-            pair = _encode_key_value(key, value)
-            if kind is int or (
-                kind is str
-                and pair["value"].get("stringValue") == value
-                and not redact.is_secret_key(key)
-            ):
-                if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
-                    _KEY_VALUES.clear()
-                _KEY_VALUES[item] = pair
-        encoded[index] = pair
-        try:
-            index = encoded.index(None, index + 1)
-        except ValueError:
-            return encoded
+    return [_encode_key_value(key, value) for key, value in attributes.items()]
 
 
 def _attributes_text(attributes: Mapping[str, Any]) -> str:
@@ -259,7 +236,8 @@ def _attributes_text(attributes: Mapping[str, Any]) -> str:
 
 def _attributes_joined(attributes: Mapping[str, Any]) -> str:
     """The JSON of each KeyValue of ``attributes``, comma-separated (the list without brackets)."""
-    # Same caching rules as encode_attributes, for the KeyValue's JSON text.
+    # The look-ups run as one C-level map over the items: this is the encoder's inner
+    # loop, ~9 attributes for each of ~15 spans per streamed answer.
     parts: list[Any]
     if _TWINS.isdisjoint(map(type, attributes.values())):
         try:

@@ -82,8 +82,17 @@ def encode_request(spans: Sequence[ReadableSpan]) -> str:
 
 def _write_span(span: ReadableSpan, out: list[str]) -> None:
     """Append the pieces of ``encode_span(span)``'s JSON, made without the dict when it can be."""
-    trace_id, span_id, start, end, status, parent, events, links, name, kind, raw = _fields(span)
-    if events or links or raw is None:  # rare, or not a span the SDK or wstrace made
+    # _fields(span), inlined: this runs for every span, and the call and its tuple cost
+    # ~16 bytecodes per span (measured +0.5 % instructions per message in process).
+    try:
+        trace_id, span_id = span._context[:2]
+        start = span._start_time or 0
+        end, status, parent = span._end_time, span._status, span._parent
+        name, kind, raw = span._name, span._kind, span._attributes
+        plain = not (span._events or span._links)
+    except (AttributeError, TypeError):  # not a span the SDK or wstrace made
+        plain = False
+    if not plain:  # rare: events, links, or a foreign span
         out.append(_dumps(encode_span(span)))
         return
     named = _NAMES.get(name)

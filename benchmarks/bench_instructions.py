@@ -111,12 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=10, help="messages in the short run")
     parser.add_argument("--large", type=int, default=60, help="messages in the long run")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the callgrind outputs under this (new) directory"
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("bench_instructions: valgrind not found on PATH (apt-get install valgrind)")
         return 2
     per_message: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="wstrace-instr-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="wstrace-instr-") as scratch:
+        tmp = args.keep or scratch
         for mode in ("off", "on"):
             small = _count(mode, args.small, Path(tmp))
             large = _count(mode, args.large, Path(tmp))

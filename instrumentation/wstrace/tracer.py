@@ -16,7 +16,9 @@ processors when they end. Anywhere else wstrace uses the SDK tracer unchanged.
 from __future__ import annotations
 
 import random
+import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import time_ns
@@ -172,13 +174,56 @@ def _put(attributes: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _on_end_of(processor: SpanProcessor) -> Callable[[ReadableSpan], None]:
-    # BatchSpanProcessor.on_end is a sampled check (a lean span is always sampled) and
-    # then its queue's emit(): call that directly when this SDK has one.
+    # BatchSpanProcessor.on_end is a sampled check (a lean span is always sampled), then
+    # its queue's emit(): a shutdown check, os.getpid() (a system call) for fork safety,
+    # the queue-full warning. Where the SDK's queue looks as expected, a span goes
+    # straight onto it instead (see _enqueue); else to emit(), else to on_end().
     if type(processor) is BatchSpanProcessor:
-        emit = getattr(getattr(processor, "_batch_processor", None), "emit", None)
+        batch = getattr(processor, "_batch_processor", None)
+        enqueue = _enqueue(batch)
+        if enqueue is not None:
+            return enqueue
+        emit = getattr(batch, "emit", None)
         if callable(emit):
             return emit
     return processor.on_end
+
+
+def _enqueue(batch: Any) -> Callable[[ReadableSpan], None] | None:
+    """``batch.emit`` without its per-span checks, for the SDK's ``BatchProcessor``.
+
+    What emit() checks per span is handled otherwise: at fork the SDK's own
+    at-fork hook resets the processor (the same deque, cleared, and a new wake-up
+    event, read here at each use); after shutdown nothing drains the queue, which
+    stays bounded; a full queue goes to emit() itself, which drops the oldest and
+    counts it as the SDK does.
+    """
+    queue = getattr(batch, "_queue", None)
+    threshold = getattr(batch, "_max_export_batch_size", None)
+    emit = getattr(batch, "emit", None)
+    if (
+        type(queue) is not deque
+        or not queue.maxlen
+        or type(threshold) is not int
+        or not callable(emit)
+        or not isinstance(getattr(batch, "_worker_awaken", None), threading.Event)
+    ):
+        return None
+    full = queue.maxlen
+    appendleft = queue.appendleft
+
+    def enqueue(span: ReadableSpan) -> None:
+        size = len(queue)
+        if size >= full:
+            emit(span)
+            return
+        appendleft(span)
+        if size + 1 >= threshold:  # wake the exporter as emit() does: a batch is ready
+            awaken = batch._worker_awaken
+            if not awaken.is_set():
+                awaken.set()
+
+    return enqueue
 
 
 class LeanTracer(trace.Tracer):
@@ -267,6 +312,23 @@ class LeanTracer(trace.Tracer):
                 (_getrandbits(128) or 1, span_id, False, _ROOT_FLAGS, _NO_STATE, True),
             )
         return self._span(name, span_context, parent, kind, attributes, start_time or time_ns())
+
+    def start_child_of_own(
+        self, name: str, parent: trace.Span, kind: SpanKind, attributes: dict[str, Any]
+    ) -> trace.Span:
+        """``start_child`` under ``parent``; when it is a span of this tracer, without checks.
+
+        Such a parent's context is valid and sampled by construction, and its flags
+        are already a child's: each frame a ``ws.deliver`` handler writes starts here.
+        """
+        if type(parent) is not self._span:
+            return self.start_child(name, parent.get_span_context(), kind, attributes)
+        context = parent._context
+        trace_id, _, _, flags, state, _ = context
+        span_context = _tuple_new(
+            SpanContext, (trace_id, _getrandbits(64) or 1, False, flags, state, True)
+        )
+        return self._span(name, span_context, context, kind, attributes, time_ns())
 
     @contextmanager
     def start_as_current_span(

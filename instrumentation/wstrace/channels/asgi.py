@@ -66,8 +66,13 @@ def _traced_receive(conn: Connection, receive: Receive) -> Receive:
 def _traced_send(conn: Connection, send: Send) -> Send:
     async def traced_send(message: dict[str, Any]) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "websocket.send" and runtime.active():
-            span = runtime.shield("send", _start_send_span, conn, message)
+        if kind == "websocket.send" and _STATE["active"]:
+            # runtime.shield, inlined: this runs for every frame written to the client.
+            try:
+                span = _start_send_span(conn, message)
+            except Exception as exc:
+                runtime.report_once("send", exc)
+                span = None
             if span is not None:
                 try:
                     await send(message)
@@ -88,6 +93,9 @@ def _traced_send(conn: Connection, send: Send) -> Send:
     return traced_send
 
 
+_STATE = runtime._state  # runtime.active() without the call
+
+
 def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
     payload = message.get("text")
     if payload is None:
@@ -100,9 +108,7 @@ def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
         attributes = attributes.copy()
         if payload is not None:
             attributes[c.FRAME_BYTES] = len(payload)
-        return tracer.start_child(
-            c.SPAN_SEND, deliver.get_span_context(), SpanKind.INTERNAL, attributes
-        )
+        return tracer.start_child_of_own(c.SPAN_SEND, deliver, SpanKind.INTERNAL, attributes)
     attributes = conn.ids()
     attributes[c.HOP] = c.HOP_SEND
     attributes[c.EVENT] = c.EV_SEND

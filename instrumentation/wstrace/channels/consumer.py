@@ -45,12 +45,20 @@ async def many_dispatch(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
 
 def traced_dispatch(dispatch: Dispatch) -> Dispatch:
     """Run each dispatched message inside the span of its hop."""
+    # One consumer's dispatch: the ws.deliver attributes that are the same for every
+    # event of a type (hop, handler, this connection, the consumer's channel), made once.
+    bases: dict[Any, dict[str, Any]] = {}
 
     async def traced(message: dict[str, Any]) -> Any:
         conn = CURRENT.get()
-        if conn is None or not runtime.active() or not isinstance(message, dict):
+        if conn is None or not _STATE["active"] or not isinstance(message, dict):
             return await dispatch(_strip(message))
-        started = runtime.shield("dispatch", _begin, conn, dispatch, message)
+        # runtime.shield, inlined: this runs for every message and chunk.
+        try:
+            started = _begin(conn, dispatch, message, bases)
+        except Exception as exc:
+            runtime.report_once("dispatch", exc)
+            started = None
         if started is None:
             return await dispatch(_strip(message))
         span, ctx, message = started
@@ -69,6 +77,9 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
     return traced
 
 
+_STATE = runtime._state  # runtime.active() without the call
+
+
 def _strip(message: Any) -> Any:
     carrier.PARKED.claim(message)
     clean, _ = carrier.take_from_message(message)
@@ -76,13 +87,14 @@ def _strip(message: Any) -> Any:
 
 
 def _begin(
-    conn: Connection, dispatch: Dispatch, message: dict[str, Any]
+    conn: Connection,
+    dispatch: Dispatch,
+    message: dict[str, Any],
+    bases: dict[Any, dict[str, Any]],
 ) -> tuple[trace.Span, context.Context, dict[str, Any]] | None:
     kind = message.get("type")
-    tracer = runtime.tracer()
-    handler = _HANDLERS.get(kind) if type(kind) is str else None
-    if handler is None:
-        handler = _handler_name(kind)
+    if kind == "websocket.receive":
+        return _begin_receive(conn, message, _handler_name(kind))
     if kind == "websocket.connect":
         # connect() runs inside the connect span so group_add etc. hang under it.
         span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
@@ -90,24 +102,18 @@ def _begin(
     if kind == "websocket.disconnect":
         span = conn.disconnect_span(message)
         return span, trace.set_span_in_context(span, conn.connect_ctx), message
-    if kind == "websocket.receive":
-        return _begin_receive(conn, message, handler)
     # Usually parked by the layer's receive(); else still in the message (another layer).
     carried = carrier.PARKED.claim(message)
     if carried is None:
         clean, carried = carrier.take_from_message(message)
     else:
         clean = message
-    attributes: dict[str, Any] = {
-        c.HOP: c.HOP_DELIVER,
-        c.EVENT: c.EV_DELIVER,
-        c.MESSAGE_TYPE: str(kind),
-        c.HANDLER: handler,
-        c.CONNECTION_ID: conn.connection_id,
-    }
-    channel = getattr(getattr(dispatch, "__self__", None), "channel_name", None)
-    if channel:
-        attributes[c.CHANNEL] = str(channel)
+    base = bases.get(kind) if type(kind) is str else None
+    if base is None or base[c.CONNECTION_ID] != conn.connection_id:
+        base = _deliver_base(conn, dispatch, kind)
+        if type(kind) is str and len(bases) < 64:  # a consumer handles a handful of types
+            bases[kind] = base
+    attributes = base.copy()
     seq = None
     if type(carried) is dict:
         try:
@@ -116,6 +122,7 @@ def _begin(
             pass
         else:
             attributes[c.SEQ] = seq
+    tracer = runtime.tracer()
     if type(tracer) is LeanTracer and type(carried) is dict and "baggage" not in carried:
         return _begin_lean_delivery(tracer, conn, carried, attributes, seq, clean)
     # The receiving connection is this one, whoever published; the conversation is
@@ -142,6 +149,21 @@ def _begin(
     return span, trace.set_span_in_context(span, parent), clean
 
 
+def _deliver_base(conn: Connection, dispatch: Dispatch, kind: Any) -> dict[str, Any]:
+    """The ws.deliver attributes every event of type ``kind`` shares on this consumer."""
+    attributes: dict[str, Any] = {
+        c.HOP: c.HOP_DELIVER,
+        c.EVENT: c.EV_DELIVER,
+        c.MESSAGE_TYPE: str(kind),
+        c.HANDLER: _handler_name(kind),
+        c.CONNECTION_ID: conn.connection_id,
+    }
+    channel = getattr(getattr(dispatch, "__self__", None), "channel_name", None)
+    if channel:
+        attributes[c.CHANNEL] = str(channel)
+    return attributes
+
+
 def _begin_lean_delivery(
     tracer: LeanTracer,
     conn: Connection,
@@ -156,15 +178,16 @@ def _begin_lean_delivery(
     parent from ``traceparent``, the ids from the carrier (the conversation falls
     back to the connection's, the connection is always this one), one context.
     """
-    entries: dict[str, str] = {}
     conversation = carried.get(c.CONVERSATION_ID)
-    if not (isinstance(conversation, str) and conversation):
+    if not (type(conversation) is str and conversation):
         conversation = conn.conversation_id
-    if conversation:
-        entries[c.CONVERSATION_ID] = conversation
-    entries[c.CONNECTION_ID] = conn.connection_id
+    entries: dict[str, str] = (
+        {c.CONVERSATION_ID: conversation, c.CONNECTION_ID: conn.connection_id}
+        if conversation
+        else {c.CONNECTION_ID: conn.connection_id}
+    )
     message_id = carried.get(c.MESSAGE_ID)
-    if isinstance(message_id, str) and message_id:
+    if type(message_id) is str and message_id:
         entries[c.MESSAGE_ID] = message_id
     attributes.update(entries)
     span = tracer.start_child(
@@ -172,17 +195,18 @@ def _begin_lean_delivery(
     )
     values: dict[str, Any] = {SEQ_KEY: seq} if seq is not None else {}
     if not runtime.config().record_bodies:
-        # What _start_send_span would derive for each frame this handler writes.
-        send = conn.ids()
-        send.setdefault(c.CONVERSATION_ID, entries.get(c.CONVERSATION_ID))
+        # What _start_send_span would derive for each frame this handler writes:
+        # Connection.ids() (its conversation first), then the delivery's ids.
+        send = {c.CONNECTION_ID: conn.connection_id}
+        conversation = conn.conversation_id or conversation
+        if conversation:
+            send[c.CONVERSATION_ID] = conversation
         if c.MESSAGE_ID in entries:
-            send[c.MESSAGE_ID] = entries[c.MESSAGE_ID]
+            send[c.MESSAGE_ID] = message_id
         send[c.HOP] = c.HOP_SEND
         send[c.EVENT] = c.EV_SEND
         if seq is not None:
             send[c.SEQ] = seq
-        if send[c.CONVERSATION_ID] is None:
-            del send[c.CONVERSATION_ID]
         values[SEND_KEY] = (span, tracer, conn, send)
     return span, carrier.context_for(span, entries, values), clean
 
@@ -213,6 +237,9 @@ def _begin_receive(
 
 
 def _handler_name(kind: Any) -> str:
+    name = _HANDLERS.get(kind) if type(kind) is str else None
+    if name is not None:
+        return name
     name = str(kind).replace(".", "_") if kind else ""
     if type(kind) is str and len(_HANDLERS) < 1024:  # a consumer has a handful of types
         _HANDLERS[kind] = name

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from wstrace.otlp_json import encode_request
@@ -212,3 +218,72 @@ def test_runtime_uses_the_lean_tracer_only_for_the_provider_wstrace_installed(mo
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", sampled)
     monkeypatch.setattr(providers, "_installed", {"provider": sampled, "owned": True})
     assert isinstance(runtime.tracer(), SdkTracer)
+
+
+class _Collect(SpanExporter):
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.batches.append([span.name for span in spans])
+        return SpanExportResult.SUCCESS
+
+
+def test_lean_spans_reach_a_batch_processor_whose_full_batch_wakes_its_exporter() -> None:
+    exported = _Collect()
+    provider = TracerProvider()
+    # An hour's delay: only a full batch (the wake-up emit() would give) exports early.
+    provider.add_span_processor(
+        BatchSpanProcessor(exported, schedule_delay_millis=3_600_000, max_export_batch_size=4)
+    )
+    tracer = LeanTracer(provider, "wstrace", "0.1.0")
+    for index in range(4):
+        tracer.start_span(f"ws.send.{index}").end()
+    deadline = time.monotonic() + 5
+    while not exported.batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert exported.batches == [["ws.send.0", "ws.send.1", "ws.send.2", "ws.send.3"]]
+    provider.shutdown()
+
+
+def test_a_full_batch_queue_drops_the_oldest_span_as_the_sdk_does() -> None:
+    exported = _Collect()
+    provider = TracerProvider()
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exported, schedule_delay_millis=3_600_000, max_queue_size=3, max_export_batch_size=3
+        )
+    )
+    processor = provider._active_span_processor._span_processors[0]
+    processor._batch_processor._worker_awaken.set = lambda: None  # keep the queue as it fills
+    tracer = LeanTracer(provider, "wstrace", "0.1.0")
+    for index in range(5):
+        tracer.start_span(f"ws.send.{index}").end()
+    queued = [span.name for span in processor._batch_processor._queue]
+    assert queued == ["ws.send.4", "ws.send.3", "ws.send.2"]  # newest first, 0 and 1 dropped
+    provider.shutdown()
+
+
+def test_a_child_of_a_lean_span_matches_start_child_and_an_unsampled_parent_stays_unsampled() -> (
+    None
+):
+    provider, memory = _provider()
+    tracer = LeanTracer(provider, "wstrace", "0.1.0")
+    deliver = tracer.start_span("ws.deliver")
+    send = tracer.start_child_of_own("ws.send", deliver, SpanKind.INTERNAL, {"ws.hop": "send"})
+    send.end()
+    deliver.end()
+    own, parent = deliver.get_span_context(), send.get_span_context()
+    assert send.parent == own
+    assert (parent.trace_id, parent.trace_flags, parent.is_valid) == (
+        own.trace_id,
+        own.trace_flags,
+        True,
+    )
+    assert parent.span_id != own.span_id
+    unsampled = trace.NonRecordingSpan(
+        trace.SpanContext(0x1234, 0x42, is_remote=True, trace_flags=trace.TraceFlags(0))
+    )
+    child = tracer.start_child_of_own("ws.send", unsampled, SpanKind.INTERNAL, {})
+    assert not child.is_recording()
+    assert [s.name for s in memory.get_finished_spans()] == ["ws.send", "ws.deliver"]

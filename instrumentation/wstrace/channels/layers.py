@@ -115,7 +115,7 @@ def publisher(event: str, target_name: str) -> Any:
     """Wrapper factory for ``group_send(group, message)`` / ``send(channel, message)``."""
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if not runtime.active():
+        if not _STATE["active"]:
             return await wrapped(*args, **kwargs)
         outer = FACTS.get()
         if outer is not None:
@@ -124,7 +124,12 @@ def publisher(event: str, target_name: str) -> Any:
             return await _inner_send(wrapped, args, kwargs, outer)
         target = args[0] if args else kwargs.get(target_name)
         message = args[1] if len(args) > 1 else kwargs.get("message")
-        started = runtime.shield("publish", _begin_publish, instance, event, target, message)
+        # runtime.shield, inlined here and at the end: this runs for every chunk.
+        try:
+            started = _begin_publish(instance, event, target, message)
+        except Exception as exc:
+            runtime.report_once("publish", exc)
+            started = None
         if started is None:
             return await wrapped(*args, **kwargs)
         span, outgoing, facts = started
@@ -144,9 +149,15 @@ def publisher(event: str, target_name: str) -> Any:
             if returned and event == c.EV_CHANNEL_SEND and _has_capacity(instance):
                 # A capacity layer's send() raises ChannelFull when full: returning means it fit.
                 facts.capacity_checked = True
-            runtime.shield("publish end", _end_publish, span, facts)
+            try:
+                _end_publish(span, facts)
+            except Exception as exc:
+                runtime.report_once("publish end", exc)
 
     return wrapper
+
+
+_STATE = runtime._state  # runtime.active() without the call
 
 
 def _has_capacity(layer: Any) -> bool:

@@ -24,6 +24,8 @@ logger = logging.getLogger("wstrace")
 T = TypeVar("T")
 
 _state: dict[str, Any] = {"config": Config(enabled=False), "active": False, "installed": False}
+# The same dict, for the per-frame wrappers: STATE["active"] is active() without the call.
+STATE = _state
 _reported: set[str] = set()
 
 

@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
+from wstrace.runtime import STATE
 from wstrace.tracer import LeanTracer
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -66,7 +67,7 @@ def _traced_receive(conn: Connection, receive: Receive) -> Receive:
 def _traced_send(conn: Connection, send: Send) -> Send:
     async def traced_send(message: dict[str, Any]) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "websocket.send" and _STATE["active"]:
+        if kind == "websocket.send" and STATE["active"]:
             # runtime.shield, inlined: this runs for every frame written to the client.
             try:
                 span = _start_send_span(conn, message)
@@ -91,9 +92,6 @@ def _traced_send(conn: Connection, send: Send) -> Send:
         await send(message)
 
     return traced_send
-
-
-_STATE = runtime._state  # runtime.active() without the call
 
 
 def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:

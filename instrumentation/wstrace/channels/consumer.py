@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection, message_id_of
+from wstrace.runtime import STATE
 from wstrace.tracer import LeanTracer
 
 Dispatch = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -51,7 +52,7 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
 
     async def traced(message: dict[str, Any]) -> Any:
         conn = CURRENT.get()
-        if conn is None or not _STATE["active"] or not isinstance(message, dict):
+        if conn is None or not STATE["active"] or not isinstance(message, dict):
             return await dispatch(_strip(message))
         # runtime.shield, inlined: this runs for every message and chunk.
         try:
@@ -75,9 +76,6 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
             span.end()
 
     return traced
-
-
-_STATE = runtime._state  # runtime.active() without the call
 
 
 def _strip(message: Any) -> Any:

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
+from wstrace.runtime import STATE
 from wstrace.tracer import LeanTracer
 
 
@@ -115,7 +116,7 @@ def publisher(event: str, target_name: str) -> Any:
     """Wrapper factory for ``group_send(group, message)`` / ``send(channel, message)``."""
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if not _STATE["active"]:
+        if not STATE["active"]:
             return await wrapped(*args, **kwargs)
         outer = FACTS.get()
         if outer is not None:
@@ -155,9 +156,6 @@ def publisher(event: str, target_name: str) -> Any:
                 runtime.report_once("publish end", exc)
 
     return wrapper
-
-
-_STATE = runtime._state  # runtime.active() without the call
 
 
 def _has_capacity(layer: Any) -> bool:

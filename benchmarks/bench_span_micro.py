@@ -6,6 +6,8 @@
     # the same pieces of an older commit, side by side:
     d=$(mktemp -d); git archive 76d3960 instrumentation | tar -x -C "$d"
     .venv/bin/python benchmarks/bench_span_micro.py --instrumentation "$d/instrumentation"
+    # the encoder's machine instructions per span (valgrind; either checkout):
+    .venv/bin/python benchmarks/bench_span_micro.py --instructions
 
 Measured: start + end of one span with 7 attributes through the OpenTelemetry
 SDK tracer and through wstrace's lean tracer (when the code has one), both with
@@ -19,7 +21,11 @@ time (other load only ever adds).
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -71,7 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "instrumentation",
         help="the wstrace package's parent directory to measure (default: this checkout)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead: the encoder's machine instructions per span, counted by callgrind",
+    )
+    parser.add_argument("--encode-repeats", type=int, help=argparse.SUPPRESS)  # the child's
     args = parser.parse_args(argv)
+    if args.instructions:
+        return _encoder_instructions(args.instrumentation)
     sys.path.insert(0, str(args.instrumentation))
 
     from opentelemetry import baggage
@@ -99,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             self.spans.extend(spans)
             return SpanExportResult.SUCCESS
 
-    print(f"wstrace from {args.instrumentation}")
+    if args.encode_repeats is None:
+        print(f"wstrace from {args.instrumentation}")
 
     # --- start + end --------------------------------------------------------------
     provider = TracerProvider()
@@ -119,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     tracers = {"sdk": provider.get_tracer("wstrace")}
     if LeanTracer is not None:
         tracers["lean"] = LeanTracer(provider, "wstrace", "bench")
-    for name, tracer in tracers.items():
+    for name, tracer in (tracers if args.encode_repeats is None else {}).items():
 
         def spans(tracer: Any = tracer) -> None:
             for _ in range(2000):
@@ -159,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         otlp_json.encode_request(batch)
 
     encode()  # warm the encoder's caches, as a running exporter has them
+    if args.encode_repeats is not None:
+        for _ in range(args.encode_repeats):
+            encode()
+        return 0
     print(
         f"encode_request: {_best(encode, len(batch)):6.2f} µs per span, "
         f"{_bytecodes(encode) / len(batch):6.1f} bytecodes per span"
@@ -171,6 +190,35 @@ def main(argv: list[str] | None = None) -> int:
             redact.redact_text(LINE)
 
     print(f"redact_text, {len(LINE)}-character log line: {_best(scrub, 20):8.2f} µs")
+    return 0
+
+
+_TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
+_BATCH = 512  # spans per encode_request call, as built above
+
+
+def _encoder_instructions(instrumentation: Path) -> int:
+    """Run the encoder part under callgrind with 2 and with 12 calls; print the difference per span."""
+    if shutil.which("valgrind") is None:
+        print("bench_span_micro: valgrind not found on PATH (apt-get install valgrind)")
+        return 2
+    counts = []
+    with tempfile.TemporaryDirectory(prefix="wstrace-enc-") as tmp:
+        for repeats in (2, 12):
+            out = Path(tmp) / f"cg.{repeats}"
+            command = [
+                "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                sys.executable, __file__, "--instrumentation", str(instrumentation),
+                "--encode-repeats", str(repeats),
+            ]  # fmt: skip
+            subprocess.run(command, check=True, capture_output=True)
+            match = _TOTAL.search(out.read_text())
+            if match is None:
+                raise SystemExit(f"no instruction total in {out}")
+            counts.append(int(match.group(1)))
+    per_span = (counts[1] - counts[0]) / 10 / _BATCH
+    print(f"wstrace from {instrumentation}")
+    print(f"encode_request: {per_span:,.0f} instructions per span (callgrind)")
     return 0
 
 

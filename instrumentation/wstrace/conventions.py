@@ -62,6 +62,14 @@ WORKER: Final = "ws.worker"  # worker hostname
 RETRIES: Final = "ws.retries"  # int
 TASK_STATE: Final = "ws.task_state"  # SUCCESS / FAILURE / RETRY
 BODY: Final = "ws.body"  # only when RECORD_BODIES is on
+FRAME_TYPE: Final = "ws.frame_type"  # the client frame's own "type" field (receive)
+EXPECTS_ANSWER: Final = "ws.expects_answer"  # bool, only when WSTRACE declares answered types
+APP_MESSAGE_ID: Final = "ws.app_message_id"  # the id the app itself put in a frame
+CONVERSATION_SOURCE: Final = "ws.conversation_source"  # route | pattern | resolver | path
+ROUTE: Final = "ws.route"  # the URL route pattern that matched (no values)
+PAYLOAD_HASH: Final = "ws.payload_hash"  # raw pub/sub: hash of channel + payload, both sides
+REVOKED: Final = "ws.revoked"  # bool: the task was revoked
+REVOKE_REASON: Final = "ws.revoke_reason"  # terminated | expired | signal:<name> | revoked
 
 ALL_ATTRIBUTES: Final = tuple(
     value
@@ -101,6 +109,7 @@ SPAN_GROUP_ADD: Final = "ws.group_add"
 SPAN_GROUP_DISCARD: Final = "ws.group_discard"
 SPAN_WORKER_READY: Final = "ws.worker_ready"
 SPAN_DROP: Final = "ws.drop"  # a message the layer discarded on the receiving side
+SPAN_REVOKE: Final = "ws.revoke"  # the app asked Celery to revoke a task (attribute ws.task_id)
 
 # --- ws.event values --------------------------------------------------------
 EV_CONNECT: Final = "connect"
@@ -121,6 +130,10 @@ EV_GROUP_ADD: Final = "group_add"
 EV_GROUP_DISCARD: Final = "group_discard"
 EV_WORKER_READY: Final = "worker_ready"
 EV_BUFFER_OVERFLOW: Final = "buffer_overflow"  # the consumer's receive buffer dropped its oldest
+EV_HTTP_REQUEST: Final = "http_request"  # an HTTP request that starts a message (hop receive)
+EV_REDIS_MESSAGE: Final = "redis_message"  # a raw pub/sub message read by a subscriber (deliver)
+EV_REVOKE: Final = "revoke"  # app.control.revoke(...) called (span ws.revoke)
+EV_TASK_REVOKED: Final = "task_revoked"  # Celery's task_revoked signal (span event on ws.task)
 # span events (OTel events inside a span)
 EV_CHANNEL_FULL: Final = "ws.channel_full"
 EV_EXCEPTION: Final = "exception"
@@ -150,6 +163,7 @@ CAUSES: Final = (
     "send_failed",
     "duplicate_delivery",
     "broker_unavailable",  # enqueue failed: the Celery broker refused or was unreachable
+    "task_revoked",  # the task was revoked or terminated (a Stop button, an expiry, a signal)
     "unknown",
 )
 

@@ -9,6 +9,15 @@ context and the conversation ids into the task headers. In the worker,
 verdicts compare against) and ``worker_process_shutdown`` flushes a prefork
 child's spans before it exits.
 
+Cancellation leaves evidence on both sides. ``Control.revoke`` (which
+``AsyncResult.revoke`` and ``GroupResult.revoke`` call too) is wrapped: the
+``ws.revoke`` span names the revoked task ids under the app's current span (the
+Stop frame's ``ws.receive``, an HTTP request). In the worker, Celery's
+``task_revoked`` signal becomes a ``ws.task_revoked`` span under the task's own
+enqueue context, so it carries the ids of the message that started the task:
+with ``terminate=True`` the signal fires in the main worker process, while the
+killed prefork child never exports its unfinished ``ws.task``.
+
 When ``opentelemetry-instrumentation-celery`` is also active, its
 ``apply_async/…`` and ``run/…`` spans are enriched instead of duplicated.
 """
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal as signals
 from typing import Any
 
 from opentelemetry import context, trace
@@ -28,6 +38,14 @@ from wstrace import conventions as c
 logger = logging.getLogger(__name__)
 
 _HEADER_KEYS = ("traceparent", "tracestate", "baggage")
+
+# Span and attribute names conventions.py does not have yet (docs/evidence.md lists them).
+_SPAN_TASK_REVOKED = "ws.task_revoked"
+_REVOKE_SIGNAL = "ws.revoke_signal"  # signal name sent to the task's process (SIGTERM ...)
+_REVOKE_TERMINATE = "ws.revoke_terminate"  # bool: the app asked to terminate a running task
+_TASK_IDS = "ws.task_ids"  # list[str]: every id of one revoke call, when it named several
+# The worker's main process must not stall on a slow exporter while it serves other tasks.
+_REVOKED_FLUSH_MS = 1000
 
 
 _CONTRIB: dict[str, Any] = {}
@@ -175,12 +193,146 @@ class TaskSpans:
         if opened is None:
             return
         span, token = opened
-        if state:
-            span.set_attribute(c.TASK_STATE, str(state))
-        span.end()
+        if span.is_recording():  # a revoke in this process may have ended it already
+            if state:
+                span.set_attribute(c.TASK_STATE, str(state))
+            span.end()
         # A foreign context change between prerun and postrun must not fail the task.
         with contextlib.suppress(Exception):
             context.detach(token)  # type: ignore[arg-type]
+
+    def revoked(
+        self,
+        sender: Any = None,
+        request: Any = None,
+        terminated: Any = False,
+        signum: Any = None,
+        expired: Any = False,
+        **_: Any,
+    ) -> None:
+        """``task_revoked``: a ``ws.task_revoked`` span, and this process's ``ws.task`` ends."""
+        if not runtime.active() or request is None:
+            return
+        facts = runtime.shield(
+            "task revoked", _revoked_facts, sender, request, terminated, signum, expired
+        )
+        if facts is None:
+            return
+        attributes, description = facts
+        opened = self._open.get(str(attributes[c.TASK_ID]))
+        if opened is not None:
+            # Revoked while running here (threads/solo pool, no terminate): the task span
+            # says so itself. postrun still detaches its context, in the task's own thread.
+            runtime.shield("task revoked", _end_revoked, opened[0], attributes, description)
+        runtime.shield("task revoked", _record_revoked, request, attributes, description)
+        # The main worker process may live on for days: without a flush the evidence of a
+        # Stop button would wait for the next batch; bounded so a dead exporter costs ~1 s.
+        runtime.shield("task revoked flush", provider.flush, _REVOKED_FLUSH_MS)
+
+
+def _revoked_facts(
+    sender: Any, request: Any, terminated: Any, signum: Any, expired: Any
+) -> tuple[dict[str, Any], str]:
+    """The attributes of a revoked task, and the status description naming why."""
+    reason = "expired" if expired else "terminated" if terminated else "revoked"
+    name = signal_name(signum) if signum else None
+    attributes: dict[str, Any] = {
+        c.HOP: c.HOP_TASK,
+        c.EVENT: c.EV_TASK_REVOKED,
+        c.CAUSE: "task_revoked",
+        c.REVOKED: True,
+        c.REVOKE_REASON: reason,
+        c.TASK_STATE: "REVOKED",
+        c.TASK_ID: str(getattr(request, "id", None) or ""),
+        c.TASK_NAME: str(getattr(sender, "name", None) or getattr(request, "task", None) or ""),
+    }
+    if name:
+        attributes[_REVOKE_SIGNAL] = name
+    hostname = getattr(request, "hostname", None)
+    if hostname:
+        attributes[c.WORKER] = str(hostname)
+    description = f"task {reason}" + (f" (signal:{name})" if name else "")
+    return attributes, description
+
+
+def _record_revoked(request: Any, attributes: dict[str, Any], description: str) -> None:
+    # The parent is the task's enqueue, read from the headers ws.enqueue wrote (as
+    # TaskSpans._open_span does), so the span carries the message's ids.
+    parent = carrier.extract({k: getattr(request, k, None) for k in _HEADER_KEYS})
+    span = runtime.tracer().start_span(
+        _SPAN_TASK_REVOKED,
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes={**current.ids(parent), **attributes},
+    )
+    span.set_status(Status(StatusCode.ERROR, description))
+    span.end()
+
+
+def _end_revoked(span: trace.Span, attributes: dict[str, Any], description: str) -> None:
+    if span.is_recording():
+        span.set_attributes(attributes)
+        span.set_status(Status(StatusCode.ERROR, description))
+        span.end()
+
+
+def signal_name(signum: Any) -> str | None:
+    """``SIGTERM`` for 15, ``"TERM"`` or ``"SIGTERM"``; None when it names no signal."""
+    if isinstance(signum, str):
+        text = signum.strip().upper()
+        if not text:
+            return None
+        if text.isdigit():
+            return signal_name(int(text))
+        return text if text.startswith("SIG") else f"SIG{text}"
+    try:
+        return signals.Signals(int(signum)).name
+    except (TypeError, ValueError):
+        return None
+
+
+# --- revoke (the app side) ------------------------------------------------------------------
+def revoke(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wrapper for ``Control.revoke``: the ``ws.revoke`` span (``AsyncResult.revoke`` too)."""
+    if not runtime.active():
+        return wrapped(*args, **kwargs)
+    span = runtime.shield("revoke", _start_revoke, *args, **kwargs)
+    if span is None:
+        return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    except Exception as exc:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        span.end()
+
+
+def _start_revoke(
+    task_id: Any = None,
+    destination: Any = None,
+    terminate: Any = False,
+    signal: Any = None,
+    **_: Any,
+) -> trace.Span:
+    ids = [str(i) for i in task_id] if isinstance(task_id, list | tuple | set) else [str(task_id)]
+    attributes: dict[str, Any] = {
+        **current.ids(),
+        c.EVENT: c.EV_REVOKE,
+        c.TASK_ID: ids[0] if ids else "",
+        _REVOKE_TERMINATE: bool(terminate),
+    }
+    if len(ids) > 1:
+        attributes[_TASK_IDS] = ids
+    if terminate:
+        # Celery's default when the caller names none (AsyncResult.revoke passes None).
+        attributes[_REVOKE_SIGNAL] = signal_name(signal or "SIGTERM") or str(signal)
+    # The hop of the frame or request that asked for it (a Stop frame: receive).
+    hop = getattr(trace.get_current_span(), "attributes", None) or {}
+    if hop.get(c.HOP):
+        attributes[c.HOP] = hop[c.HOP]
+    return runtime.tracer().start_span(c.SPAN_REVOKE, kind=SpanKind.PRODUCER, attributes=attributes)
 
 
 def _annotate_task(span: trace.Span, task: Any, task_id: str) -> None:

@@ -152,6 +152,7 @@ class CeleryInstrumentor(BaseInstrumentor):
 
         self._tasks = hooks.TaskSpans()
         wrap_function_wrapper("celery.app.base", "Celery.send_task", hooks.send_task)
+        wrap_function_wrapper("celery.app.control", "Control.revoke", hooks.revoke)
         self._connections = [
             (signals.before_task_publish, hooks.before_publish),
             (signals.after_task_publish, hooks.after_publish),
@@ -161,14 +162,17 @@ class CeleryInstrumentor(BaseInstrumentor):
             (signals.task_retry, self._tasks.retry),
             (signals.worker_ready, hooks.worker_ready),
             (signals.worker_process_shutdown, hooks.process_shutdown),
+            (signals.task_revoked, self._tasks.revoked),
         ]
         for signal, receiver in self._connections:
             signal.connect(receiver, weak=False)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import celery.app.base
+        import celery.app.control
 
         unwrap(celery.app.base.Celery, "send_task")
+        unwrap(celery.app.control.Control, "revoke")
         for signal, receiver in getattr(self, "_connections", []):
             signal.disconnect(receiver)
         self._connections = []

@@ -1,4 +1,4 @@
-"""Run the example chat app for real: Redis, Daphne and a Celery prefork worker as subprocesses.
+"""Run an example app for real: Redis, Daphne and a Celery prefork worker as subprocesses.
 
 Used by the test suite, ``wsanalyze demo``, the benchmarks and the docker tests::
 
@@ -6,10 +6,16 @@ Used by the test suite, ``wsanalyze demo``, the benchmarks and the docker tests:
         transcript = stack.talk(["hello"])                      # a healthy conversation
         transcript = stack.run_scenario(SCENARIOS["consumer_gone"])
 
-Nothing here imports Django: the app runs in its own processes, configured by
-environment variables (see ``examples/chatapp/config/settings.py``). The
-example app is found next to this repository (``examples/chatapp``) unless
-``WSTRACE_EXAMPLE_APP`` points elsewhere.
+    with RedisServer() as redis, Stack(Path("/tmp/rooms"), redis.url, app="roomapp") as stack:
+        ...  # drive it with wsanalyze.demo.roomclient
+
+Two apps (``APPS``): ``chatapp`` (the default: one agent streaming answers to a
+conversation group) and ``roomapp`` (group rooms, bots, a Stop button, HTTP
+posts, raw pub/sub answers). Both have the same layout (``config.settings``,
+``config.asgi:application``, Celery app ``config``). Nothing here imports
+Django: the app runs in its own processes, configured by environment variables
+(see ``examples/<app>/config/settings.py``). The apps are found next to this
+repository (``examples/<app>``); ``WSTRACE_EXAMPLE_APP`` points the chat app elsewhere.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from typing import Any
 from .client import Transcript, converse, make_token
 
 __all__ = [
+    "APPS",
     "CLOSED_REDIS_URL",
     "DEFAULT_JWT_SECRET",
     "SCENARIOS",
     "TOKEN_KINDS",
+    "AppSpec",
     "RedisServer",
     "Scenario",
     "Stack",
@@ -50,10 +58,33 @@ __all__ = [
 HOST = "127.0.0.1"
 EXAMPLE_APP_ENV = "WSTRACE_EXAMPLE_APP"
 DEFAULT_JWT_SECRET = "example-chatapp-jwt-secret-change-me-in-production"
+ROOMAPP_JWT_SECRET = "example-roomapp-jwt-secret-change-me-in-production"
 SERVICES = ("web", "worker")
 CLOSED_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
 TOKEN_KINDS = ("valid", "none", "expired", "wrong_secret", "garbage")
 _POLL = 0.05
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What differs between the example apps: where they live and what their settings read."""
+
+    name: str
+    ws_path: str  # the conversation route, formatted with conversation_id
+    env_prefix: str  # prefix of the app's own variables (CHAT_LAYER, ROOM_LAYER, ...)
+    default_secret: str
+    token_in_query: bool  # chatapp reads ?token=; roomapp a Sec-WebSocket-Protocol token
+    worker_prefix: str
+
+
+APPS: dict[str, AppSpec] = {
+    "chatapp": AppSpec(
+        "chatapp", "/ws/chat/{conversation_id}/", "CHAT", DEFAULT_JWT_SECRET, True, "chat"
+    ),
+    "roomapp": AppSpec(
+        "roomapp", "/ws/rooms/{conversation_id}/", "ROOM", ROOMAPP_JWT_SECRET, False, "room"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -162,14 +193,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def example_app_dir() -> Path:
-    """Return the directory of the example chat app (``WSTRACE_EXAMPLE_APP`` overrides)."""
-    override = os.environ.get(EXAMPLE_APP_ENV)
-    path = (
-        Path(override) if override else Path(__file__).resolve().parents[3] / "examples" / "chatapp"
-    )
+def example_app_dir(app: str = "chatapp") -> Path:
+    """Return the directory of an example app (``WSTRACE_EXAMPLE_APP`` overrides the chat app's)."""
+    if app not in APPS:
+        raise ValueError(f"app must be one of {tuple(APPS)}, not {app!r}")
+    override = os.environ.get(EXAMPLE_APP_ENV) if app == "chatapp" else None
+    path = Path(override) if override else Path(__file__).resolve().parents[3] / "examples" / app
     if not (path / "config" / "asgi.py").is_file():
-        raise StackError(f"no example app at {path}: set {EXAMPLE_APP_ENV} to examples/chatapp")
+        raise StackError(f"no example app at {path}: set {EXAMPLE_APP_ENV} to examples/{app}")
     return path
 
 
@@ -299,11 +330,14 @@ class RedisServer:
 
 
 class Stack:
-    """Daphne serving the example app plus a Celery prefork worker, sharing one Redis.
+    """Daphne serving an example app plus a Celery prefork worker, sharing one Redis.
 
+    ``app`` picks the example app (``APPS``: ``chatapp`` by default, ``roomapp``).
     ``env`` goes to both processes, ``web_env`` / ``worker_env`` to one (they win
     over ``env``). Logs go to ``workdir/web.log`` and ``workdir/worker.log``;
-    wstrace files to ``trace_dir`` (default ``workdir/traces``).
+    wstrace files to ``trace_dir`` (default ``workdir/traces``). ``worker=False``
+    starts no worker at all (the "worker down" deployment); ``stop_worker()``
+    stops it later.
     """
 
     def __init__(
@@ -323,9 +357,15 @@ class Stack:
         app_dir: Path | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        app: str = "chatapp",
+        worker: bool = True,
     ) -> None:
         if layer not in ("core", "pubsub"):
             raise ValueError(f"layer must be 'core' or 'pubsub', not {layer!r}")
+        if app not in APPS:
+            raise ValueError(f"app must be one of {tuple(APPS)}, not {app!r}")
+        self.app = APPS[app]
+        self.with_worker = worker
         self.workdir = Path(workdir)
         self.redis_url = redis_url
         self.layer = layer
@@ -337,11 +377,11 @@ class Stack:
         self.concurrency = concurrency
         self.queues = queues
         self.python = python
-        self.app_dir = Path(app_dir) if app_dir else example_app_dir()
+        self.app_dir = Path(app_dir) if app_dir else example_app_dir(app)
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.port = free_port()
-        self.worker_name = f"chat-{uuid.uuid4().hex[:8]}"
+        self.worker_name = f"{self.app.worker_prefix}-{uuid.uuid4().hex[:8]}"
         self.web_log = self.workdir / "web.log"
         self.worker_log = self.workdir / "worker.log"
         self.procs: dict[str, subprocess.Popen] = {}
@@ -354,13 +394,18 @@ class Stack:
         return f"http://{HOST}:{self.port}"
 
     def ws_url(self, conversation_id: str, token: str | None = None) -> str:
-        """Return the chat WebSocket URL of a conversation, with ``?token=`` when given."""
-        url = f"ws://{HOST}:{self.port}/ws/chat/{conversation_id}/"
-        return f"{url}?token={token}" if token else url
+        """Return the WebSocket URL of a conversation, with ``?token=`` when given (chatapp)."""
+        url = f"ws://{HOST}:{self.port}" + self.app.ws_path.format(conversation_id=conversation_id)
+        return f"{url}?token={token}" if token and self.app.token_in_query else url
+
+    def user_ws_url(self, user_id: str) -> str:
+        """Return the notification WebSocket URL of a user (roomapp)."""
+        return f"ws://{HOST}:{self.port}/ws/user/{user_id}/"
 
     @property
     def jwt_secret(self) -> str:
-        return self.process_env("web").get("CHAT_JWT_SECRET", DEFAULT_JWT_SECRET)
+        var = f"{self.app.env_prefix}_JWT_SECRET"
+        return self.process_env("web").get(var, self.app.default_secret)
 
     def token(self, user_id: int | str = 1, name: str = "alice", *, expired: bool = False) -> str:
         """Mint a connection token the web process accepts (or an expired one)."""
@@ -423,19 +468,20 @@ class Stack:
         """The variables this stack sets for ``service`` ("web" / "worker") over os.environ."""
         if service not in SERVICES:
             raise ValueError(f"service must be one of {SERVICES}, not {service!r}")
+        prefix = self.app.env_prefix
         env = {
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "PYTHONPATH": str(self.app_dir),
             "PYTHONUNBUFFERED": "1",
             "REDIS_URL": self.redis_url,
-            "CHAT_LAYER": self.layer,
-            "CHAT_JWT_SECRET": DEFAULT_JWT_SECRET,
-            "CHAT_DB_PATH": str(self.workdir / "db.sqlite3"),
+            f"{prefix}_LAYER": self.layer,
+            f"{prefix}_JWT_SECRET": self.app.default_secret,
+            f"{prefix}_DB_PATH": str(self.workdir / "db.sqlite3"),
             # redis-py 8's default 5 s socket timeout occasionally loses the cancel of a
             # consumer's layer receive(); the orphaned receive loop then drains the whole
             # process's channel into per-channel buffers (drop-oldest), which makes
             # scenarios such as channel_full nondeterministic. Pass "" to keep it.
-            "CHAT_LAYER_SOCKET_TIMEOUT": "none",
+            f"{prefix}_LAYER_SOCKET_TIMEOUT": "none",
             "WSTRACE_ENABLED": "1" if self.wstrace_enabled else "0",
             "WSTRACE_DIR": str(self.trace_dir),
             "WSTRACE_SERVICE": service,
@@ -470,6 +516,8 @@ class Stack:
                 ("web", self.web_command(), self.web_log),
                 ("worker", self.worker_command(), self.worker_log),
             ):
+                if service == "worker" and not self.with_worker:
+                    continue
                 with open(log, "ab") as out:
                     self.procs[service] = subprocess.Popen(
                         command,
@@ -496,7 +544,8 @@ class Stack:
 
     def _wait_ready(self, worker_log_start: int) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        web_ready = worker_ready = False
+        web_ready = False
+        worker_ready = not self.with_worker
         while not (web_ready and worker_ready):
             self._check_alive()
             web_ready = web_ready or _port_open(self.port)
@@ -525,6 +574,12 @@ class Stack:
                 raise StackError(
                     f"{service} exited with status {proc.returncode}\n{self.log_tail(service)}"
                 )
+
+    def stop_worker(self) -> None:
+        """Stop the Celery worker only (warm shutdown, telemetry flushed); Daphne keeps serving."""
+        proc = self.procs.pop("worker", None)
+        if proc is not None:
+            _stop_process(proc, self.stop_timeout)
 
     def running(self) -> bool:
         """True while both processes are alive."""

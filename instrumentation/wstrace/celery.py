@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal as signals
+import sys
 from typing import Any
 
 from opentelemetry import context, trace
@@ -196,6 +197,8 @@ class TaskSpans:
         if span.is_recording():  # a revoke in this process may have ended it already
             if state:
                 span.set_attribute(c.TASK_STATE, str(state))
+            else:
+                runtime.shield("task", _mark_interrupted, span)
             span.end()
         # A foreign context change between prerun and postrun must not fail the task.
         with contextlib.suppress(Exception):
@@ -228,6 +231,20 @@ class TaskSpans:
         # The main worker process may live on for days: without a flush the evidence of a
         # Stop button would wait for the next batch; bounded so a dead exporter costs ~1 s.
         runtime.shield("task revoked flush", provider.flush, _REVOKED_FLUSH_MS)
+
+
+def _mark_interrupted(span: trace.Span) -> None:
+    """No state: the task body was cut off by a BaseException Celery lets through.
+
+    A prefork child told to stop (``revoke(terminate=True)``, a cold shutdown) gets
+    SIGTERM, billiard's handler raises SystemExit inside the task, and Celery still
+    sends ``task_postrun`` from a ``finally``: the span must not look like a success.
+    """
+    exc = sys.exc_info()[1]  # postrun runs in that finally: the exception is still visible
+    if exc is not None and not isinstance(exc, Exception):
+        span.set_status(
+            Status(StatusCode.ERROR, f"interrupted by {type(exc).__name__} before it finished")
+        )
 
 
 def _revoked_facts(

@@ -123,20 +123,54 @@ class ChannelLayerInstrumentor(BaseInstrumentor):
 
 
 class RedisPublishInstrumentor(BaseInstrumentor):
-    """redis-py ``PUBLISH`` (sync and asyncio): the subscriber count it returns."""
+    """redis-py raw pub/sub (sync and asyncio): ``PUBLISH`` and the messages subscribers read.
+
+    ``publish`` gives the subscriber count it returns; ``PubSub.handle_message``
+    (what ``get_message``/``listen`` parse each reply with) the subscriber's
+    ``ws.deliver``. channels_redis' pub/sub layer reads through the same PubSub,
+    so its receive loop is marked to be left out.
+    """
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("redis >= 4.2",)
 
     def _instrument(self, **kwargs: Any) -> None:
+        from wstrace import redis_pubsub
         from wstrace.channels import layers
 
         wrap_function_wrapper("redis.commands.core", "PubSubCommands.publish", layers.redis_publish)
+        wrap_function_wrapper("redis.client", "PubSub.handle_message", redis_pubsub.handle_message)
+        wrap_function_wrapper(
+            "redis.asyncio.client", "PubSub.handle_message", redis_pubsub.handle_message_async
+        )
+        if _layer_reader_target() is not None:
+            wrap_function_wrapper(
+                "channels_redis.pubsub",
+                "RedisSingleShardConnection._do_receiving",
+                redis_pubsub.layer_reader,
+            )
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        import redis.asyncio.client
+        import redis.client
         import redis.commands.core
 
         unwrap(redis.commands.core.PubSubCommands, "publish")
+        unwrap(redis.client.PubSub, "handle_message")
+        unwrap(redis.asyncio.client.PubSub, "handle_message")
+        owner = _layer_reader_target()
+        if owner is not None:
+            unwrap(owner, "_do_receiving")
+
+
+def _layer_reader_target() -> type | None:
+    """channels_redis' pub/sub shard connection, if installed with the receive loop we mark."""
+    if not _installed("channels_redis"):
+        return None
+    import channels_redis.pubsub
+
+    owner = getattr(channels_redis.pubsub, "RedisSingleShardConnection", None)
+    return owner if owner is not None and hasattr(owner, "_do_receiving") else None
 
 
 class CeleryInstrumentor(BaseInstrumentor):

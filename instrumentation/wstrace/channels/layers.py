@@ -294,9 +294,10 @@ def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
     if facts is None and (not current.ids() or _infrastructure(channel)):
         # Celery events/results, cache invalidation …: not a conversation's evidence.
         return wrapped(*args, **kwargs)
-    span = (
-        None if facts is not None else runtime.shield("redis publish", _raw_publish_span, channel)
-    )
+    span = None
+    if facts is None:
+        payload = args[1] if len(args) > 1 else kwargs.get("message")
+        span = runtime.shield("redis publish", _raw_publish_span, instance, channel, payload)
     try:
         result = wrapped(*args, **kwargs)
     except Exception as exc:
@@ -342,7 +343,7 @@ def _note_receivers(result: Any, facts: PublishFacts | None, span: trace.Span | 
         span.end()
 
 
-def _raw_publish_span(channel: Any) -> trace.Span:
+def _raw_publish_span(client: Any, channel: Any, payload: Any) -> trace.Span:
     ids = current.ids()
     name = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
     attributes: dict[str, Any] = {
@@ -353,9 +354,73 @@ def _raw_publish_span(channel: Any) -> trace.Span:
     }
     if c.MESSAGE_ID in ids:
         attributes[c.SEQ] = SEQUENCES.next(ids[c.MESSAGE_ID], name)
+    digest = payload_hash(channel, payload, *wire_encoding(client))
+    if digest is not None:
+        attributes[c.PAYLOAD_HASH] = digest
     return runtime.tracer().start_span(
         c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
     )
+
+
+# --- raw pub/sub: one hash on both sides -------------------------------------------------
+# Raw PUBLISH carries no trace context (the payload is the app's own bytes, untouched), so
+# the analyzer pairs a subscriber's ws.deliver with its ws.publish by this digest instead.
+_DEFAULT_ENCODING = ("utf-8", "strict")  # redis-py's defaults
+
+
+def wire_encoding(client: Any) -> tuple[str, str]:
+    """The (encoding, errors) redis-py uses to turn a str into bytes for ``client``.
+
+    ``PubSub`` and the cluster clients hold an ``Encoder``; ``Redis``/``Pipeline`` keep
+    the settings in their pool's connection kwargs (``get_encoder()`` would build an
+    ``Encoder`` per call).
+    """
+    encoder = getattr(client, "encoder", None)
+    if encoder is not None:
+        return (
+            getattr(encoder, "encoding", "utf-8"),
+            getattr(encoder, "encoding_errors", "strict"),
+        )
+    settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if type(settings) is not dict:
+        return _DEFAULT_ENCODING
+    return settings.get("encoding", "utf-8"), settings.get("encoding_errors", "strict")
+
+
+def payload_hash(
+    channel: Any, payload: Any, encoding: str = "utf-8", errors: str = "strict"
+) -> str | None:
+    """16 hex digits of blake2b(channel + NUL + payload) over the bytes redis-py sends.
+
+    None for a value redis-py itself refuses (bool, None, other objects): that
+    PUBLISH raises anyway. Nothing is copied beyond what encoding a str costs.
+    """
+    channel_bytes = _wire_bytes(channel, encoding, errors)
+    payload_bytes = _wire_bytes(payload, encoding, errors)
+    if channel_bytes is None or payload_bytes is None:
+        return None
+    digest = hashlib.blake2b(channel_bytes, digest_size=8)
+    digest.update(b"\0")
+    digest.update(payload_bytes)
+    return digest.hexdigest()
+
+
+def _wire_bytes(value: Any, encoding: str, errors: str) -> Any:
+    """What ``redis._parsers.encoders.Encoder.encode`` makes of ``value`` (None: it raises)."""
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is str:
+        return value.encode(encoding, errors)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return repr(value).encode()
+    if isinstance(value, str):
+        return value.encode(encoding, errors)
+    return None
 
 
 def buffer_put(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

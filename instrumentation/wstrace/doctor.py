@@ -11,13 +11,21 @@ so they see exactly what the web process sees:
 ``layer_roundtrip``   send + receive on a fresh channel of the layer
 ``group_roundtrip``   group_add, group_send, receive, group_discard
 ``asgi_router``       ASGI_APPLICATION is a ProtocolTypeRouter with a websocket route; the
-                      auth middleware wraps the URLRouter (not inside a route)
-``allowed_origins``   an origin validator guards the websocket route, with origins set
+                      auth middleware wraps the URLRouter (not inside a route). When
+                      ASGI_APPLICATION cannot be imported but the project's asgi module
+                      (``<settings package>.asgi.application``) can, it says so and checks that
+``allowed_origins``   an origin validator guards the websocket route, with origins set; none
+                      is needed when the route authenticates by token (JWT, query string,
+                      header, subprotocol), a warning when it authenticates by session cookie
 ``layer_not_in_memory`` not InMemoryChannelLayer when another process (a Celery worker)
                       publishes to the layer
 ``celery_worker``     a worker answers ping and consumes every queue tasks are routed to,
                       with the tasks registered
 ``wstrace_active``    wstrace is installed, enabled, and a span it records reaches its store
+                      (and is removed from it again)
+
+The doctor's own probes (layer round trips, Celery pings) run with wstrace and every
+OpenTelemetry instrumentation suppressed, so the user's store gets no spans from them.
 
 ``facts`` carries what other processes are compared against (the layer identity, the
 same fingerprint wstrace writes as ``ws.layer``).
@@ -29,9 +37,11 @@ import asyncio
 import importlib
 import json
 import os
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,9 +315,60 @@ def _walk(app: Any, limit: int = 40) -> list[Any]:
     return chain
 
 
-def _websocket_app() -> tuple[Any, list[str], Check | None]:
-    from django.conf import settings
+def _asgi_candidates(path: str) -> list[str]:
+    """Where a project's ASGI application usually is, when ASGI_APPLICATION points elsewhere.
+
+    The ``application`` of ASGI_APPLICATION's own module, then ``asgi`` and ``routing`` modules
+    of the settings package and its parents (``config.settings.prod`` → ``config.settings.asgi``,
+    ``config.asgi``), only when such a module exists.
+    """
+    from importlib.util import find_spec
+
+    module = path.rpartition(".")[0]
+    names = [f"{module}.application"] if module else []
+    package = os.environ.get("DJANGO_SETTINGS_MODULE", "").rpartition(".")[0]
+    while package:
+        names += [f"{package}.asgi.application", f"{package}.routing.application"]
+        package = package.rpartition(".")[0]
+    out = []
+    for name in dict.fromkeys(names):
+        if name == path:
+            continue
+        try:
+            found = find_spec(name.rpartition(".")[0]) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            out.append(name)
+    return out
+
+
+def _import_asgi(path: str) -> tuple[Any, str, str | None]:
+    """(application, the path that worked, why ASGI_APPLICATION itself did not) or raise."""
     from django.utils.module_loading import import_string
+
+    try:
+        return import_string(path), path, None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        for candidate in _asgi_candidates(path):
+            try:
+                app = import_string(candidate)
+            except Exception:
+                continue
+            if app is not None:
+                return (
+                    app,
+                    candidate,
+                    f"ASGI_APPLICATION = {path!r} cannot be imported: {error}; {candidate} "
+                    f"works: set ASGI_APPLICATION = {candidate!r}",
+                )
+        raise
+
+
+def _websocket_app() -> tuple[Any, list[str], Check | None, str | None]:
+    """(the websocket app, evidence, a failing check, a note that ASGI_APPLICATION is wrong)."""
+    from django.conf import settings
 
     path = getattr(settings, "ASGI_APPLICATION", None)
     if not path:
@@ -321,9 +382,10 @@ def _websocket_app() -> tuple[Any, list[str], Check | None]:
                 ["settings.ASGI_APPLICATION missing"],
                 "Set ASGI_APPLICATION = 'config.asgi.application' (your asgi module).",
             ),
+            None,
         )
     try:
-        app = import_string(path)
+        app, path, wrong = _import_asgi(path)
     except Exception as exc:
         return (
             None,
@@ -331,12 +393,15 @@ def _websocket_app() -> tuple[Any, list[str], Check | None]:
             Check(
                 "asgi_router",
                 FAIL,
-                f"ASGI_APPLICATION {path} cannot be imported",
+                f"ASGI_APPLICATION = {path!r} cannot be imported: {type(exc).__name__}: {exc}",
                 [f"{type(exc).__name__}: {exc}"],
-                "Fix the import error in the asgi module.",
+                "Point ASGI_APPLICATION at your asgi module's application "
+                "('config.asgi.application') and fix the import error it raises.",
             ),
+            None,
         )
-    evidence = [f"ASGI_APPLICATION = {path} → {_label(app)}"]
+    evidence = [wrong, f"checked {path} → {_label(app)}"] if wrong else []
+    evidence = evidence or [f"ASGI_APPLICATION = {path} → {_label(app)}"]
     router = app
     while router is not None and type(router).__name__ != "ProtocolTypeRouter":
         router = _next(router)
@@ -366,12 +431,13 @@ def _websocket_app() -> tuple[Any, list[str], Check | None]:
                 evidence,
                 "Add 'websocket': AuthMiddlewareStack(URLRouter(websocket_urlpatterns)).",
             ),
+            wrong,
         )
-    return mapping["websocket"], evidence, None
+    return mapping["websocket"], evidence, None, wrong
 
 
 def check_asgi_router(opts: Options) -> Check:
-    ws, evidence, failed = _websocket_app()
+    ws, evidence, failed, wrong = _websocket_app()
     if failed:
         return failed
     chain = _walk(ws)
@@ -419,32 +485,117 @@ def check_asgi_router(opts: Options) -> Check:
             "Wrap the router: AuthMiddlewareStack(URLRouter(...)) (or your token middleware), "
             "so scope['user'] is set before routing and for every route.",
         )
-    return Check(
-        "asgi_router",
-        PASS,
-        f"ProtocolTypeRouter → websocket → {_label(auth_outside[0])} → URLRouter ({len(routes)} routes)",
-        evidence,
-    )
+    shape = f"ProtocolTypeRouter → websocket → {_label(auth_outside[0])} → URLRouter ({len(routes)} routes)"
+    if wrong:
+        evidence.append(f"checked instead: {shape}")
+        return Check(
+            "asgi_router",
+            WARN,
+            wrong,
+            evidence,
+            "Fix ASGI_APPLICATION: `manage.py runserver` (Daphne) and "
+            "channels.routing.get_default_application() load the app from it.",
+        )
+    return Check("asgi_router", PASS, shape, evidence)
+
+
+_COOKIE_CODE = re.compile(
+    r"""["'](?:cookie|sessionid)["']|\.COOKIES\b|SESSION_COOKIE_NAME|SimpleCookie|cookies\[""",
+    re.IGNORECASE,
+)
+_TOKEN_PLACES = (
+    ("sec-websocket-protocol", "the Sec-WebSocket-Protocol header"),
+    ("subprotocol", "the Sec-WebSocket-Protocol header"),
+    ("authorization", "an Authorization header"),
+    ("query_string", "the query string"),
+)
+
+
+def _module_source(app: Any) -> str:
+    """The source of the module that defines ``app``'s class ('' when unavailable)."""
+    import inspect
+    import sys
+
+    with suppress(Exception):
+        return inspect.getsource(sys.modules[type(app).__module__])
+    return ""
+
+
+def _is_session_auth(app: Any) -> bool:
+    """Channels' cookie/session stack (what AuthMiddlewareStack builds), or a subclass of it."""
+    try:
+        from channels.auth import AuthMiddleware
+        from channels.sessions import CookieMiddleware, SessionMiddleware
+    except ImportError:
+        return False
+    return isinstance(app, CookieMiddleware | SessionMiddleware) or type(app) is AuthMiddleware
+
+
+def _websocket_auth(ws: Any) -> tuple[str, list[str]]:
+    """How the websocket route authenticates: 'cookie', 'token' or 'none', with the evidence.
+
+    Channels' session stack means cookies. Another auth middleware is a token one unless
+    its module reads cookies; where it takes the token from is read from that module.
+    """
+    found = _walk(ws)
+    router = found[-1] if found and type(found[-1]).__name__ == "URLRouter" else None
+    for route in getattr(router, "routes", None) or []:
+        found += _walk(getattr(route, "callback", None))
+    session = [_label(app) for app in found if _is_session_auth(app)]
+    cookie = [f"{' → '.join(session)}: Django's session cookie"] if session else []
+    token = []
+    for app in found:
+        if _is_session_auth(app) or not _is_auth(app) or _is_origin(app):
+            continue
+        source = _module_source(app)
+        if _COOKIE_CODE.search(source):
+            cookie.append(f"{_label(app)}: reads a cookie")
+            continue
+        lowered = source.lower()
+        kind = "JWT" if "jwt" in lowered else "token"
+        places = dict.fromkeys(text for word, text in _TOKEN_PLACES if word in lowered)
+        token.append(f"{_label(app)}: {kind} from {' / '.join(places) or 'the handshake'}")
+    if cookie:
+        return "cookie", list(dict.fromkeys(cookie + token))
+    if token:
+        return "token", list(dict.fromkeys(token))
+    return "none", []
 
 
 def check_allowed_origins(opts: Options) -> Check:
     from django.conf import settings
 
-    ws, evidence, failed = _websocket_app()
+    ws, evidence, failed, _ = _websocket_app()
     if failed:
         return Check("allowed_origins", SKIP, "no websocket route to inspect", failed.evidence)
     chain = _walk(ws)
     validators = [a for a in chain if _is_origin(a)]
     if not validators:
         evidence.append("websocket chain: " + " → ".join(_label(a) for a in chain))
+        auth, how = _websocket_auth(ws)
+        evidence += how
+        if auth == "cookie":
+            return Check(
+                "allowed_origins",
+                WARN,
+                "no origin validator, and websocket auth is by session cookie: any website a "
+                "logged-in user visits can open a socket as that user, because the browser "
+                "sends your cookies with it (cross-site WebSocket hijacking, CSWSH)",
+                evidence,
+                "Wrap the websocket app: AllowedHostsOriginValidator(AuthMiddlewareStack("
+                "URLRouter(...))) (origins from ALLOWED_HOSTS), or OriginValidator(app, "
+                "['https://your.site']).",
+            )
+        what = "by token" if auth == "token" else "not by cookie"
+        evidence.append(
+            "add AllowedHostsOriginValidator if this route ever authenticates by session cookie"
+        )
         return Check(
             "allowed_origins",
-            FAIL,
-            "no origin validator on the websocket route: any website can open sockets "
-            "with your users' cookies (cross-site WebSocket hijacking)",
+            PASS,
+            f"no origin validator, none needed: websocket auth is {what}, which a cross-site "
+            "page cannot borrow (cross-site WebSocket hijacking needs cookie auth)",
             evidence,
-            "Wrap the websocket app in AllowedHostsOriginValidator(...) or "
-            "OriginValidator(app, ['https://your.site']).",
         )
     validator = validators[0]
     origins = list(getattr(validator, "allowed_origins", []) or [])
@@ -688,18 +839,18 @@ def check_wstrace_active(opts: Options) -> Check:
         )
     directory = Path(config.file_dir)
     evidence.append(f"FILE_DIR = {directory.resolve()}")
-    started = time.time()
+    before = {p: p.stat().st_size for p in directory.glob("*.jsonl")} if directory.is_dir() else {}
     with runtime.tracer().start_as_current_span("wstrace.doctor") as span:
         span.set_attribute("wstrace.doctor", True)
+        trace_id = f"{span.get_span_context().trace_id:032x}"
     provider.flush(int(opts.timeout * 1000))
-    files = (
-        sorted(directory.glob("*.jsonl*"), key=lambda p: p.stat().st_mtime)
-        if directory.is_dir()
-        else []
-    )
-    fresh = [p for p in files if p.stat().st_mtime >= started - 1]
-    if not fresh:
-        evidence.append(f"{len(files)} file(s) there, none written by the test span")
+    written = [
+        p
+        for p in (sorted(directory.glob("*.jsonl")) if directory.is_dir() else [])
+        if trace_id in _appended(p, before.get(p, 0))
+    ]
+    if not written:
+        evidence.append(f"{len(before)} file(s) there, none written by the test span")
         return Check(
             "wstrace_active",
             FAIL,
@@ -708,8 +859,99 @@ def check_wstrace_active(opts: Options) -> Check:
             f"Make {directory} writable by the app (a volume in Docker) and check the logs "
             "for 'wstrace:' warnings.",
         )
-    evidence.append(f"a test span reached {fresh[-1].name} ({fresh[-1].stat().st_size} bytes)")
+    for path in written:
+        _remove_probe(path, before.get(path), trace_id)
+    evidence.append(f"a test span reached {written[0].name}, and was removed from it again")
     return Check("wstrace_active", PASS, "wstrace is active and writing", evidence)
+
+
+def _appended(path: Path, offset: int) -> str:
+    """What was appended to ``path`` past ``offset`` ('' when it cannot be read)."""
+    with suppress(OSError), path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode("utf-8", "replace")
+    return ""
+
+
+def _without_trace(line: str, trace_id: str) -> str | None:
+    """One OTLP/JSON line without the spans of ``trace_id`` (None when none are left)."""
+    if trace_id not in line:
+        return line
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return line
+    kept = []
+    for resource in request.get("resourceSpans") or []:
+        scopes = []
+        for scope in resource.get("scopeSpans") or []:
+            spans = [x for x in scope.get("spans") or [] if x.get("traceId") != trace_id]
+            if spans:
+                scopes.append({**scope, "spans": spans})
+        if scopes:
+            kept.append({**resource, "scopeSpans": scopes})
+    return json.dumps({**request, "resourceSpans": kept}, separators=(",", ":")) if kept else None
+
+
+def _file_exporters() -> list[Any]:
+    """wstrace's file exporters on the global provider (best effort: SDK internals)."""
+    from opentelemetry import trace
+
+    from wstrace.store import FileSpanExporter
+
+    processors = getattr(
+        getattr(trace.get_tracer_provider(), "_active_span_processor", None),
+        "_span_processors",
+        (),
+    )
+    found = []
+    for processor in processors:
+        exporter = getattr(processor, "span_exporter", None) or getattr(
+            getattr(processor, "_batch_processor", None), "_exporter", None
+        )
+        if isinstance(exporter, FileSpanExporter):
+            found.append(exporter)
+    return found
+
+
+def _remove_probe(path: Path, size_before: int | None, trace_id: str) -> None:
+    """Take the doctor's test span out of ``path``: what it appended, and nothing else.
+
+    The file is this process's own (one file per process), so no other writer appends
+    meanwhile. A file the probe created and that is left empty is deleted, after its
+    exporter let go of it (it reopens the path if it exports again).
+    """
+    offset = size_before or 0
+    lines = _appended(path, offset).splitlines()
+    kept = [line for line in (_without_trace(x, trace_id) for x in lines if x) if line]
+    with path.open("r+b") as handle:
+        handle.truncate(offset)
+        handle.seek(offset)
+        handle.write("".join(f"{line}\n" for line in kept).encode())
+    if size_before is None and not kept:
+        owners = [e for e in _file_exporters() if e.path == path]
+        for exporter in owners:
+            exporter.shutdown()  # closes the file only; the next export opens it anew
+        if owners and path.stat().st_size == 0:
+            path.unlink()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Probes that leave no spans: wstrace's wrappers and OpenTelemetry instrumentations off."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    from wstrace import runtime
+
+    was_active = runtime.active()
+    if was_active:
+        runtime.deactivate()
+    try:
+        with suppress_instrumentation():
+            yield
+    finally:
+        if was_active:
+            runtime.activate(runtime.config())
 
 
 # --- running ----------------------------------------------------------------------------
@@ -731,7 +973,11 @@ def run_checks(opts: Options | None = None) -> dict[str, Any]:
         if not wanted.intersection(names):
             continue
         try:
-            result = step(opts)
+            if step is check_wstrace_active:  # it must see wstrace as the app does
+                result = step(opts)
+            else:
+                with _quiet():  # the doctor's probes are no evidence of the app
+                    result = step(opts)
         except Exception as exc:  # a check must never take the others down
             result = [
                 Check(n, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}", [repr(exc)])

@@ -89,6 +89,14 @@ _TEXTS: dict[str, tuple[str, str, str]] = {
         "Fix the exception shown in the evidence; send plain JSON-able dicts through the channel "
         "layer; emit a terminal error chunk in a finally block so the client is told.",
     ),
+    "task_revoked": (
+        "The task was revoked or terminated before it finished its answer: a Stop button, an "
+        "expiry, a signal.",
+        "ws.task_revoked (Celery's task_revoked signal: terminated / expired / revoked) for the "
+        "message's task, and usually a ws.revoke span naming the client frame that asked for it.",
+        "Expected when the user pressed Stop; otherwise check who calls revoke(), task expires= "
+        "and the worker's signals. Send a terminal 'stopped' frame so the client knows.",
+    ),
     "task_stuck": (
         "The task started and never finished (time limit, worker killed, deadlock).",
         "ws.task without an end, or ending with WorkerLostError / TimeLimitExceeded; no more "

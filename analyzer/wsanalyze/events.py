@@ -50,6 +50,13 @@ SCHEMA: dict[str, pl.DataType] = {
     "task_name": pl.String,
     "queue": pl.String,
     "queues": pl.List(pl.String),
+    # what real apps add: frame types, their own ids, routes, raw pub/sub joins
+    "frame_type": pl.String,  # ws.frame_type: the client frame's own "type"
+    "expects_answer": pl.Boolean,  # ws.expects_answer: WSTRACE declared the type answered
+    "app_message_id": pl.String,  # ws.app_message_id: the id the app put in the frame
+    "payload_hash": pl.String,  # ws.payload_hash: raw pub/sub publish <-> subscriber read
+    "conversation_source": pl.String,  # ws.conversation_source: route|pattern|resolver|path
+    "route": pl.String,  # ws.route: the URL route pattern that matched
     # causal links
     "trace_id": pl.String,  # 32 lowercase hex
     "span_id": pl.String,  # 16 lowercase hex

@@ -380,7 +380,7 @@ def test_accept_then_close_4001_is_auth_rejected_at_auth():
     assert report.connections[0].close_code == 4001
 
 
-def test_message_refused_by_a_4004_close_takes_rate_limited_at_receive():
+def test_message_refused_by_a_4004_close_is_rejected_at_receive_and_cut_off_answers_lost():
     t = Trace()
     t.connect("k1")
     t.message("m1", "k1", 10, chunks=3, deliver_upto=0)  # answered after the close: empty group
@@ -388,7 +388,7 @@ def test_message_refused_by_a_4004_close_takes_rate_limited_at_receive():
     t.close("k1", 13, 4004, parent=rec)
     report = verdict(settled(t))
     by_id = {m.message_id: m for m in report.messages}
-    assert triple(by_id["m2"]) == ("lost", "receive", "rate_limited")
+    assert triple(by_id["m2"]) == ("rejected", "receive", "rate_limited")
     assert triple(by_id["m1"]) == ("lost", "deliver", "rate_limited")
     assert report.verdict.cause == "rate_limited"
 
@@ -467,13 +467,22 @@ def test_spans_without_ids_inherit_them_from_their_parent():
     assert inherited and inherited[0].message_id == "m1"
 
 
-def test_no_spans_for_a_conversation_says_what_is_missing():
+def test_a_frame_that_must_be_answered_and_started_nothing_says_what_is_missing():
     t = Trace()
     t.connect("k1")
-    t.receive("m1", "k1", 10)
+    t.receive("m1", "k1", 10, frame_type="message", expects_answer=True)
     m = only_message(verdict(settled(t)))
     assert triple(m) == ("lost", "enqueue", "unknown")
     assert any("missing" in line for line in m.evidence)
+
+
+def test_a_frame_that_starts_no_work_by_design_is_delivered_as_handled():
+    t = Trace()
+    t.connect("k1")
+    t.receive("m1", "k1", 10, frame_type="typing")
+    m = only_message(verdict(settled(t)))
+    assert triple(m) == ("delivered", "send", "ok")
+    assert "handled" in m.summary and "typing" in m.summary
 
 
 # --- many conversations ---------------------------------------------------------------------------

@@ -74,6 +74,12 @@ ROW_COLUMNS: tuple[str, ...] = (
     "task_name",
     "queue",
     "queues",
+    "frame_type",
+    "expects_answer",
+    "app_message_id",
+    "payload_hash",
+    "conversation_source",
+    "route",
     "trace_id",
     "span_id",
     "parent_span_id",
@@ -269,6 +275,12 @@ _ATTR_COLUMNS: dict[str, tuple[int, object]] = {
         (C.TASK_NAME, "task_name", _str),
         (C.QUEUE, "queue", _str),
         (C.QUEUES, "queues", _queues),
+        (C.FRAME_TYPE, "frame_type", _str),
+        (C.EXPECTS_ANSWER, "expects_answer", _bool),
+        (C.APP_MESSAGE_ID, "app_message_id", _str),
+        (C.PAYLOAD_HASH, "payload_hash", _str),
+        (C.CONVERSATION_SOURCE, "conversation_source", _str),
+        (C.ROUTE, "route", _str),
     )
 }
 _ATTR_KEYS = frozenset(_ATTR_COLUMNS)

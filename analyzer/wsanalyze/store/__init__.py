@@ -356,7 +356,8 @@ class CompactedStore:
         else:
             events, parts = self.scan(), self._parts()
         if parts:
-            events = events.select(list(SCHEMA))
+            # conform, not select: a store compacted by an older version lacks newer columns
+            events = conform(events)
         return ReadResult(
             events=events,
             problems=list(self.manifest.get("problems", [])),

@@ -159,7 +159,16 @@ def message_verdicts(
         "connection_id",
         *[
             pl.col(name).alias(f"conn_{name}")
-            for name in ("outcome", "cause", "hop", "closed", "closed_by", "close_code", "close_ts")
+            for name in (
+                "outcome",
+                "cause",
+                "hop",
+                "closed",
+                "closed_by",
+                "close_code",
+                "close_ts",
+                "close_parent",
+            )  # fmt: skip
         ],
     )
     n = pl.col
@@ -189,7 +198,7 @@ def message_verdicts(
         failed_ts=pl.when(n("rule") == "server_close")
         .then(pl.coalesce("conn_close_ts", "err_ts", "empty_publish_ts", "last_ts"))
         .otherwise(pl.coalesce("err_ts", "empty_publish_ts", "last_ts")),
-        is_failure=(n("outcome") == "lost")
+        is_failure=n("outcome").is_in(["lost", "rejected"])
         | ((n("outcome") == "delivered") & (n("cause") != "ok")),
     )
 
@@ -199,8 +208,19 @@ def message_verdicts(
 
 def _message_summary(f: Mapping[str, Any]) -> str:
     chunks = f"{f['published']} published, {f['delivered']} delivered, {f['sent']} sent"
+    if f.get("side_effects"):
+        chunks += f"; {f['side_effects']} side-effect publish(es) to other groups"
     if f["outcome"] == "delivered" and f["cause"] == "ok":
-        return f"delivered ({chunks})"
+        if f.get("handled") and not f.get("published"):
+            what = f"a {f['frame_type']!r} frame" if f.get("frame_type") else "the frame"
+            how = (
+                f", answered directly ({f['direct_sent']} frame(s))" if f.get("direct_sent") else ""
+            )
+            return f"delivered: handled; {what} started no work by design{how} ({chunks})"
+        if f.get("finished_quietly") and not f.get("published"):
+            return f"delivered: the task finished without answering this conversation ({chunks})"
+        streams = f", {f['streams']} streams" if (f.get("streams") or 0) > 1 else ""
+        return f"delivered ({chunks}{streams})"
     if f["outcome"] == "in_flight":
         return f"still in flight at {f['hop']} when the data ends ({chunks})"
     return f"{f['outcome']} at {f['hop']}: {f['cause']} ({chunks})"
@@ -271,7 +291,9 @@ def conversation_verdict(
             key = _rank(conn.failed_ts or conn.closed or conn.opened, 1, conn.hop)
             failures.append((key, Verdict(conn.outcome, conn.hop, conn.cause, text)))
     for msg in messages:
-        if msg.outcome == "lost" or (msg.outcome == "delivered" and msg.cause != "ok"):
+        if msg.outcome in ("lost", "rejected") or (
+            msg.outcome == "delivered" and msg.cause != "ok"
+        ):
             text = f"message {msg.message_id} {msg.summary}"
             key = _rank(msg.failed_ts, 0, msg.hop)
             failures.append((key, Verdict(msg.outcome, msg.hop, msg.cause, text)))

@@ -1,0 +1,302 @@
+"""What a message's answer is: which publishes answer the conversation, in which stream.
+
+Real apps publish more than the answer: an echo of the message to the room, a
+"typing…" event, fan-out to per-user notification groups that are usually
+empty, a second task. Counting all of that as "the answer" hides a lost answer
+behind a delivered echo and turns an empty notification group into a loss.
+This module annotates the rows of the event table so that the message facts
+count real chunks:
+
+* a publish **answers** the conversation when it targets a group one of the
+  conversation's connections joined (or one of their channels directly), or is
+  a raw Redis PUBLISH (read by the conversation's own subscriber); any other
+  publish is a **side effect**: shown and counted, never the reason for a
+  verdict. A conversation with no recorded membership at all (a layer wstrace
+  cannot see into, logs only) keeps every publish as an answer;
+* a publish's **stream** is the run that produced it: the nearest enclosing
+  ``ws.receive`` / HTTP request / ``ws.task`` / ``ws.deliver`` span, else its
+  parent (which, when absent from the store, is a process that died before it
+  exported);
+* a chunk is one publish span; it was **delivered** once per ``ws.deliver``
+  span whose parent is that publish (one per receiving connection), or, on raw
+  pub/sub, whose payload hash equals the publish's; it was **sent** once per
+  ``ws.send`` under such a delivery.
+
+Rows of other processes that the instrumentation could not tag (a subscriber's
+read, the frames it forwards, an HTTP request whose conversation is known only
+by the group it published to) get their message and conversation ids here.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from wstrace import conventions as c
+
+_NOT_HOPS = (c.EV_GROUP_ADD, c.EV_GROUP_DISCARD, c.EV_REVOKE, c.EV_WORKER_READY)
+_RUN_EVENTS = (c.EV_RECEIVE, c.EV_HTTP_REQUEST, c.EV_TASK, c.EV_DELIVER, c.EV_REDIS_MESSAGE)
+
+
+def is_chain_row(events_hop: pl.Expr | None = None) -> pl.Expr:
+    """Rows that are a hop of a message's chain (not membership, revoke calls or worker facts)."""
+    hop = pl.col("hop") if events_hop is None else events_hop
+    return (
+        hop.is_in(c.MESSAGE_HOPS)
+        & ~pl.col("event").is_in(_NOT_HOPS).fill_null(False)
+        & (pl.col("name") != c.SPAN_REVOKE).fill_null(True)
+    ).fill_null(False)
+
+
+def _is_run() -> pl.Expr:
+    """Spans that start a unit of work: what a publish's stream is named after."""
+    return (
+        pl.col("event").is_in(_RUN_EVENTS)
+        | (pl.col("hop").is_in((c.HOP_RECEIVE, c.HOP_TASK)) & pl.col("name").ne(c.SPAN_REVOKE))
+    ).fill_null(False)
+
+
+def _fill_from_hash(events: pl.LazyFrame) -> pl.LazyFrame:
+    """A subscriber's read takes the message (and conversation) of the PUBLISH it read."""
+    pubs = (
+        events.filter((pl.col("hop") == c.HOP_PUBLISH) & pl.col("payload_hash").is_not_null())
+        .sort("ts")
+        .group_by("payload_hash")
+        .agg(
+            pl.col("span_id").first().alias("_h_pub"),
+            pl.col("message_id").drop_nulls().first().alias("_h_msg"),
+            pl.col("conversation_id").drop_nulls().first().alias("_h_conv"),
+        )
+    )
+    is_read = (pl.col("hop") == c.HOP_DELIVER) & pl.col("payload_hash").is_not_null()
+    joined = events.join(pubs, on="payload_hash", how="left", maintain_order="left")
+    return joined.with_columns(
+        message_id=pl.when(is_read)
+        .then(pl.coalesce("message_id", "_h_msg"))
+        .otherwise(pl.col("message_id")),
+        conversation_id=pl.when(is_read)
+        .then(pl.coalesce("conversation_id", "_h_conv"))
+        .otherwise(pl.col("conversation_id")),
+        _pub_of=pl.when(is_read & pl.col("_h_pub").is_not_null())
+        .then(pl.col("_h_pub"))
+        .when(pl.col("hop") == c.HOP_DELIVER)
+        .then(pl.col("parent_span_id")),
+    ).drop("_h_pub", "_h_msg", "_h_conv")
+
+
+def _fill_from_parent(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Frames written under a delivery (or a request) take its message id when they lack one."""
+    parents = (
+        events.filter(pl.col("span_id").is_not_null() & pl.col("message_id").is_not_null())
+        .select(
+            pl.col("span_id").alias("_p_span"),
+            pl.col("message_id").alias("_p_msg"),
+            pl.col("conversation_id").alias("_p_conv"),
+        )
+        .unique("_p_span", keep="first")
+    )
+    joined = events.join(
+        parents, left_on="parent_span_id", right_on="_p_span", how="left", maintain_order="left"
+    )
+    orphan = pl.col("message_id").is_null() & pl.col("hop").is_in(
+        (c.HOP_SEND, c.HOP_ENQUEUE, c.HOP_PUBLISH)
+    )
+    return joined.with_columns(
+        message_id=pl.when(orphan).then(pl.col("_p_msg")).otherwise(pl.col("message_id")),
+        conversation_id=pl.when(orphan)
+        .then(pl.coalesce("conversation_id", "_p_conv"))
+        .otherwise(pl.col("conversation_id")),
+    ).drop("_p_msg", "_p_conv")
+
+
+def _membership(events: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(conversation, group) and (conversation, channel) pairs its connections joined."""
+    adds = events.filter(
+        (pl.col("event") == c.EV_GROUP_ADD) & pl.col("conversation_id").is_not_null()
+    )
+    groups = (
+        adds.filter(pl.col("group").is_not_null())
+        .select("conversation_id", pl.col("group").alias("_target"))
+        .unique()
+    )
+    channels = (
+        adds.filter(pl.col("channel").is_not_null())
+        .select("conversation_id", pl.col("channel").alias("_target"))
+        .unique()
+    )
+    return groups, channels
+
+
+def _fill_conversation(events: pl.LazyFrame, groups: pl.LazyFrame) -> pl.LazyFrame:
+    """A message with no conversation (an HTTP request) takes the one whose connections it answered."""
+    by_message = (
+        events.filter(pl.col("message_id").is_not_null() & pl.col("conversation_id").is_not_null())
+        .group_by("message_id")
+        .agg(pl.col("conversation_id").first().alias("_m_conv"))
+    )
+    by_group = (
+        events.filter(
+            (pl.col("hop") == c.HOP_PUBLISH)
+            & pl.col("message_id").is_not_null()
+            & pl.col("conversation_id").is_null()
+            & pl.col("group").is_not_null()
+        )
+        .select("message_id", pl.col("group").alias("_target"))
+        .join(groups, on="_target", how="inner")
+        .group_by("message_id")
+        .agg(pl.col("conversation_id").first().alias("_g_conv"))
+    )
+    return (
+        events.join(by_message, on="message_id", how="left", maintain_order="left")
+        .join(by_group, on="message_id", how="left", maintain_order="left")
+        .with_columns(
+            conversation_id=pl.when(pl.col("message_id").is_not_null())
+            .then(pl.coalesce("conversation_id", "_m_conv", "_g_conv"))
+            .otherwise(pl.col("conversation_id"))
+        )
+        .drop("_m_conv", "_g_conv")
+    )
+
+
+def _streams(events: pl.LazyFrame) -> pl.LazyFrame:
+    """``_stream`` of each publish: the nearest enclosing run span (two levels up), else its parent."""
+    spans = (
+        events.filter(pl.col("span_id").is_not_null())
+        .select(
+            pl.col("span_id").alias("_a_span"),
+            pl.col("parent_span_id").alias("_a_parent"),
+            _is_run().alias("_a_run"),
+            pl.col("hop").alias("_parent_hop"),
+        )
+        .unique("_a_span", keep="first")
+    )
+    up1 = events.join(
+        spans, left_on="parent_span_id", right_on="_a_span", how="left", maintain_order="left"
+    )
+    up2 = up1.join(
+        spans.drop("_parent_hop").rename(
+            {"_a_span": "_b_span", "_a_parent": "_b_parent", "_a_run": "_b_run"}
+        ),
+        left_on="_a_parent",
+        right_on="_b_span",
+        how="left",
+        maintain_order="left",
+    )
+    is_pub = pl.col("hop") == c.HOP_PUBLISH
+    stream = (
+        pl.when(pl.col("_a_run").fill_null(False))
+        .then(pl.col("parent_span_id"))
+        .when(pl.col("_b_run").fill_null(False))
+        .then(pl.col("_a_parent"))
+        .otherwise(pl.coalesce("parent_span_id", "span_id"))
+    )
+    return up2.with_columns(
+        _stream=pl.when(is_pub).then(stream),
+        # the producing run is absent from the store: its process died before exporting
+        _stream_absent=is_pub & pl.col("parent_span_id").is_not_null() & pl.col("_a_run").is_null(),
+    ).drop("_a_run", "_a_parent", "_b_run", "_b_parent")
+
+
+def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
+    """The event table with ids filled in and per-row answer facts (``_answers``, ``_stream`` …).
+
+    Added columns: ``_chain`` (a hop of a message chain), ``_answers`` (a publish
+    that answers its conversation), ``_stream`` / ``_stream_absent`` (publishes),
+    ``_pub_of`` (the publish a delivery delivered), ``_n_dlv`` / ``_n_sent``
+    (publishes: successful deliveries and frames sent for them).
+    """
+    events = _fill_from_hash(events)
+    events = _fill_from_parent(events)
+    groups, channels = _membership(events)
+    events = _fill_conversation(events, groups)
+    events = _streams(events)
+    known = groups.select("conversation_id").unique().with_columns(_known=pl.lit(True))
+    target = pl.coalesce("group", "channel")
+    events = (
+        events.with_columns(_target=target)
+        .join(
+            groups.with_columns(_in_group=pl.lit(True)),
+            on=["conversation_id", "_target"],
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            channels.with_columns(_in_channel=pl.lit(True)),
+            on=["conversation_id", "_target"],
+            how="left",
+            maintain_order="left",
+        )
+        .join(known, on="conversation_id", how="left", maintain_order="left")
+    )
+    is_pub = pl.col("hop") == c.HOP_PUBLISH
+    answers = is_pub & (
+        pl.col("_in_group").fill_null(False)
+        | pl.col("_in_channel").fill_null(False)
+        | (pl.col("event") == c.EV_REDIS_PUBLISH)
+        | ~pl.col("_known").fill_null(False)
+    )
+    events = events.with_columns(_answers=answers.fill_null(False), _chain=is_chain_row()).drop(
+        "_target", "_in_group", "_in_channel", "_known"
+    )
+    return _delivery_counts(events)
+
+
+def _ok() -> pl.Expr:
+    benign = pl.col("exception").str.contains(r"StopConsumer|CancelledError").fill_null(False)
+    return ~((pl.col("status") == "error") & ~benign).fill_null(False)
+
+
+def _delivery_counts(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Per publish: deliveries that succeeded, and frames sent for them."""
+    delivers = events.filter((pl.col("hop") == c.HOP_DELIVER) & pl.col("_pub_of").is_not_null())
+    sends = (
+        events.filter(
+            (pl.col("hop") == c.HOP_SEND) & _ok() & pl.col("parent_span_id").is_not_null()
+        )
+        .group_by("parent_span_id")
+        .agg(pl.len().alias("_sends"))
+    )
+    per_delivery = (
+        delivers.filter(_ok() & (pl.col("event") != c.EV_BUFFER_OVERFLOW))
+        .select("span_id", "_pub_of")
+        .join(sends, left_on="span_id", right_on="parent_span_id", how="left")
+        .group_by("_pub_of")
+        .agg(
+            pl.len().cast(pl.Int64).alias("_n_dlv"),
+            pl.col("_sends").fill_null(0).sum().cast(pl.Int64).alias("_n_sent"),
+            (pl.col("_sends").fill_null(0) == 0).sum().cast(pl.Int64).alias("_n_unsent"),
+        )
+    )
+    is_pub = pl.col("hop") == c.HOP_PUBLISH
+    joined = events.join(
+        per_delivery, left_on="span_id", right_on="_pub_of", how="left", maintain_order="left"
+    )
+    # a delivery whose publish is absent from the store still proves a run published it
+    present = (
+        events.filter(is_pub & pl.col("span_id").is_not_null())
+        .select(pl.col("span_id").alias("_present"), pl.lit(True).alias("_pub_present"))
+        .unique("_present")
+    )
+    own_sends = sends.select(
+        pl.col("parent_span_id").alias("_own"), pl.col("_sends").alias("_d_sends")
+    )
+    joined = joined.join(
+        own_sends, left_on="span_id", right_on="_own", how="left", maintain_order="left"
+    )
+    return (
+        joined.with_columns(
+            _d_sends=pl.when(pl.col("hop") == c.HOP_DELIVER).then(
+                pl.col("_d_sends").fill_null(0).cast(pl.Int64)
+            ),
+            _n_dlv=pl.when(is_pub).then(pl.col("_n_dlv").fill_null(0)),
+            _n_sent=pl.when(is_pub).then(pl.col("_n_sent").fill_null(0)),
+            _n_unsent=pl.when(is_pub).then(pl.col("_n_unsent").fill_null(0)),
+        )
+        .join(present, left_on="_pub_of", right_on="_present", how="left", maintain_order="left")
+        .with_columns(
+            _dlv_orphan=(
+                (pl.col("hop") == c.HOP_DELIVER)
+                & pl.col("_pub_of").is_not_null()
+                & pl.col("_pub_present").is_null()
+            ).fill_null(False)
+        )
+        .drop("_pub_present")
+    )

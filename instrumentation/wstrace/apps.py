@@ -1,8 +1,9 @@
 """The Django app: ``INSTALLED_APPS += ["wstrace"]`` turns the instrumentation on.
 
 ``ready()`` reads ``settings.WSTRACE`` and the environment, sets up the tracer
-provider and exporters, and instruments Channels, the channel layers, redis-py
-and Celery. Nothing in the user's code changes. A bad setting is reported as
+provider and exporters, and instruments Channels, the channel layers, redis-py,
+Celery and Django's HTTP requests (``wstrace.http``; ``HTTP_REQUESTS: False``
+turns that part off). Nothing in the user's code changes. A bad setting is reported as
 one error line (and by ``manage.py check``) and leaves the app uninstrumented
 rather than broken.
 """
@@ -76,6 +77,11 @@ def setup(user_settings: Any) -> bool:
             "wstrace: could not start (%s: %s); instrumentation is off", type(exc).__name__, exc
         )
         return False
+    # Here, not in instrument_all: the middleware must be listed before Django builds the
+    # handler, and a failure costs the HTTP spans only, never the WebSocket evidence.
+    from wstrace import http
+
+    runtime.shield("Django HTTP instrumentation", http.instrument, config)
     return True
 
 

@@ -315,3 +315,22 @@ def test_tokens_headers_and_cookies_never_reach_a_span(server: dict) -> None:
     stored = "".join(p.read_text() for p in Path(server["traces"]).rglob("*.jsonl"))
     for secret in SECRETS:
         assert secret not in stored
+
+
+def test_ids_a_client_sends_as_baggage_do_not_reach_the_chain(server: dict) -> None:
+    post_json(
+        server,
+        "/api/conversations/conv-real/messages",
+        {"id": "m-real", "text": "hi"},
+        baggage="ws.conversation_id=conv-spoof,ws.connection_id=conn-spoof",
+    )
+    spans = wait_for(
+        server["traces"],
+        lambda s: [p for p in by_name(s, c.SPAN_PUBLISH) if p.attributes[c.MESSAGE_ID] == "m-real"],
+    )
+    publish = next(
+        p for p in by_name(spans, c.SPAN_PUBLISH) if p.attributes[c.MESSAGE_ID] == "m-real"
+    )
+    assert publish.attributes[c.CONVERSATION_ID] == "conv-real"
+    assert c.CONNECTION_ID not in publish.attributes
+    assert request_span(spans, "conv-real").attributes[c.CONVERSATION_ID] == "conv-real"

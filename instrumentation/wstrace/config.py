@@ -7,8 +7,13 @@ Every key is optional::
         "FILE_DIR": BASE_DIR / ".wstrace",  # embedded store; env WSTRACE_DIR overrides
         "EXPORTERS": ["file"],            # any of "file", "otlp", "console"
         "CONVERSATION_KWARG": "conversation_id",  # URL kwarg naming the conversation
-        "CONVERSATION_PATTERN": r"/(?P<conversation_id>[^/]+)/?$",  # fallback on the path
+        "CONVERSATION_PATTERN": r"/rooms/(?P<conversation_id>[^/]+)/",  # unset by default
+        "CONVERSATION_RESOLVER": "myapp.ws.conversation_of",  # resolver(scope[, frame]) -> id
         "MESSAGE_ID_FIELD": "id",         # field of a client JSON frame used as message id
+        "APP_ID_FIELDS": ["id", "message_id", "client_id", "uuid"],  # the app's own ids
+        "FRAME_TYPE_FIELD": "type",       # field naming a frame's type ("action", "event" after it)
+        "ANSWERED_TYPES": ["message"],    # frame types that must be answered; unset by default
+        "HTTP_REQUESTS": True,            # trace HTTP requests that start work
         "CLOSE_CODES": {4010: ("auth_rejected", "auth")},  # merged over the defaults
         "RECORD_BODIES": False,           # message bodies are not recorded unless True
         "TRUST_CLIENT_CONTEXT": False,    # honour traceparent sent by the client
@@ -17,6 +22,14 @@ Every key is optional::
         "QUEUE_SIZE": 4096,               # spans buffered before dropping
         "FLUSH_INTERVAL_MS": 1000,        # default: OTEL_BSP_SCHEDULE_DELAY, else 1000
     }
+
+A connection belongs to a conversation only when something names it: the
+URLRouter resolved ``CONVERSATION_KWARG``; ``CONVERSATION_PATTERN`` (when set)
+matches the path; ``CONVERSATION_RESOLVER`` returned an id (called as
+``resolver(scope)``, or ``resolver(scope, frame)`` with ``frame=None`` at
+connect and the first client frame's parsed JSON when the scope gave nothing);
+or, for a handshake refused before routing, the path matches a routed pattern
+that has the kwarg. Otherwise its spans carry no ``ws.conversation_id``.
 
 Environment: ``WSTRACE_ENABLED=0`` turns everything off, ``WSTRACE_DIR`` and
 ``WSTRACE_SERVICE`` override FILE_DIR and SERVICE_NAME, ``WSTRACE_EXPORTERS``
@@ -28,7 +41,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +49,7 @@ from typing import Any
 from wstrace import conventions as c
 
 EXPORTER_NAMES = frozenset({"file", "otlp", "console"})
+DEFAULT_APP_ID_FIELDS = ("id", "message_id", "client_id", "uuid")
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
@@ -52,10 +66,13 @@ class Config:
     file_dir: Path = Path(".wstrace")
     exporters: tuple[str, ...] = ("file",)
     conversation_kwarg: str = c.DEFAULT_CONVERSATION_KWARG
-    conversation_pattern: re.Pattern[str] = field(
-        default_factory=lambda: re.compile(c.DEFAULT_CONVERSATION_PATTERN)
-    )
+    conversation_pattern: re.Pattern[str] | None = None  # only when the user set one
+    conversation_resolver: str | Callable[..., Any] | None = None  # imported on first use
     message_id_field: str = "id"
+    app_id_fields: tuple[str, ...] = DEFAULT_APP_ID_FIELDS
+    frame_type_field: str = "type"
+    answered_types: frozenset[str] | None = None  # None: nobody said which must be answered
+    http_requests: bool = True
     close_codes: Mapping[int, tuple[str, str]] = field(
         default_factory=lambda: dict(c.DEFAULT_CLOSE_CODES)
     )
@@ -101,10 +118,17 @@ def load_config(
         conversation_kwarg=_as_str(
             raw.get("CONVERSATION_KWARG", c.DEFAULT_CONVERSATION_KWARG), "CONVERSATION_KWARG"
         ),
-        conversation_pattern=_pattern(
-            raw.get("CONVERSATION_PATTERN", c.DEFAULT_CONVERSATION_PATTERN)
-        ),
+        conversation_pattern=_pattern(raw.get("CONVERSATION_PATTERN")),
+        conversation_resolver=_resolver(raw.get("CONVERSATION_RESOLVER")),
         message_id_field=_as_str(raw.get("MESSAGE_ID_FIELD", "id"), "MESSAGE_ID_FIELD"),
+        app_id_fields=_names(raw.get("APP_ID_FIELDS", DEFAULT_APP_ID_FIELDS), "APP_ID_FIELDS"),
+        frame_type_field=_as_str(raw.get("FRAME_TYPE_FIELD", "type"), "FRAME_TYPE_FIELD"),
+        answered_types=(
+            None
+            if raw.get("ANSWERED_TYPES") is None
+            else frozenset(_names(raw["ANSWERED_TYPES"], "ANSWERED_TYPES"))
+        ),
+        http_requests=_as_bool(raw.get("HTTP_REQUESTS", True), "HTTP_REQUESTS"),
         close_codes=_close_codes(raw.get("CLOSE_CODES", {})),
         record_bodies=_as_bool(raw.get("RECORD_BODIES", False), "RECORD_BODIES"),
         trust_client_context=_as_bool(
@@ -130,7 +154,12 @@ _KNOWN_KEYS = frozenset(
         "EXPORTERS",
         "CONVERSATION_KWARG",
         "CONVERSATION_PATTERN",
+        "CONVERSATION_RESOLVER",
         "MESSAGE_ID_FIELD",
+        "APP_ID_FIELDS",
+        "FRAME_TYPE_FIELD",
+        "ANSWERED_TYPES",
+        "HTTP_REQUESTS",
         "CLOSE_CODES",
         "RECORD_BODIES",
         "TRUST_CLIENT_CONTEXT",
@@ -174,7 +203,9 @@ def _close_codes(value: Any) -> dict[int, tuple[str, str]]:
     return table
 
 
-def _pattern(value: Any) -> re.Pattern[str]:
+def _pattern(value: Any) -> re.Pattern[str] | None:
+    if value is None:
+        return None
     try:
         pattern = re.compile(str(value))
     except re.error as exc:
@@ -184,6 +215,29 @@ def _pattern(value: Any) -> re.Pattern[str]:
             "WSTRACE['CONVERSATION_PATTERN'] needs a named group (?P<conversation_id>...)"
         )
     return pattern
+
+
+# "package.module.function": imported lazily, on the first connection that needs it, so
+# settings never import app code (and an import error costs a report, not the app).
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def _resolver(value: Any) -> str | Callable[..., Any] | None:
+    if value is None or (callable(value) and not isinstance(value, str)):
+        return value
+    if isinstance(value, str) and _DOTTED.fullmatch(value):
+        return value
+    raise ConfigError(
+        "WSTRACE['CONVERSATION_RESOLVER'] must be a dotted path to a callable "
+        f"('myapp.ws.conversation_of') or the callable itself, got {value!r}"
+    )
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    names = _as_list(value, key)
+    if not all(isinstance(name, str) and name for name in names):
+        raise ConfigError(f"WSTRACE[{key!r}] must be a list of non-empty strings, got {value!r}")
+    return tuple(dict.fromkeys(names))
 
 
 def _path(value: Any, key: str) -> Path:

@@ -40,11 +40,23 @@ NO_ENV: dict[str, str] = {}
         ({"QUEUE_SIZE": -1}, "QUEUE_SIZE"),
         ({"FLUSH_INTERVAL_MS": 0.5}, "FLUSH_INTERVAL_MS"),
         ({"FILE_DIRS": "/tmp"}, "FILE_DIRS"),
+        ({"CONVERSATION_RESOLVER": "resolve_conversation"}, "CONVERSATION_RESOLVER"),
+        ({"CONVERSATION_RESOLVER": "myapp.ws:resolve"}, "CONVERSATION_RESOLVER"),
+        ({"CONVERSATION_RESOLVER": 5}, "CONVERSATION_RESOLVER"),
+        ({"APP_ID_FIELDS": "id"}, "APP_ID_FIELDS"),
+        ({"APP_ID_FIELDS": ["id", ""]}, "APP_ID_FIELDS"),
+        ({"APP_ID_FIELDS": ["id", 3]}, "APP_ID_FIELDS"),
+        ({"FRAME_TYPE_FIELD": ""}, "FRAME_TYPE_FIELD"),
+        ({"FRAME_TYPE_FIELD": ["type"]}, "FRAME_TYPE_FIELD"),
+        ({"ANSWERED_TYPES": "message"}, "ANSWERED_TYPES"),
+        ({"ANSWERED_TYPES": [None]}, "ANSWERED_TYPES"),
+        ({"HTTP_REQUESTS": "yes"}, "HTTP_REQUESTS"),
     ],
 )
 def test_a_bad_value_raises_config_error_naming_the_key(settings, key):
-    with pytest.raises(ConfigError, match=key):
+    with pytest.raises(ConfigError, match=key) as raised:
         load_config(settings, NO_ENV)
+    assert "\n" not in str(raised.value)  # one line, for manage.py check and the log
 
 
 @pytest.mark.parametrize("settings", ["file", 5, [("ENABLED", True)], ("a", "b")])
@@ -76,6 +88,13 @@ def test_defaults_without_settings_or_environment():
     assert config.trust_client_context is False
     assert config.flush_interval_ms == 1000
     assert dict(config.close_codes) == dict(c.DEFAULT_CLOSE_CODES)
+    # A conversation comes from routing unless the user says otherwise (issue 10).
+    assert config.conversation_pattern is None
+    assert config.conversation_resolver is None
+    assert config.app_id_fields == ("id", "message_id", "client_id", "uuid")
+    assert config.frame_type_field == "type"
+    assert config.answered_types is None
+    assert config.http_requests is True
 
 
 @pytest.mark.parametrize("value", ["0", "false", "FALSE", "no", "off", " 0 "])
@@ -142,6 +161,31 @@ def test_redact_params_are_lowercased_and_pattern_is_compiled():
 
     assert config.redact_params == frozenset({"x-tenant-key"})
     assert config.conversation_pattern.search("/rooms/42").group("conversation_id") == "42"
+
+
+def test_real_app_settings_are_kept_as_given():
+    def resolve(scope, frame=None):
+        return None
+
+    config = load_config(
+        {
+            "CONVERSATION_RESOLVER": "myapp.ws.conversation_of",
+            "APP_ID_FIELDS": ["uuid", "id", "uuid"],
+            "FRAME_TYPE_FIELD": "kind",
+            "ANSWERED_TYPES": ["chat.message", "prompt"],
+            "HTTP_REQUESTS": False,
+        },
+        NO_ENV,
+    )
+
+    assert config.conversation_resolver == "myapp.ws.conversation_of"  # imported on first use
+    assert config.app_id_fields == ("uuid", "id")
+    assert config.frame_type_field == "kind"
+    assert config.answered_types == frozenset({"chat.message", "prompt"})
+    assert config.http_requests is False
+    assert load_config({"CONVERSATION_RESOLVER": resolve}, NO_ENV).conversation_resolver is resolve
+    assert load_config({"ANSWERED_TYPES": []}, NO_ENV).answered_types == frozenset()
+    assert load_config({"APP_ID_FIELDS": []}, NO_ENV).app_id_fields == ()
 
 
 def test_the_config_is_frozen():

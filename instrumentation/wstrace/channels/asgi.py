@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
-from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
+from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection, scan_app_id
 from wstrace.runtime import STATE
 from wstrace.tracer import LeanTracer
 
@@ -33,7 +33,7 @@ async def router_call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) ->
         or CURRENT.get() is not None  # a nested router: the outer one records
     ):
         return await wrapped(*args, **kwargs)
-    conn = runtime.shield("connect", Connection, scope)
+    conn = runtime.shield("connect", Connection, scope, instance)
     if conn is None:
         return await wrapped(*args, **kwargs)
     token = CURRENT.set(conn)
@@ -106,12 +106,16 @@ def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
         attributes = attributes.copy()
         if payload is not None:
             attributes[c.FRAME_BYTES] = len(payload)
+            if type(payload) is str and payload[:1] == "{":
+                _add_app_id(attributes, payload)
         return tracer.start_child_of_own(c.SPAN_SEND, deliver, SpanKind.INTERNAL, attributes)
     attributes = conn.ids()
     attributes[c.HOP] = c.HOP_SEND
     attributes[c.EVENT] = c.EV_SEND
     if payload is not None:
         attributes[c.FRAME_BYTES] = len(payload)
+        if type(payload) is str and payload[:1] == "{":
+            _add_app_id(attributes, payload)
     seq = ctx.get(SEQ_KEY)
     if seq is not None:
         attributes[c.SEQ] = seq
@@ -129,6 +133,15 @@ def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
                     attributes[key] = str(value)
         return tracer.start_child(c.SPAN_SEND, parent, SpanKind.INTERNAL, attributes)
     return tracer.start_span(c.SPAN_SEND, context=conn.current_or_connect(), attributes=attributes)
+
+
+def _add_app_id(attributes: dict[str, Any], text: str) -> None:
+    """The app's own id of an outgoing JSON frame: a bounded scan, no parse per chunk."""
+    fields = STATE["config"].app_id_fields
+    if fields:
+        app_id = scan_app_id(text, fields)
+        if app_id is not None:
+            attributes[c.APP_MESSAGE_ID] = app_id
 
 
 def origin_valid(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

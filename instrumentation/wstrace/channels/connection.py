@@ -3,14 +3,28 @@
 A ``Connection`` lives in a context variable for the lifetime of the ASGI
 application instance, so every wrapper below the router (origin validator,
 consumer, dispatch, send) finds it without touching the user's scope.
+
+A connection belongs to a conversation only when something names it
+(``ws.conversation_source``): the URLRouter resolved ``CONVERSATION_KWARG``
+(``route``); ``CONVERSATION_PATTERN``, when the user set one, matches the path
+(``pattern``); ``CONVERSATION_RESOLVER`` returned an id, from the scope or the
+first client frame (``resolver``); or a handshake refused before routing has a
+path that a routed pattern with the kwarg matches (``path``). A notification
+socket at ``/ws/user/5/`` therefore has no conversation, only its ``ws.route``.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import re
 import time
 import uuid
+import weakref
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context, trace
@@ -29,11 +43,23 @@ SEND_KEY = context.create_key("wstrace.send")
 class Connection:
     """Bookkeeping and span emission for one WebSocket connection."""
 
-    def __init__(self, scope: dict[str, Any]) -> None:
+    def __init__(self, scope: dict[str, Any], app: Any = None) -> None:
         cfg = runtime.config()
         self.connection_id = uuid.uuid4().hex
+        self.app = app  # the ASGI application (its URLRouter routes name conversations)
         self.path = str(scope.get("path") or "")
-        self.conversation_id = _conversation_from_path(self.path)
+        self.root_path = str(scope.get("root_path") or "")
+        self.conversation_id: str | None = None
+        self.conversation_source: str | None = None
+        self.route: str | None = None
+        # Set while CONVERSATION_RESOLVER waits for the first client frame: (resolver, scope).
+        self.frame_resolver: tuple[Callable[..., Any], dict[str, Any]] | None = None
+        self.layer_error: BaseException | None = None  # raised by the consumer's layer receive
+        if cfg.conversation_pattern is not None:
+            match = cfg.conversation_pattern.search(self.path)
+            if match and match.group("conversation_id"):
+                self.conversation_id = match.group("conversation_id")
+                self.conversation_source = "pattern"
         self.origin = _header(scope, b"origin")
         self.started_ns = time.time_ns()
         self.accepted = False
@@ -54,6 +80,7 @@ class Connection:
         }
         if self.conversation_id:
             attributes[c.CONVERSATION_ID] = self.conversation_id
+            attributes[c.CONVERSATION_SOURCE] = str(self.conversation_source)
         if self.origin:
             attributes[c.ORIGIN] = self.origin
         self.connect_span: trace.Span | None = runtime.tracer().start_span(
@@ -64,7 +91,6 @@ class Connection:
             start_time=self.started_ns,
         )
         self.connect_ctx = self._context_for(self.connect_span, parent)
-        self._connect_span_ref = self.connect_span
 
     # --- ids and contexts -------------------------------------------------------
     def _context_for(self, span: trace.Span, parent: context.Context) -> context.Context:
@@ -87,22 +113,93 @@ class Connection:
             return current
         return self.connect_ctx
 
+    def name_conversation(self, conversation_id: str, source: str) -> None:
+        """From now on this connection's spans and contexts carry ``conversation_id``."""
+        self.conversation_id = conversation_id
+        self.conversation_source = source
+        # Every later context (receive, deliver, send, the group_send of a handler) is
+        # built from connect_ctx, so its baggage is where the id must be.
+        self.connect_ctx = carrier.with_ids(self.connect_ctx, conversation_id=conversation_id)
+
+    def _describe_connect(self) -> None:
+        """Put the conversation and the route on the connect span while it is open."""
+        span = self.connect_span
+        if span is None:
+            return
+        attributes: dict[str, Any] = self.ids()
+        if self.conversation_source:
+            attributes[c.CONVERSATION_SOURCE] = self.conversation_source
+        if self.route:
+            attributes[c.ROUTE] = self.route
+        span.set_attributes(attributes)
+
+    def _name_from_scope(self, scope: dict[str, Any]) -> None:
+        """A routed connection: its route, then the kwarg or the resolver names it."""
+        cfg = runtime.config()
+        url_route = scope.get("url_route")
+        if not isinstance(url_route, Mapping):
+            url_route = {}
+        elif self.app is not None:
+            found = match_route(self.app, self.path, self.root_path)
+            self.route = found[0] if found else None
+        kwargs = url_route.get("kwargs")
+        conversation = kwargs.get(cfg.conversation_kwarg) if isinstance(kwargs, Mapping) else None
+        if conversation is not None and str(conversation):
+            self.name_conversation(str(conversation), "route")
+        elif self.conversation_id is None and cfg.conversation_resolver is not None:
+            self._resolve_from_scope(cfg.conversation_resolver, scope)
+
+    def _resolve_from_scope(self, setting: Any, scope: dict[str, Any]) -> None:
+        resolver, takes_frame = _resolver(setting)
+        if resolver is None:
+            return
+        found = _call_resolver(resolver, (scope, None) if takes_frame else (scope,))
+        if found:
+            self.name_conversation(found, "resolver")
+        elif takes_frame:
+            self.frame_resolver = (resolver, scope)
+
+    def resolve_from_frame(self, frame: Any) -> bool:
+        """Ask the resolver about the first client frame; True when it named the conversation."""
+        pending, self.frame_resolver = self.frame_resolver, None
+        if pending is None or frame is None:
+            return False
+        resolver, scope = pending
+        found = _call_resolver(resolver, (scope, frame))
+        if found and self.conversation_id is None:
+            self.name_conversation(found, "resolver")
+            return True
+        return False
+
+    def _name_from_path(self) -> None:
+        """Refused before routing: the path names a conversation only through a routed pattern."""
+        if self.conversation_id is not None or self.app is None:
+            return
+        found = match_route(self.app, self.path, self.root_path)
+        if found is None:
+            return
+        self.route = found[0]
+        conversation = found[1].get(runtime.config().conversation_kwarg)
+        if conversation is not None and str(conversation):
+            self.name_conversation(str(conversation), "path")
+
     # --- hops ---------------------------------------------------------------------
     def on_consumer(self, consumer: Any, scope: dict[str, Any]) -> None:
         """The middleware stack handed the connection to a consumer: record auth."""
         if self.consumer_entered:
             return
         self.consumer_entered = True
-        kwargs = (scope.get("url_route") or {}).get("kwargs") or {}
-        conversation = kwargs.get(runtime.config().conversation_kwarg)
-        if conversation:
-            self.conversation_id = str(conversation)
-            self.connect_ctx = self._context_for(self._connect_span_ref, context.Context())
+        denied = type(consumer).__name__ == "WebsocketDenier"
+        if denied:
+            self._name_from_path()  # an origin validator refused before the URLRouter ran
+        else:
+            self._name_from_scope(scope)
+        self._describe_connect()
         consumer_name = f"{type(consumer).__module__}.{type(consumer).__qualname__}"
         if self.connect_span is not None:
-            self.connect_span.set_attributes({**self.ids(), c.CONSUMER: consumer_name})
-        if type(consumer).__name__ == "WebsocketDenier":
-            return  # an origin validator refused: no auth happened
+            self.connect_span.set_attribute(c.CONSUMER, consumer_name)
+        if denied:
+            return  # no auth happened
         user = scope.get("user")
         authenticated = bool(getattr(user, "is_authenticated", False))
         self.user_authenticated = authenticated
@@ -148,6 +245,9 @@ class Connection:
         self._point(c.SPAN_CLOSE, self.current_or_connect(), attributes, error=bool(mapped))
 
     def _reject(self, code: int) -> None:
+        if not self.consumer_entered:
+            self._name_from_path()  # a middleware refused before routing
+            self._describe_connect()
         if self.origin_allowed is False:
             cause = "origin_rejected"
         elif self.user_authenticated is False:
@@ -200,14 +300,19 @@ class Connection:
         close_code = self.server_close_code if self.server_close_code is not None else code
         if isinstance(close_code, int):
             attributes[c.CLOSE_CODE] = close_code
+        if self.conversation_source:
+            attributes[c.CONVERSATION_SOURCE] = self.conversation_source
         return runtime.tracer().start_span(
             c.SPAN_DISCONNECT, context=self.connect_ctx, attributes=attributes
         )
 
     def on_crash(self, exc: BaseException) -> None:
         """The application raised out of the router: Daphne answers 500/403 or closes 1011."""
+        layer_down = self._layer_failed(exc)
         if not self.accepted:
             if not self.consumer_entered:
+                self._name_from_path()
+                self._describe_connect()
                 cause = "auth_rejected" if _looks_like_auth(exc) else "handshake_rejected"
                 self._point(
                     c.SPAN_AUTH,
@@ -217,7 +322,7 @@ class Connection:
                     exc=exc,
                 )
             else:
-                cause = "consumer_error"
+                cause = "channel_layer_unavailable" if layer_down else "consumer_error"
             self._fail_connect(
                 cause, f"application raised before accept: {type(exc).__name__}", exc
             )
@@ -233,12 +338,29 @@ class Connection:
             c.ACCEPTED: True,
         }
         if isinstance(exc, Exception):
-            attributes.update({c.CLOSE_CODE: 1011, c.CAUSE: "consumer_error"})
+            cause = "channel_layer_unavailable" if layer_down else "consumer_error"
+            attributes.update({c.CLOSE_CODE: 1011, c.CAUSE: cause})
+        if self.conversation_source:
+            attributes[c.CONVERSATION_SOURCE] = self.conversation_source
         self._point(c.SPAN_DISCONNECT, self.connect_ctx, attributes, error=True, exc=exc)
+
+    def _layer_failed(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (or what it wraps) is what the consumer's layer receive raised."""
+        seen = 0
+        failure = self.layer_error
+        while exc is not None and failure is not None and seen < 8:
+            if exc is failure:
+                return True
+            exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+            seen += 1
+        return False
 
     def on_exit(self) -> None:
         """The application instance finished: close whatever is still open."""
         if self.connect_span is not None:
+            if not self.consumer_entered:
+                self._name_from_path()
+                self._describe_connect()
             self._fail_connect("handshake_rejected", "application ended before accepting")
         if not self.disconnect_emitted and (self.accepted or self.disconnect_code is not None):
             self.disconnect_emitted = True
@@ -276,9 +398,255 @@ def message_id_of(text: str | None, field: str) -> str | None:
     return str(value) if isinstance(value, str | int) and str(value) else None
 
 
-def _conversation_from_path(path: str) -> str | None:
-    match = runtime.config().conversation_pattern.search(path)
-    return match.group("conversation_id") if match else None
+# --- frames: the app's own ids and frame types, never bodies -------------------------
+_PARSE_LIMIT = 64 * 1024  # larger client frames are scanned, not parsed
+_HEAD = 512  # what the bounded scan of a frame reads
+_MAX_ID = 128  # an app id longer than this is not an id
+_NESTS = ("data", "message", "payload")  # envelopes whose ids count, one level down
+_TYPE_FALLBACKS = ("action", "event")
+
+
+def parse_frame(text: Any) -> dict[str, Any] | None:
+    """A client frame's JSON object, parsed only when it looks like one and is not huge."""
+    if type(text) is not str or not text.startswith("{") or len(text) > _PARSE_LIMIT:
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return data if type(data) is dict else None
+
+
+def message_id_in(data: Mapping[str, Any] | None, field: str) -> str | None:
+    """The client's ``MESSAGE_ID_FIELD`` of a parsed frame (str or int), if any."""
+    value = data.get(field) if data is not None else None
+    return str(value) if isinstance(value, str | int) and str(value) else None
+
+
+def _short(value: Any) -> str | None:
+    if type(value) is str:
+        return value if 0 < len(value) <= _MAX_ID else None
+    return str(value) if type(value) is int else None
+
+
+def app_id_in(data: Mapping[str, Any], fields: tuple[str, ...]) -> str | None:
+    """The first of ``fields`` in the frame, else in its data/message/payload envelope."""
+    for field in fields:
+        found = _short(data.get(field))
+        if found is not None:
+            return found
+    for nest in _NESTS:
+        inner = data.get(nest)
+        if type(inner) is dict:
+            for field in fields:
+                found = _short(inner.get(field))
+                if found is not None:
+                    return found
+    return None
+
+
+def frame_type_in(data: Mapping[str, Any], field: str) -> str | None:
+    """The frame's type: ``FRAME_TYPE_FIELD``, else its "action" or "event" field."""
+    for name in (field, *_TYPE_FALLBACKS):
+        value = data.get(name)
+        if type(value) is str and 0 < len(value) <= _MAX_ID:
+            return value
+    return None
+
+
+_SCANNERS: dict[tuple[str, ...], tuple[re.Pattern[str], dict[str, int]]] = {}
+_NESTED_KEY = re.compile(r'"(?:data|message|payload)"\s*:\s*$')
+
+
+def scan_app_id(text: str, fields: tuple[str, ...], nested: bool = True) -> str | None:
+    """``app_id_in`` without parsing: a bounded regex over the frame's first 512 characters.
+
+    For what the server sends (once per streamed chunk) and oversized client
+    frames. Nesting is judged by counting braces before the match, so a brace
+    inside an earlier string value can hide an id; it never invents one.
+    """
+    scanner = _SCANNERS.get(fields)
+    if scanner is None:
+        names = "|".join(re.escape(f) for f in fields)
+        scanner = (
+            re.compile(
+                rf'"({names})"\s*:\s*(?:"([^"\\]{{1,{_MAX_ID}}})"|(-?\d{{1,40}})(?![\d.eE]))'
+            ),
+            {f: rank for rank, f in enumerate(fields)},
+        )
+        if len(_SCANNERS) < 64:
+            _SCANNERS[fields] = scanner
+    pattern, ranks = scanner
+    head = text[:_HEAD]
+    best: str | None = None
+    best_rank = 2 * len(fields)
+    for match in pattern.finditer(head):
+        start = match.start()
+        depth = head.count("{", 0, start) - head.count("}", 0, start)
+        rank = ranks[match[1]]
+        if depth == 2 and nested:
+            brace = head.rfind("{", 0, start)
+            if not _NESTED_KEY.search(head, max(0, brace - 40), brace):
+                continue
+            rank += len(fields)
+        elif depth != 1:
+            continue
+        if rank < best_rank:
+            best, best_rank = match[2] if match[2] is not None else match[3], rank
+            if rank == 0:
+                break
+    return best
+
+
+# --- the conversation resolver -------------------------------------------------------
+_RESOLVERS: dict[Any, tuple[Callable[..., Any] | None, bool]] = {}
+_MAX_CONVERSATION = 256  # longer "ids" are not ids: a resolver returned something else
+
+
+def _resolver(setting: Any) -> tuple[Callable[..., Any] | None, bool]:
+    """The CONVERSATION_RESOLVER callable and whether it takes the frame; imported once."""
+    cached = _RESOLVERS.get(setting)
+    if cached is not None:
+        return cached
+    resolver: Callable[..., Any] | None = None
+    try:
+        if isinstance(setting, str):
+            module, _, name = setting.rpartition(".")
+            resolver = getattr(importlib.import_module(module), name)
+        else:
+            resolver = setting
+        if not callable(resolver):
+            raise TypeError(f"{setting!r} is not callable")
+    except Exception as exc:  # the user's module: any import-time error
+        runtime.report_once(f"importing CONVERSATION_RESOLVER {setting!r}", exc)
+        resolver = None
+    entry = (resolver, resolver is not None and _takes_frame(resolver))
+    _RESOLVERS[setting] = entry
+    return entry
+
+
+def _takes_frame(resolver: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(resolver).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: scope only
+        return False
+    positional = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= 2
+
+
+def _call_resolver(resolver: Callable[..., Any], args: tuple[Any, ...]) -> str | None:
+    """The resolver's answer as an id, or None; a resolver that raises is reported once."""
+    try:
+        found = resolver(*args)
+    except Exception as exc:  # user code: reported once, then it is as if it said None
+        runtime.report_once("CONVERSATION_RESOLVER", exc)
+        return None
+    if found is None or isinstance(found, bool) or not isinstance(found, str | int):
+        return None
+    text = str(found)
+    return text if 0 < len(text) <= _MAX_CONVERSATION else None
+
+
+# --- routes ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Route:
+    """One entry of a URLRouter: its Django pattern, default kwargs, a nested router's routes."""
+
+    pattern: Any
+    defaults: Mapping[str, Any]
+    text: str
+    children: tuple[_Route, ...] | None
+
+
+_UNKNOWN: Any = object()
+_MAX_DEPTH = 16  # middleware layers / nested routers followed before giving up
+_ROUTE_TABLES: weakref.WeakKeyDictionary[Any, tuple[_Route, ...] | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def match_route(app: Any, path: str, root_path: str = "") -> tuple[str, dict[str, Any]] | None:
+    """(route pattern text, kwargs) of the URLRouter route ``path`` reaches in ``app``, if any."""
+    try:
+        routes = _ROUTE_TABLES.get(app, _UNKNOWN)
+    except TypeError:  # an application that cannot be weakly referenced: walk it each time
+        routes = _routes_of(app, 0)
+    else:
+        if routes is _UNKNOWN:
+            routes = _ROUTE_TABLES[app] = _routes_of(app, 0)
+    if not routes:
+        return None
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    return _match(routes, path)
+
+
+def _routes_of(app: Any, depth: int) -> tuple[_Route, ...] | None:
+    """The routes of the first URLRouter reached from ``app`` through middleware ``.inner``."""
+    for _ in range(_MAX_DEPTH):
+        if app is None:
+            return None
+        if getattr(app, "_path_routing", False) is True:  # channels.routing.URLRouter
+            routes = getattr(app, "routes", None) or ()
+            return tuple(r for r in (_route_of(x, depth) for x in routes) if r is not None)
+        mapping = getattr(app, "application_mapping", None)  # ProtocolTypeRouter
+        if isinstance(mapping, Mapping):
+            app = mapping.get("websocket")
+            continue
+        # BaseMiddleware keeps .inner, OriginValidator .application, others .app/__wrapped__.
+        app = next(
+            (
+                inner
+                for inner in (getattr(app, name, None) for name in _INNER)
+                if inner is not None and inner is not app
+            ),
+            None,
+        )
+    return None
+
+
+_INNER = ("inner", "application", "app", "__wrapped__")
+
+
+def _route_of(entry: Any, depth: int) -> _Route | None:
+    pattern = getattr(entry, "pattern", None)
+    if pattern is None or not callable(getattr(pattern, "match", None)):
+        return None
+    children = None
+    if depth < _MAX_DEPTH:
+        children = _routes_of(getattr(entry, "callback", None), depth + 1)
+    defaults = getattr(entry, "default_args", None)
+    return _Route(
+        pattern, defaults if isinstance(defaults, Mapping) else {}, str(pattern), children
+    )
+
+
+def _match(routes: tuple[_Route, ...], path: str) -> tuple[str, dict[str, Any]] | None:
+    """What ``URLRouter.__call__`` does to find the route, nested routers included."""
+    path = path.lstrip("/")
+    for route in routes:
+        try:
+            found = route.pattern.match(path)
+        except Exception:  # URLRouter treats a failing converter as no match (Resolver404)
+            continue
+        if not found:
+            continue
+        rest, _, kwargs = found
+        kwargs = {**kwargs, **route.defaults}
+        if route.children is None:
+            return route.text, kwargs
+        inner = _match(route.children, rest)
+        if inner is not None:
+            return route.text + _ANCHOR.sub("", inner[0], count=1), {**kwargs, **inner[1]}
+    return None
+
+
+_ANCHOR = re.compile(r"^\^")  # an inner regex's "^" means nothing once joined to its prefix
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

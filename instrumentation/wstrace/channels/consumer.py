@@ -5,10 +5,17 @@ consumer class's ``dispatch``) so every consumer, sync or async, generic or
 hand-written, is covered. Frames from the client become ``ws.receive``;
 channel-layer events become ``ws.deliver`` under the publisher's context, with
 the reserved carrier key removed before the handler sees the event.
+
+The consumer's own channel-layer receive (every callable after the first that
+``AsyncConsumer.__call__`` hands to ``await_many_dispatch``) is watched too: a
+Redis connection or timeout error raised there ends the connection with
+``ws.cause=channel_layer_unavailable`` rather than ``consumer_error``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +25,17 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
-from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection, message_id_of
+from wstrace.channels.connection import (
+    CURRENT,
+    SEND_KEY,
+    SEQ_KEY,
+    Connection,
+    app_id_in,
+    frame_type_in,
+    message_id_in,
+    parse_frame,
+    scan_app_id,
+)
 from wstrace.runtime import STATE
 from wstrace.tracer import LeanTracer
 
@@ -37,11 +54,59 @@ async def consumer_call(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
 
 async def many_dispatch(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     """Wrapper for ``await_many_dispatch(consumer_callables, dispatch)``."""
+    conn = CURRENT.get()
     if len(args) >= 2:
-        return await wrapped(args[0], traced_dispatch(args[1]), *args[2:], **kwargs)
+        callables = _watched_layer(conn, args[0])
+        return await wrapped(callables, traced_dispatch(args[1]), *args[2:], **kwargs)
+    kwargs = dict(kwargs)
+    if "consumer_callables" in kwargs:
+        kwargs["consumer_callables"] = _watched_layer(conn, kwargs["consumer_callables"])
+    elif args:
+        args = (_watched_layer(conn, args[0]), *args[1:])
     if "dispatch" in kwargs:
-        kwargs = {**kwargs, "dispatch": traced_dispatch(kwargs["dispatch"])}
+        kwargs["dispatch"] = traced_dispatch(kwargs["dispatch"])
     return await wrapped(*args, **kwargs)
+
+
+Receive = Callable[[], Awaitable[Any]]
+
+
+def _watched_layer(conn: Connection | None, callables: Any) -> Any:
+    """The consumer callables with each channel-layer receive remembering how it failed.
+
+    Channels passes the ASGI ``receive`` first and the layer's receive after it;
+    only those later ones are the layer. Anything else is passed through untouched.
+    """
+    if conn is None or not runtime.active() or type(callables) is not list or len(callables) < 2:
+        return callables
+    return [callables[0], *(_watch(conn, receive) for receive in callables[1:])]
+
+
+def _watch(conn: Connection, receive: Receive) -> Receive:
+    async def layer_receive() -> Any:
+        try:
+            return await receive()
+        except Exception as exc:
+            if layer_unavailable(exc):
+                conn.layer_error = exc  # Connection.on_crash reads it when this ends the app
+            raise
+
+    return layer_receive
+
+
+def layer_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the layer's Redis is unreachable or timed out (not a bug)."""
+    if isinstance(exc, OSError | asyncio.TimeoutError):  # ConnectionError, TimeoutError too
+        return True
+    # redis-py's own ConnectionError / TimeoutError (not OSError subclasses), without
+    # importing redis: the in-memory layer's apps need not have it.
+    return any(
+        klass.__name__ in _REDIS_FAILURES and (klass.__module__ or "").startswith("redis")
+        for klass in type(exc).__mro__
+    )
+
+
+_REDIS_FAILURES = frozenset({"ConnectionError", "TimeoutError"})
 
 
 def traced_dispatch(dispatch: Dispatch) -> Dispatch:
@@ -215,7 +280,18 @@ def _begin_receive(
     cfg = runtime.config()
     text = message.get("text")
     payload = text if text is not None else message.get("bytes")
-    message_id = message_id_of(text, cfg.message_id_field) or uuid.uuid4().hex
+    data = parse_frame(text)
+    # Before the context is built: a conversation named by this frame is in its baggage.
+    resolved = conn.frame_resolver is not None and conn.resolve_from_frame(
+        data if data is not None else _any_json(text)
+    )
+    if data is not None:
+        message_id = message_id_in(data, cfg.message_id_field)
+    elif type(text) is str and text.startswith("{"):  # too large to parse: scan its head
+        message_id = scan_app_id(text, (cfg.message_id_field,), nested=False)
+    else:
+        message_id = None
+    message_id = message_id or uuid.uuid4().hex
     ctx = carrier.with_ids(conn.connect_ctx, message_id=message_id)
     attributes: dict[str, Any] = {
         **conn.ids(),
@@ -224,6 +300,9 @@ def _begin_receive(
         c.EVENT: c.EV_RECEIVE,
         c.HANDLER: handler,
     }
+    if resolved:
+        attributes[c.CONVERSATION_SOURCE] = "resolver"
+    _describe_frame(attributes, data, text, cfg)
     if payload is not None:
         attributes[c.FRAME_BYTES] = len(payload)
     if cfg.record_bodies and isinstance(text, str):
@@ -232,6 +311,34 @@ def _begin_receive(
         c.SPAN_RECEIVE, context=ctx, kind=SpanKind.SERVER, attributes=attributes
     )
     return span, trace.set_span_in_context(span, ctx), message
+
+
+def _describe_frame(attributes: dict[str, Any], data: Any, text: Any, cfg: Any) -> None:
+    """The frame's type, whether it must be answered, and the app's own id for it."""
+    frame_type = app_id = None
+    if data is not None:
+        frame_type = frame_type_in(data, cfg.frame_type_field)
+        app_id = app_id_in(data, cfg.app_id_fields) if cfg.app_id_fields else None
+    elif type(text) is str and text.startswith("{"):  # too large to parse: scan its head
+        fields = (cfg.frame_type_field, "action", "event")
+        frame_type = scan_app_id(text, tuple(dict.fromkeys(fields)), nested=False)
+        app_id = scan_app_id(text, cfg.app_id_fields) if cfg.app_id_fields else None
+    if frame_type is not None:
+        attributes[c.FRAME_TYPE] = frame_type
+    if cfg.answered_types is not None:
+        attributes[c.EXPECTS_ANSWER] = frame_type in cfg.answered_types
+    if app_id is not None:
+        attributes[c.APP_MESSAGE_ID] = app_id
+
+
+def _any_json(text: Any) -> Any:
+    """A first frame that is JSON but not an object (a list, a string), for the resolver."""
+    if type(text) is not str or not text or len(text) > 64 * 1024:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _handler_name(kind: Any) -> str:

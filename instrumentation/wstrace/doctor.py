@@ -487,12 +487,11 @@ def check_asgi_router(opts: Options) -> Check:
         )
     shape = f"ProtocolTypeRouter → websocket → {_label(auth_outside[0])} → URLRouter ({len(routes)} routes)"
     if wrong:
-        evidence.append(f"checked instead: {shape}")
         return Check(
             "asgi_router",
             WARN,
             wrong,
-            evidence,
+            [*evidence[1:], f"the application itself is fine: {shape}"],
             "Fix ASGI_APPLICATION: `manage.py runserver` (Daphne) and "
             "channels.routing.get_default_application() load the app from it.",
         )
@@ -511,14 +510,16 @@ _TOKEN_PLACES = (
 )
 
 
-def _module_source(app: Any) -> str:
-    """The source of the module that defines ``app``'s class ('' when unavailable)."""
+def _sources(app: Any) -> tuple[str, str]:
+    """The source of ``app``'s class and of its module (each '' when unavailable)."""
     import inspect
     import sys
 
-    with suppress(Exception):
-        return inspect.getsource(sys.modules[type(app).__module__])
-    return ""
+    found = ["", ""]
+    for i, thing in enumerate((type(app), sys.modules.get(type(app).__module__))):
+        with suppress(Exception):
+            found[i] = inspect.getsource(thing)
+    return found[0], found[1]
 
 
 def _is_session_auth(app: Any) -> bool:
@@ -547,13 +548,14 @@ def _websocket_auth(ws: Any) -> tuple[str, list[str]]:
     for app in found:
         if _is_session_auth(app) or not _is_auth(app) or _is_origin(app):
             continue
-        source = _module_source(app)
-        if _COOKIE_CODE.search(source):
+        own, module = _sources(app)
+        if _COOKIE_CODE.search(module or own):
             cookie.append(f"{_label(app)}: reads a cookie")
             continue
-        lowered = source.lower()
-        kind = "JWT" if "jwt" in lowered else "token"
-        places = dict.fromkeys(text for word, text in _TOKEN_PLACES if word in lowered)
+        places: dict[str, None] = {}
+        for source in (own.lower(), module.lower()):  # the class first, then its helpers
+            places = places or dict.fromkeys(t for w, t in _TOKEN_PLACES if w in source)
+        kind = "JWT" if "jwt" in (own + module).lower() else "token"
         token.append(f"{_label(app)}: {kind} from {' / '.join(places) or 'the handshake'}")
     if cookie:
         return "cookie", list(dict.fromkeys(cookie + token))
@@ -578,7 +580,7 @@ def check_allowed_origins(opts: Options) -> Check:
             return Check(
                 "allowed_origins",
                 WARN,
-                "no origin validator, and websocket auth is by session cookie: any website a "
+                "no origin validator, and websocket auth rides on cookies: any website a "
                 "logged-in user visits can open a socket as that user, because the browser "
                 "sends your cookies with it (cross-site WebSocket hijacking, CSWSH)",
                 evidence,

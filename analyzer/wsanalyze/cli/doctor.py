@@ -32,7 +32,11 @@ def _pairs(values: list[str] | None) -> dict[str, str] | None:
 
 def doctor(
     app_dir: Annotated[
-        Path, typer.Option("--app-dir", help="The Django project directory (with manage.py).")
+        Path,
+        typer.Option(
+            "--app-dir",
+            help="The Django project directory (with manage.py); relative to the current one.",
+        ),
     ] = Path("."),
     settings: Annotated[
         str | None, typer.Option("--settings", help="DJANGO_SETTINGS_MODULE of the web process.")
@@ -63,7 +67,10 @@ def doctor(
     traces: Traces = None,
     json_: Json = False,
 ) -> None:
-    """Check Redis, the channel layer, ASGI routing, origins, the Celery worker and wstrace."""
+    """Check Redis, the channel layer, ASGI routing, origins, the Celery worker and wstrace.
+
+    Exit status 1 only when a check fails; warnings and skips alone exit 0.
+    """
     from ..doctor import DoctorError, Target, run_doctor
 
     target = Target(

@@ -44,6 +44,13 @@ class Target:
     celery_app: str | None = None
     timeout: float = 5.0
 
+    def __post_init__(self) -> None:
+        # Relative paths mean the caller's directory: resolve them before the subprocess
+        # runs in app_dir (where `proj/manage.py` would be `proj/proj/manage.py`).
+        self.app_dir = Path(self.app_dir).expanduser().resolve()
+        if self.python and os.sep in self.python:
+            self.python = str(Path(self.python).expanduser().absolute())
+
     def interpreter(self) -> str:
         if self.python:
             return self.python
@@ -88,6 +95,8 @@ def django_side(
     target: Target, *, extra_env: dict[str, str] | None = None, only: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Run `manage.py wstrace doctor --json` and return its report (or a failing check)."""
+    if not target.app_dir.is_dir():
+        raise DoctorError(f"--app-dir {target.app_dir}: no such directory")
     if not (target.app_dir / "manage.py").is_file() and not (
         target.settings
         or os.environ.get("DJANGO_SETTINGS_MODULE")
@@ -120,6 +129,17 @@ def django_side(
         except ValueError:
             pass
     err = proc.stderr + proc.stdout
+    unknown = next((ln for ln in err.splitlines() if "unknown check(s)" in ln), None)
+    if unknown:
+        raise DoctorError(unknown.removeprefix("CommandError: "))
+    if "No module named 'django'" in err:
+        return _project_failure(
+            argv,
+            f"{argv[0]} has no Django: it is not the app's Python",
+            _tail(err, 3),
+            fix="Pass --python with the app's interpreter (its virtualenv's bin/python), "
+            "or run the doctor from that environment.",
+        )
     if "Unknown command: 'wstrace'" in err:
         return _project_failure(
             argv,

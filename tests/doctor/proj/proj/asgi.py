@@ -1,4 +1,12 @@
-"""DOCTOR_ASGI picks the shape: good, auth_inside (auth wraps a route), no_origin, not_router."""
+"""DOCTOR_ASGI picks the shape.
+
+good          AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter))
+auth_inside   the auth middleware wraps a route, not the router
+no_origin     AuthMiddlewareStack(URLRouter): session cookies, no origin check
+not_router    no ProtocolTypeRouter at all
+token_query / token_header / token_subprotocol   a token middleware, no origin check
+cookie_jwt    a JWT read from a cookie, no origin check
+"""
 
 import os
 
@@ -12,6 +20,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from proj import cookie_auth, token_auth  # noqa: E402
 from proj.consumers import ChatConsumer  # noqa: E402
 
 PATTERN = r"^ws/chat/(?P<conversation_id>[^/]+)/$"
@@ -33,6 +42,19 @@ elif shape == "no_origin":
         {
             "http": django_asgi_app,
             "websocket": AuthMiddlewareStack(URLRouter([re_path(PATTERN, ChatConsumer.as_asgi())])),
+        }
+    )
+elif shape.startswith("token_") or shape == "cookie_jwt":
+    middleware = {
+        "token_query": token_auth.QueryTokenAuthMiddleware,
+        "token_header": token_auth.HeaderTokenAuthMiddleware,
+        "token_subprotocol": token_auth.SubprotocolTokenAuthMiddleware,
+        "cookie_jwt": cookie_auth.JWTCookieAuthMiddleware,
+    }[shape]
+    application = ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": middleware(URLRouter([re_path(PATTERN, ChatConsumer.as_asgi())])),
         }
     )
 else:

@@ -4,7 +4,8 @@ REDIS_URL            Redis of the layer and the broker
 DOCTOR_LAYER         redis (default) | memory
 DOCTOR_PREFIX        channel-layer prefix (asgi)
 DOCTOR_HOSTS_FORM    url (default) | dict (address + socket_timeout) | pair (host, port)
-DOCTOR_ASGI          good (default) | auth_inside | no_origin | not_router
+DOCTOR_ASGI          the websocket stack's shape (see proj/asgi.py)
+DOCTOR_ASGI_APPLICATION  ASGI_APPLICATION (proj.asgi.application)
 DOCTOR_AGENT_QUEUE   queue proj.tasks.agent is routed to (celery)
 DOCTOR_ALLOWED_HOSTS ALLOWED_HOSTS, comma-separated (localhost,127.0.0.1)
 DOCTOR_NO_WSTRACE    1: wstrace not in INSTALLED_APPS
@@ -29,7 +30,7 @@ if os.environ.get("DOCTOR_NO_WSTRACE") != "1":
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 USE_TZ = True
 ROOT_URLCONF = "proj.urls"
-ASGI_APPLICATION = "proj.asgi.application"
+ASGI_APPLICATION = os.environ.get("DOCTOR_ASGI_APPLICATION", "proj.asgi.application")
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 if os.environ.get("DOCTOR_LAYER", "redis") == "memory":

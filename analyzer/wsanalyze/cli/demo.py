@@ -20,18 +20,32 @@ def demo(
         typer.Option("--scenario", help="Play only these scenarios (repeatable)."),
     ] = None,
 ) -> None:
-    """Run the example chat app (Daphne + Celery + embedded Redis) with faults, then analyze it."""
+    """Run the example apps (Daphne + Celery + embedded Redis) with faults, then analyze them.
+
+    The chat app's scenarios first, then the room app's (group rooms, bots, Stop,
+    HTTP posts); ``--scenario`` picks from either.
+    """
     try:
+        from ..demo.rooms import DEMO_ROOM_SCENARIOS, ROOM_SCENARIOS
         from ..demo.run import ALL_SCENARIOS, DEMO_SCENARIOS, run_demo
     except ImportError as exc:
         fail(
             f"the demo needs the [demo] extra ({exc.name} is missing): pip install 'wstrace[demo]'"
         )
-    known = [s.name for s in ALL_SCENARIOS]
-    unknown = [name for name in scenario or [] if name not in known]
+    chat_names = [s.name for s in ALL_SCENARIOS]
+    room_names = [s.name for s in ROOM_SCENARIOS]
+    unknown = [name for name in scenario or [] if name not in chat_names + room_names]
     if unknown:
-        fail(f"unknown scenario {unknown[0]!r}; scenarios: {', '.join(known)}")
+        known = ", ".join(chat_names + room_names)
+        fail(f"unknown scenario {unknown[0]!r}; scenarios: {known}")
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
+    chat = [name for name in scenario or [] if name in chat_names]
+    rooms = [name for name in scenario or [] if name in room_names]
     with clean_errors():
-        run_demo(keep, names=scenario or DEMO_SCENARIOS, console=console())
+        run_demo(
+            keep,
+            names=chat if scenario else DEMO_SCENARIOS,
+            room_names=rooms if scenario else DEMO_ROOM_SCENARIOS,
+            console=console(),
+        )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import Transcript, converse
+from .rooms import DEMO_ROOM_SCENARIOS, RoomPlayed, play_rooms, room_scenarios_named
 from .stack import SCENARIOS as APP_SCENARIOS
 from .stack import RedisServer, Stack
 
@@ -234,22 +235,24 @@ def run_demo(
     keep: Path | None = None,
     *,
     names: Sequence[str] = DEMO_SCENARIOS,
+    room_names: Sequence[str] | None = None,
     console: Any = None,
 ) -> Path:
     """Play the demo scenarios, then print ``conversations`` and the showcase ``conversation``.
 
-    Returns the trace directory (kept only when ``keep`` is given).
+    Then the same for the room app (``room_names``; default
+    ``rooms.DEMO_ROOM_SCENARIOS``, ``()`` for none). Returns the chat app's trace
+    directory (kept only when ``keep`` is given; the room app's stores are
+    ``roomapp-<stack kind>/traces`` beside it).
     """
     import tempfile
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    from ..render.terminal import conversation_view, conversations_view
-    from ..verdicts.api import conversation_list, conversation_report
-
     out = console or Console()
     scenarios = scenarios_named(names)
+    rooms = room_scenarios_named(DEMO_ROOM_SCENARIOS if room_names is None else room_names)
     with tempfile.TemporaryDirectory(prefix="wsanalyze-demo-") as tmp:
         workdir = Path(keep) if keep else Path(tmp)
         traces = workdir / "traces"
@@ -259,26 +262,19 @@ def run_demo(
             BarColumn(),
             MofNCompleteColumn(),
         )
-        with Progress(*columns, console=out, transient=True) as bar:
-            task = bar.add_task("starting", total=len(scenarios) + 3)
+        with RedisServer() as server, Progress(*columns, console=out, transient=True) as bar:
+            steps = (len(scenarios) + 2 if scenarios else 0) + (3 if rooms else 0) + 1
+            task = bar.add_task("starting Redis", total=steps)
 
             def step(text: str) -> None:
                 bar.update(task, description=text, advance=1)
 
-            played = play(workdir, scenarios, trace_dir=traces, progress=step)
-        for p in played:
-            if p.error:
-                out.print(f"[yellow]{p.scenario.name}: client error {p.error}[/]")
-        rows, _ = conversation_list(traces=str(traces))
-        order = {p.conversation_id: i for i, p in enumerate(played)}
-        rows.sort(key=lambda r: order.get(r.conversation_id, len(order)))
-        out.rule("[bold]wsanalyze conversations")
-        out.print(conversations_view(rows))
-        chosen = showcase(played)
-        if chosen is not None:
-            out.rule(f"[bold]wsanalyze conversation {chosen.conversation_id}")
-            report = conversation_report(chosen.conversation_id, traces=str(traces))
-            out.print(conversation_view(report, timeline_limit=40))
+            played = play(workdir, scenarios, trace_dir=traces, progress=step, redis=server)
+            room_played = play_rooms(workdir, rooms, redis=server, progress=step) if rooms else []
+        if played:
+            _show_chatapp(out, played, traces)
+        if room_played:
+            _show_roomapp(out, room_played)
         if keep:
             out.print(
                 f"\ntraces kept in [bold]{traces}[/]: try "
@@ -287,3 +283,45 @@ def run_demo(
         else:
             out.print("\n[dim]run with --keep DIR to keep the traces and explore them[/]")
         return traces
+
+
+def _show_chatapp(out: Any, played: Sequence[Played], traces: Path) -> None:
+    """The chat app's conversations, then its showcase failure in full."""
+    from ..render.terminal import conversation_view, conversations_view
+    from ..verdicts.api import conversation_list, conversation_report
+
+    for p in played:
+        if p.error:
+            out.print(f"[yellow]{p.scenario.name}: client error {p.error}[/]")
+    rows, _ = conversation_list(traces=str(traces))
+    order = {p.conversation_id: i for i, p in enumerate(played)}
+    rows.sort(key=lambda r: order.get(r.conversation_id, len(order)))
+    out.rule("[bold]wsanalyze conversations")
+    out.print(conversations_view(rows))
+    chosen = showcase(played)
+    if chosen is not None:
+        out.rule(f"[bold]wsanalyze conversation {chosen.conversation_id}")
+        report = conversation_report(chosen.conversation_id, traces=str(traces))
+        out.print(conversation_view(report, timeline_limit=40))
+
+
+def _show_roomapp(out: Any, played: Sequence[RoomPlayed]) -> None:
+    """The room app's conversations (one store per deployment), then the Stop one in full."""
+    from ..render.terminal import conversation_view, conversations_view
+    from ..verdicts.api import conversation_list, conversation_report
+
+    for p in played:
+        if p.error:
+            out.print(f"[yellow]{p.scenario.name}: client error {p.error}[/]")
+    order = {p.conversation_id: i for i, p in enumerate(played)}
+    for trace_dir in dict.fromkeys(p.stack.trace_dir for p in played):
+        rows, _ = conversation_list(traces=str(trace_dir))
+        rows = sorted((r for r in rows if r.conversation_id in order),
+                      key=lambda r: order[r.conversation_id])  # fmt: skip
+        out.rule(f"[bold]room app: wsanalyze conversations --traces {trace_dir}")
+        out.print(conversations_view(rows))
+    chosen = next((p for p in played if p.scenario.name == "room_stop"), None)
+    if chosen is not None:
+        out.rule(f"[bold]room app: wsanalyze conversation {chosen.conversation_id}")
+        report = conversation_report(chosen.conversation_id, traces=str(chosen.stack.trace_dir))
+        out.print(conversation_view(report, timeline_limit=40))

@@ -30,6 +30,7 @@ def store(tmp_path):
     late = Trace("conv-queue", start=ok.start)
     late.connect("k3", at=60_000)
     late.enqueue("m3", late.receive("m3", "k3", 60_010), 60_011, queue="priority")
+    late.disconnect("k3", 60_500)  # the client gave up waiting
     path = tmp_path / "traces"
     write_otlp([ok, gone, late], path)
     return path

@@ -260,7 +260,11 @@ def test_queue_no_ready_worker_consumes_is_no_worker_naming_the_queues():
     t.worker_ready(["celery"])
     t.connect("k1")
     t.enqueue("m1", t.receive("m1", "k1", 10), 11, queue="agents-priority")
-    m = only_message(verdict(t))  # the data ends right after: still no_worker
+    waiting = only_message(verdict(t))  # the client still waits: in flight, suspecting no_worker
+    assert triple(waiting) == ("in_flight", "task", "no_worker")
+    assert any("no ready worker consumes 'agents-priority'" in line for line in waiting.evidence)
+    t.disconnect("k1", 500)  # the client gave up: lost
+    m = only_message(verdict(t))
     assert triple(m) == ("lost", "task", "no_worker")
     assert any("agents-priority" in line and "no ws.task" in line for line in m.evidence)
     assert "agents-priority" in m.hint and "celery" in m.hint

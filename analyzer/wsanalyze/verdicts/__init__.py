@@ -168,7 +168,7 @@ def message_verdicts(
                 "close_code",
                 "close_ts",
                 "close_parent",
-            )  # fmt: skip
+            )
         ],
     )
     n = pl.col
@@ -176,6 +176,8 @@ def message_verdicts(
         F.message_facts(events)
         .join(conns, on=["conversation_id", "connection_id"], how="left", nulls_equal=False)
         .join(F.consumer_layers(events), on="conversation_id", how="left")
+        .join(F.revokers(events), left_on="enq_task_id", right_on="task_id", how="left")
+        .join(F.frame_types(events), left_on="revoked_by", right_on="message_id", how="left")
         .join(F.consumed_queues(events), how="cross")
         .with_columns(
             consumer_layers=n("consumer_layers").fill_null(pl.lit([], pl.List(pl.String))),
@@ -183,7 +185,9 @@ def message_verdicts(
             window_end=pl.lit(end, dtype=pl.Datetime("ns", "UTC")),
         )
         .with_columns(
-            recent=(n("window_end") - n("last_ts")) <= pl.lit(in_flight),
+            # a zero horizon means nothing is in flight
+            recent=((n("window_end") - n("last_ts")) <= pl.lit(in_flight))
+            & (in_flight > timedelta(0)),
             idle_s=(n("window_end") - n("last_ts")).dt.total_milliseconds() / 1000.0,
         )
     )

@@ -25,6 +25,8 @@ _CAUSE_HOPS: dict[str, str] = {
     "rate_limited": c.HOP_RECEIVE,
     "invalid_message": c.HOP_RECEIVE,
     "consumer_error": c.HOP_DELIVER,
+    # the consumer's own channel-layer receive lost Redis: its deliveries stop there
+    "channel_layer_unavailable": c.HOP_DELIVER,
     "idle_timeout": c.HOP_DISCONNECT,
 }
 

@@ -196,6 +196,7 @@ def _message_aggs() -> list[pl.Expr]:
         n("_revoked").any().alias("revoked"),
         n("_revoked_task").max().alias("revoked_task_id"),
         n("_revoked_ts").min().alias("revoked_ts"),
+        n("_enq_task_id").max().alias("enq_task_id"),
         n("_pub_ok").sum().cast(pl.Int64).alias("published"),
         n("_pub_any").sum().cast(pl.Int64).alias("publish_attempts"),
         n("_side").sum().cast(pl.Int64).alias("side_effects"),
@@ -381,6 +382,28 @@ def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
         .then(pl.lit("server"))
         .otherwise(n("disconnect_by")),
         accepted=n("has_accept") & ~n("handshake_rejected"),
+    )
+
+
+def revokers(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Per revoked task id: the message (client frame) whose handler asked Celery to revoke it."""
+    return (
+        events.filter((pl.col("name") == c.SPAN_REVOKE) & pl.col("task_id").is_not_null())
+        .sort("ts")
+        .group_by("task_id")
+        .agg(
+            pl.col("message_id").first().alias("revoked_by"),
+            pl.col("ts").first().alias("revoke_ts"),
+        )
+    )
+
+
+def frame_types(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Per message id: the client frame's type (to name a revoking frame)."""
+    return (
+        events.filter(pl.col("frame_type").is_not_null() & pl.col("message_id").is_not_null())
+        .group_by("message_id")
+        .agg(pl.col("frame_type").first().alias("revoked_by_type"))
     )
 
 

@@ -33,7 +33,6 @@ messages are the layer's ``ws.deliver`` already).
 
 from __future__ import annotations
 
-import logging
 from contextvars import ContextVar
 from typing import Any
 
@@ -43,11 +42,9 @@ from opentelemetry.trace import SpanKind
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
-from wstrace.channels.layers import _infrastructure, payload_hash, wire_encoding
+from wstrace.channels.layers import is_infrastructure, payload_hash, wire_encoding
 from wstrace.runtime import STATE
 from wstrace.tracer import LeanTracer
-
-logger = logging.getLogger(__name__)
 
 # In a delivery's context: the context current before the reader's first delivery.
 DELIVERY_KEY = context.create_key("wstrace.redis_delivery")
@@ -141,7 +138,7 @@ def _prepare(instance: Any, response: Any) -> tuple[context.Context, context.Con
 
 def _deliver(instance: Any, response: Any, base: context.Context) -> context.Context | None:
     """Record the ``ws.deliver`` of a raw message; its context, or None when not ours."""
-    if not isinstance(response, list | tuple) or len(response) < 3:
+    if (type(response) is not list and not isinstance(response, tuple)) or len(response) < 3:
         return None
     kind = response[0]
     if kind in _MESSAGE:
@@ -150,14 +147,14 @@ def _deliver(instance: Any, response: Any, base: context.Context) -> context.Con
         channel, payload = response[2], response[3]
     else:
         return None
-    if _infrastructure(channel):
-        return None
     conn = CURRENT.get()
     ids = current.ids(base)
     if conn is not None:
         ids.update(conn.ids())  # the receiving connection is this one
     elif not ids:
         return None  # a pub/sub read outside any conversation
+    if is_infrastructure(channel):
+        return None
     name = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
     attributes: dict[str, Any] = {
         **ids,

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import inspect
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -291,7 +292,7 @@ def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
         return wrapped(*args, **kwargs)
     facts = FACTS.get()
     channel = args[0] if args else kwargs.get("channel")
-    if facts is None and (not current.ids() or _infrastructure(channel)):
+    if facts is None and (not current.ids() or is_infrastructure(channel)):
         # Celery events/results, cache invalidation …: not a conversation's evidence.
         return wrapped(*args, **kwargs)
     span = None
@@ -312,11 +313,16 @@ def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
 
 
 _INFRASTRUCTURE = ("celery-task-meta-", "celeryev", "pidbox", "__keyspace", "__keyevent")
+# One search instead of a loop of substring tests: this runs for every raw message read.
+_INFRASTRUCTURE_TEXT = re.compile("|".join(re.escape(m) for m in _INFRASTRUCTURE))
+_INFRASTRUCTURE_BYTES = re.compile(b"|".join(re.escape(m.encode()) for m in _INFRASTRUCTURE))
 
 
-def _infrastructure(channel: Any) -> bool:
-    name = channel.decode("utf-8", "replace") if isinstance(channel, bytes) else str(channel)
-    return any(marker in name for marker in _INFRASTRUCTURE)
+def is_infrastructure(channel: Any) -> bool:
+    """Whether ``channel`` is Celery's or Redis' own (events, results, pidbox, keyspace)."""
+    if isinstance(channel, bytes):
+        return _INFRASTRUCTURE_BYTES.search(channel) is not None
+    return _INFRASTRUCTURE_TEXT.search(str(channel)) is not None
 
 
 async def _await_receivers(
@@ -366,6 +372,8 @@ def _raw_publish_span(client: Any, channel: Any, payload: Any) -> trace.Span:
 # Raw PUBLISH carries no trace context (the payload is the app's own bytes, untouched), so
 # the analyzer pairs a subscriber's ws.deliver with its ws.publish by this digest instead.
 _DEFAULT_ENCODING = ("utf-8", "strict")  # redis-py's defaults
+_BUFFERS = (bytes, bytearray, memoryview)
+_NUMBERS = (int, float)
 
 
 def wire_encoding(client: Any) -> tuple[str, str]:
@@ -412,11 +420,11 @@ def _wire_bytes(value: Any, encoding: str, errors: str) -> Any:
         return value
     if kind is str:
         return value.encode(encoding, errors)
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, _BUFFERS):
         return value
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBERS):
         return repr(value).encode()
     if isinstance(value, str):
         return value.encode(encoding, errors)

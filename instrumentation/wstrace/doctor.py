@@ -417,6 +417,7 @@ def _websocket_app() -> tuple[Any, list[str], Check | None, str | None]:
                 "Wrap the app: ProtocolTypeRouter({'http': django_asgi_app, 'websocket': "
                 "AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))}).",
             ),
+            wrong,
         )
     mapping = getattr(router, "application_mapping", {}) or {}
     evidence.append(f"ProtocolTypeRouter protocols: {', '.join(sorted(mapping)) or '(none)'}")

@@ -6,6 +6,7 @@ no_origin     AuthMiddlewareStack(URLRouter): session cookies, no origin check
 not_router    no ProtocolTypeRouter at all
 token_query / token_header / token_subprotocol   a token middleware, no origin check
 cookie_jwt    a JWT read from a cookie, no origin check
+broken        the module raises on import
 """
 
 import os
@@ -25,6 +26,8 @@ from proj.consumers import ChatConsumer  # noqa: E402
 
 PATTERN = r"^ws/chat/(?P<conversation_id>[^/]+)/$"
 shape = os.environ.get("DOCTOR_ASGI", "good")
+if shape == "broken":
+    raise RuntimeError("DOCTOR_ASGI=broken: this asgi module cannot be imported")
 
 if shape == "not_router":
     application = django_asgi_app

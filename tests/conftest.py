@@ -9,7 +9,8 @@
 ``wstrace_enabled`` parametrizes a test over instrumentation off / on
 
 Stack kwargs are those of ``wsanalyze.demo.stack.Stack`` minus ``workdir`` and
-``redis_url`` (both provided). ``WSTRACE_AVAILABLE`` tells whether the wstrace
+``redis_url`` (both provided): ``app="roomapp"`` runs the room app instead of the
+chat app, ``worker=False`` starts no Celery worker (``tests/roomapp`` uses both). ``WSTRACE_AVAILABLE`` tells whether the wstrace
 Django app can be installed; tests of the instrumented variant skip without it.
 """
 

@@ -33,6 +33,7 @@ from . import facts as F
 from .chains import attach
 from .closecodes import CloseCodes, cause_hop, code_cause, code_hop
 from .evidence import chain_lines
+from .invariants import enforce, strict, violations
 from .rules import RULES, Rule
 
 HANDSHAKE_TIMEOUT = timedelta(seconds=4.5)
@@ -198,6 +199,7 @@ def message_verdicts(
         cause=_first_match(rules, "cause"),
     )
     return frame.with_columns(
+        violations=violations(),
         # a message the server's close killed failed when the close happened
         failed_ts=pl.when(n("rule") == "server_close")
         .then(pl.coalesce("conn_close_ts", "err_ts", "empty_publish_ts", "last_ts"))
@@ -359,6 +361,7 @@ def analyze_conversation(
         .sort("first_ts", nulls_last=True)
         .collect()
     )
+    problems = [*problems, *enforce(msgs)]
     connections = tuple(_connection(row) for row in conns.iter_rows(named=True))
     messages = tuple(_message(row) for row in msgs.iter_rows(named=True))
     conv_rows = table.filter(pl.col("conversation_id") == conversation_id)
@@ -420,6 +423,8 @@ def summarize_conversations(
     """One verdict per conversation (first failure in time), newest first."""
     end = _window_end(events, window_end)
     msgs = message_verdicts(events, window_end=end, in_flight=in_flight, close_codes=close_codes)
+    if strict():  # the test suite: every verdict listed is checked (costs a second pass)
+        enforce(_broken(msgs))
     conns = connection_verdicts(events, close_codes)
     hop_rank = pl.col("hop").replace_strict(_HOP_RANK, default=99, return_dtype=pl.Int32)
     items = _failures(events, msgs, conns).sort(
@@ -469,6 +474,15 @@ def summarize_conversations(
     return out
 
 
+def _broken(msgs: pl.LazyFrame) -> pl.DataFrame:
+    """The message verdicts that break an invariant."""
+    return (
+        msgs.filter(pl.col("violations").list.len() > 0)
+        .select("message_id", "outcome", "hop", "cause", "violations")
+        .collect()
+    )
+
+
 def _summary_verdict(row: Mapping[str, Any]) -> Verdict:
     item = row.get("fail") or row.get("pending")
     if item and item.get("outcome"):
@@ -503,6 +517,8 @@ def aggregate_lost(
         msgs = msgs.filter(pl.col("first_ts") >= since)
     if until is not None:
         msgs = msgs.filter(pl.col("first_ts") <= until)
+    if strict():
+        enforce(_broken(msgs))
     frame = msgs.select("conversation_id", "message_id", "outcome", "hop", "cause").collect()
     lost = frame.filter(pl.col("outcome") == "lost")
     groups = (

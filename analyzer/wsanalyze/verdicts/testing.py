@@ -166,10 +166,13 @@ class Trace:
 
     def publish(self, message_id: str, parent: str, at: float, seq: int, *, members: int | None = 1,
                 layer: str = "L1", event: str = c.EV_GROUP_SEND, **cols: Any) -> str:  # fmt: skip
+        """A group_send (by default to the conversation's group, from the worker)."""
+        cols.setdefault("service", "worker")
+        cols.setdefault("group", f"chat_{self.conversation_id}")
+        cols.setdefault("message_type", "chat.chunk")
         return self.span(
-            c.SPAN_PUBLISH, c.HOP_PUBLISH, event, at, 1, parent=parent, service="worker",
-            message_id=message_id, seq=seq, members=members, layer=layer,
-            group=f"chat_{self.conversation_id}", message_type="chat.chunk", **cols,
+            c.SPAN_PUBLISH, c.HOP_PUBLISH, event, at, 1, parent=parent,
+            message_id=message_id, seq=seq, members=members, layer=layer, **cols,
         )  # fmt: skip
 
     def deliver(self, message_id: str, parent: str, at: float, seq: int, connection_id: str = "k1",
@@ -258,6 +261,13 @@ _ATTRS = {
     "task_name": "ws.task_name",
     "queue": "ws.queue",
     "queues": "ws.queues",
+    "frame_type": "ws.frame_type",
+    "expects_answer": "ws.expects_answer",
+    "app_message_id": "ws.app_message_id",
+    "payload_hash": "ws.payload_hash",
+    "conversation_source": "ws.conversation_source",
+    "route": "ws.route",
+    "channel": "ws.channel",
 }
 
 

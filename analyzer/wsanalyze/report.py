@@ -1,7 +1,7 @@
 """The result objects every renderer takes.
 
 Verdicts produce these; terminal, JSON, HTML and Mermaid views only read them.
-Field names follow the ``--json`` contract in DESIGN.md.
+Field names follow the ``--json`` contract in docs/verdicts.md.
 """
 
 from __future__ import annotations

@@ -78,6 +78,8 @@ def test_rate_limited_conversation_blames_the_refused_frame_and_the_close(e2e_ru
     report = report_of(e2e_run, "rate_limited")
     causes = {m.cause for m in report.messages if m.outcome == "lost"}
     assert causes == {"rate_limited"}
+    refused = [m for m in report.messages if m.outcome == "rejected"]
+    assert [(m.hop, m.cause) for m in refused] == [("receive", "rate_limited")]
     assert report.connections[0].close_code == 4004
 
 

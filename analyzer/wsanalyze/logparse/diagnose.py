@@ -108,7 +108,7 @@ class LogDiagnosis:
     timeline: pl.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The conversation --json shape (DESIGN.md), from logs, with `confidence` fields."""
+        """The conversation --json shape (docs/verdicts.md), from logs, with `confidence` fields."""
         timeline = []
         if self.timeline is not None:
             for row in self.timeline.iter_rows(named=True):

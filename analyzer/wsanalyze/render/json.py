@@ -1,4 +1,4 @@
-"""The ``--json`` views. ``conversation_json`` is the DESIGN.md contract shape exactly;
+"""The ``--json`` views. ``conversation_json`` is the docs/verdicts.md contract shape exactly;
 extra keys are only ever added, never renamed."""
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ def message_verdicts(
     return frame.with_columns(
         violations=violations(),
         # a message the server's close killed failed when the close happened
-        failed_ts=pl.when(n("rule") == "server_close")
+        failed_ts=pl.when(n("rule").is_in(["server_close", "refused"]))
         .then(pl.coalesce("conn_close_ts", "err_ts", "empty_publish_ts", "last_ts"))
         .otherwise(pl.coalesce("err_ts", "empty_publish_ts", "last_ts")),
         is_failure=n("outcome").is_in(["lost", "rejected"])

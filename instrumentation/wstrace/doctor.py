@@ -326,10 +326,13 @@ def _asgi_candidates(path: str) -> list[str]:
 
     module = path.rpartition(".")[0]
     names = [f"{module}.application"] if module else []
-    package = os.environ.get("DJANGO_SETTINGS_MODULE", "").rpartition(".")[0]
+    settings_module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    package = settings_module.rpartition(".")[0]
     while package:
         names += [f"{package}.asgi.application", f"{package}.routing.application"]
         package = package.rpartition(".")[0]
+    if settings_module and "." not in settings_module:  # a top-level settings.py: its neighbours
+        names += ["asgi.application", "routing.application"]
     out = []
     for name in dict.fromkeys(names):
         if name == path:

@@ -1,21 +1,24 @@
 """`python manage.py wstrace doctor [--json] [--timeout S] [--celery-app MOD] [--only NAME ...]`.
 
 Runs the checklist of `wstrace.doctor` with this project's settings. Exit status 1
-when a check fails, 0 otherwise (warnings and skips included). `wsanalyze doctor`
+only when a check fails: warnings and skips alone exit 0, so CI can gate on FAILs. `wsanalyze doctor`
 runs this command in a subprocess and reads its `--json` output.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from wstrace.doctor import CHECK_NAMES
 
 
 class Command(BaseCommand):
     help = "wstrace tools. `doctor`: check Redis, the channel layer, ASGI routing, origins, Celery and wstrace."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         doctor = sub.add_parser("doctor", help="run the checklist")
         doctor.add_argument("--json", action="store_true", help="machine-readable output")
@@ -27,9 +30,15 @@ class Command(BaseCommand):
             default=None,
             help="processes sharing the layer (default: 2 when Celery is configured)",
         )
-        doctor.add_argument("--only", nargs="*", default=(), help="run only these checks")
+        doctor.add_argument(
+            "--only",
+            nargs="*",
+            default=(),
+            metavar="CHECK",
+            help="run only these checks: " + ", ".join(CHECK_NAMES),
+        )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] != "doctor":
             raise CommandError(f"unknown action {options['action']!r}")
         from wstrace import doctor

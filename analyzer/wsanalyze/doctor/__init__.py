@@ -11,8 +11,13 @@ environment. On top, from the analyzer side:
                     with the worker's environment (``worker_env``), or from the
                     ``worker_ready`` spans wstrace's worker instrumentation wrote.
 
-    report = run_doctor(app_dir=Path("."), worker_env={"CHAT_LAYER_PREFIX": "x"})
+    report = run_doctor(Target(app_dir=Path(".")), worker_env={"CHAT_LAYER_PREFIX": "x"})
     report["ok"], report["checks"]
+
+The analyzer may live in an environment of its own (``pipx install 'wstrace[analyzer]'``):
+the Django side runs with the app's interpreter (``<app-dir>/.venv/bin/python``,
+``<app-dir>/venv/bin/python``, or ``--python``), which only needs ``wstrace``.
+``ok`` is False only when a check failed; warnings never make it False.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`python manage.py wstrace doctor [--json] [--timeout S] [--celery-app MOD] [--only NAME ...]`.
 
 Runs the checklist of `wstrace.doctor` with this project's settings. Exit status 1
-only when a check fails: warnings and skips alone exit 0, so CI can gate on FAILs. `wsanalyze doctor`
-runs this command in a subprocess and reads its `--json` output.
+only when a check fails: warnings and skips alone exit 0, so CI can gate on FAILs.
+`wsanalyze doctor` runs this command in a subprocess and reads its `--json` output.
 """
 
 from __future__ import annotations

@@ -54,6 +54,12 @@ def resolve(scope: dict[str, Any], frame: Any) -> str | None:
     return None
 
 
+def resolve_scope_only(scope: dict[str, Any]) -> str | None:
+    """A one-argument resolver: asked once, at connect, never about a frame."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
+    return query["conversation"][0] if query.get("conversation") else None
+
+
 def configure(trace_dir: str, extra: dict[str, Any]) -> None:
     redis_url = os.environ.get("REDIS_URL")
     layer = (

@@ -188,6 +188,25 @@ def test_the_resolver_names_the_conversation_from_the_first_frame_onwards(resolv
     assert conversations([first, second, *later]) == {"f-1"}
 
 
+def test_a_one_argument_resolver_is_asked_at_connect_only(tmp_path: Path) -> None:
+    settings = {"CONVERSATION_RESOLVER": "routes_app.resolve_scope_only"}
+    run = run_app(tmp_path, settings, ["query", "first_frame"])
+
+    assert conversations(run.connection(message_id="m-q")) == {"q-9"}
+    assert conversations(run.connection(message_id="j-1")) == {None}
+
+
+def test_a_resolver_that_cannot_be_imported_is_reported_once_and_names_nothing(
+    tmp_path: Path,
+) -> None:
+    settings = {"CONVERSATION_RESOLVER": "routes_app.no_such_resolver"}
+    run = run_app(tmp_path, settings, ["query", "first_frame", "route"])
+
+    assert conversations(run.connection(message_id="m-q")) == {None}
+    assert conversations(run.connection(path="/ws/chat/c-route/")) == {"c-route"}
+    assert run.stderr.count("importing CONVERSATION_RESOLVER") == 1, run.stderr
+
+
 def test_without_a_resolver_the_first_frame_names_nothing(plain: Run) -> None:
     assert conversations(plain.connection(message_id="j-1")) == {None}
 

@@ -454,48 +454,59 @@ def frame_type_in(data: Mapping[str, Any], field: str) -> str | None:
     return None
 
 
-_SCANNERS: dict[tuple[str, ...], tuple[re.Pattern[str], dict[str, int]]] = {}
+_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}  # '"id"' for "id": what str.find looks for
+_VALUE = re.compile(rf'\s*:\s*(?:"([^"\\]{{1,{_MAX_ID}}})"|(-?\d{{1,40}})(?![\d.eE]))')
 _NESTED_KEY = re.compile(r'"(?:data|message|payload)"\s*:\s*$')
 
 
 def scan_app_id(text: str, fields: tuple[str, ...], nested: bool = True) -> str | None:
-    """``app_id_in`` without parsing: a bounded regex over the frame's first 512 characters.
+    """``app_id_in`` without parsing: ``str.find`` over the frame's first 512 characters.
 
-    For what the server sends (once per streamed chunk) and oversized client
-    frames. Nesting is judged by counting braces before the match, so a brace
-    inside an earlier string value can hide an id; it never invents one.
+    For what the server sends (once per streamed chunk, ~4 finds and a regex
+    match at each hit) and oversized client frames. Nesting is judged by
+    counting braces before the hit, so a brace inside an earlier string value
+    can hide an id; it never invents one.
     """
-    scanner = _SCANNERS.get(fields)
-    if scanner is None:
-        names = "|".join(re.escape(f) for f in fields)
-        scanner = (
-            re.compile(
-                rf'"({names})"\s*:\s*(?:"([^"\\]{{1,{_MAX_ID}}})"|(-?\d{{1,40}})(?![\d.eE]))'
-            ),
-            {f: rank for rank, f in enumerate(fields)},
-        )
-        if len(_SCANNERS) < 64:
-            _SCANNERS[fields] = scanner
-    pattern, ranks = scanner
-    head = text[:_HEAD]
-    best: str | None = None
-    best_rank = 2 * len(fields)
-    for match in pattern.finditer(head):
-        start = match.start()
-        depth = head.count("{", 0, start) - head.count("}", 0, start)
-        rank = ranks[match[1]]
-        if depth == 2 and nested:
-            brace = head.rfind("{", 0, start)
-            if not _NESTED_KEY.search(head, max(0, brace - 40), brace):
-                continue
-            rank += len(fields)
-        elif depth != 1:
-            continue
-        if rank < best_rank:
-            best, best_rank = match[2] if match[2] is not None else match[3], rank
-            if rank == 0:
-                break
-    return best
+    keys = _KEYS.get(fields)
+    if keys is None:
+        keys = tuple(f'"{field}"' for field in fields)
+        if len(_KEYS) < 64:
+            _KEYS[fields] = keys
+    end = min(len(text), _HEAD)
+    found_nested: str | None = None
+    for key in keys:
+        start = text.find(key, 0, end)
+        while start != -1:
+            value = _value_at(text, start + len(key), end)
+            if value is not None:
+                # No "{" between the opening one and the key (the usual case): top level.
+                if text.find("{", 1, start) == -1:
+                    return value
+                depth = text.count("{", 0, start) - text.count("}", 0, start)
+                if depth == 1:  # the first field, in order, at the top level
+                    return value
+                if depth == 2 and nested and found_nested is None:
+                    brace = text.rfind("{", 0, start)
+                    if _NESTED_KEY.search(text, max(0, brace - 40), brace):
+                        found_nested = value
+            start = text.find(key, start + 1, end)
+    return found_nested
+
+
+def _value_at(text: str, at: int, end: int) -> str | None:
+    """The short string or int value after a key at ``at``; ``json.dumps`` spacing first."""
+    if text.startswith(_SEPARATOR, at):  # '": "' as json.dumps writes it: no regex
+        close = text.find('"', at + 3, min(end, at + 4 + _MAX_ID))
+        if close > at + 3:
+            value = text[at + 3 : close]
+            return None if "\\" in value else value
+    match = _VALUE.match(text, at, end)
+    if match is None:
+        return None
+    return match[1] if match[1] is not None else match[2]
+
+
+_SEPARATOR = ': "'
 
 
 # --- the conversation resolver -------------------------------------------------------

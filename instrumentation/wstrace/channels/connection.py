@@ -386,18 +386,6 @@ class Connection:
         span.end()
 
 
-def message_id_of(text: str | None, field: str) -> str | None:
-    """The client's own id for a frame, when it is a JSON object carrying one."""
-    if not text or f'"{field}"' not in text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    value = data.get(field) if isinstance(data, dict) else None
-    return str(value) if isinstance(value, str | int) and str(value) else None
-
-
 # --- frames: the app's own ids and frame types, never bodies -------------------------
 _PARSE_LIMIT = 64 * 1024  # larger client frames are scanned, not parsed
 _HEAD = 512  # what the bounded scan of a frame reads

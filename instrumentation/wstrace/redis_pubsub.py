@@ -15,8 +15,10 @@ carries the ids), a ``ws.deliver`` span is made at once (kind CONSUMER, event
 publisher recorded, so the analyzer can pair the two, since a raw payload
 carries no trace context). Its context then becomes current in the reading
 task, so the frames the consumer sends next are ``ws.send`` children of that
-delivery, until the next message read replaces it. A message consumed by a
-subscription handler is handled inside that context, which is then left.
+delivery, until the next reply read replaces it (a subscribe confirmation or a
+skipped channel restores the context from before; a ``get_message`` that times
+out reads nothing and changes nothing). A message consumed by a subscription
+handler is handled inside that context, which is then left.
 
 The delivery context is set without a token, on purpose: the reader is a loop
 that returns each message to its caller, so there is no scope to close. It

@@ -21,12 +21,36 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class StreamCounts:
+    """One stream of a message's answer: the run that produced it and what became of its chunks."""
+
+    stream: str
+    producer: str
+    published: int = 0
+    delivered: int = 0
+    sent: int = 0
+    gaps: int = 0
+
+
+@dataclass(frozen=True)
+class ConnectionCounts:
+    """What one receiving connection got of a message's answer."""
+
+    connection_id: str
+    delivered: int = 0
+    sent: int = 0
+
+
+@dataclass(frozen=True)
 class Chunks:
-    """Distinct ws.seq values seen at publish, deliver and send."""
+    """Answering publish spans, their deliveries (one per receiving connection) and frames sent."""
 
     published: int = 0
     delivered: int = 0
     sent: int = 0
+    side_effects: int = 0
+    streams: tuple[StreamCounts, ...] = ()
+    connections: tuple[ConnectionCounts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,8 @@ class MessageVerdict:
     first_ts: datetime | None = None
     failed_ts: datetime | None = None
     rule: str = ""
+    frame_type: str | None = None
+    app_ids: tuple[str, ...] = ()  # the ids the app itself put in the frames
 
 
 @dataclass(frozen=True)

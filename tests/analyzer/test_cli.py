@@ -62,7 +62,17 @@ def test_conversation_json_is_the_contract_shape(store):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["verdict"]["cause"] == "consumer_gone"
-    assert data["messages"][0]["chunks"] == {"published": 4, "delivered": 0, "sent": 0}
+    chunks = data["messages"][0]["chunks"]
+    assert {k: chunks[k] for k in ("published", "delivered", "sent")} == {
+        "published": 4,
+        "delivered": 0,
+        "sent": 0,
+    }
+    # additive: the stream that produced them, with its gap, and nobody receiving
+    [stream] = chunks["streams"]
+    assert (stream["published"], stream["gaps"]) == (4, 4)
+    assert stream["producer"].startswith("task chat.tasks.run_agent")
+    assert chunks["connections"] == [] and chunks["side_effects"] == 0
 
 
 def test_worker_queues_are_found_outside_the_conversation(store):

@@ -55,12 +55,31 @@ def message_dict(m: MessageVerdict) -> dict[str, Any]:
             "published": m.chunks.published,
             "delivered": m.chunks.delivered,
             "sent": m.chunks.sent,
+            # additive: real counts per stream and per receiving connection
+            "side_effects": m.chunks.side_effects,
+            "streams": [
+                {
+                    "stream": st.stream,
+                    "producer": st.producer,
+                    "published": st.published,
+                    "delivered": st.delivered,
+                    "sent": st.sent,
+                    "gaps": st.gaps,
+                }
+                for st in m.chunks.streams
+            ],
+            "connections": [
+                {"connection_id": k.connection_id, "delivered": k.delivered, "sent": k.sent}
+                for k in m.chunks.connections
+            ],
         },
         "evidence": list(m.evidence),
         "hint": m.hint,
         # additive
         "connection_id": m.connection_id,
         "summary": m.summary,
+        "frame_type": m.frame_type,
+        "app_ids": list(m.app_ids),
     }
 
 

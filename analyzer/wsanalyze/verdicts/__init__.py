@@ -21,15 +21,18 @@ from wstrace import conventions as c
 from ..causes import hint_for
 from ..report import (
     Chunks,
+    ConnectionCounts,
     ConnectionVerdict,
     ConversationReport,
     ConversationSummary,
     LostGroup,
     LostReport,
     MessageVerdict,
+    StreamCounts,
     Verdict,
 )
 from . import facts as F
+from .answers import annotate, breakdown, fill_ids
 from .chains import attach
 from .closecodes import CloseCodes, cause_hop, code_cause, code_hop
 from .evidence import chain_lines
@@ -232,7 +235,11 @@ def _message_summary(f: Mapping[str, Any]) -> str:
     return f"{f['outcome']} at {f['hop']}: {f['cause']} ({chunks})"
 
 
-def _message(f: Mapping[str, Any]) -> MessageVerdict:
+def _message(
+    f: Mapping[str, Any],
+    streams: Sequence[StreamCounts] = (),
+    receivers: Sequence[ConnectionCounts] = (),
+) -> MessageVerdict:
     rule = _RULES_BY_NAME.get(f["rule"])
     specific = rule.evidence(f) if rule else []
     hint = (rule.hint(f) if rule else None) or hint_for(f["cause"])
@@ -243,7 +250,14 @@ def _message(f: Mapping[str, Any]) -> MessageVerdict:
         outcome=f["outcome"],
         hop=f["hop"],
         cause=f["cause"],
-        chunks=Chunks(f["published"], f["delivered"], f["sent"]),
+        chunks=Chunks(
+            f["published"],
+            f["delivered"],
+            f["sent"],
+            side_effects=f.get("side_effects") or 0,
+            streams=tuple(streams),
+            connections=tuple(receivers),
+        ),
         hops_seen=hops,
         evidence=tuple([*chain_lines(f), *specific]),
         hint=hint,
@@ -251,6 +265,8 @@ def _message(f: Mapping[str, Any]) -> MessageVerdict:
         first_ts=f.get("first_ts"),
         failed_ts=f.get("failed_ts"),
         rule=f["rule"] or "",
+        frame_type=f.get("frame_type"),
+        app_ids=tuple(f.get("app_ids") or ()),
     )
 
 
@@ -347,7 +363,7 @@ def analyze_conversation(
             loose.filter(pl.col("trace_id").is_null()).join(tasks, on="task_id", how="semi"),
         ]
     )
-    table = attach(pl.concat([own, orphans, events.filter(is_worker)]))
+    table = attach(fill_ids(pl.concat([own, orphans, events.filter(is_worker)])))
     mine = table.filter((pl.col("conversation_id") == conversation_id) | is_worker).lazy()
     conns = (
         connection_verdicts(mine, close_codes)
@@ -362,8 +378,12 @@ def analyze_conversation(
         .collect()
     )
     problems = [*problems, *enforce(msgs)]
+    streams, receivers = _breakdown(mine)
     connections = tuple(_connection(row) for row in conns.iter_rows(named=True))
-    messages = tuple(_message(row) for row in msgs.iter_rows(named=True))
+    messages = tuple(
+        _message(row, streams.get(row["message_id"], ()), receivers.get(row["message_id"], ()))
+        for row in msgs.iter_rows(named=True)
+    )
     conv_rows = table.filter(pl.col("conversation_id") == conversation_id)
     return ConversationReport(
         conversation_id=conversation_id,
@@ -375,6 +395,20 @@ def analyze_conversation(
         problems=tuple(problems),
         sources=tuple(sources),
     )
+
+
+def _breakdown(
+    events: pl.LazyFrame,
+) -> tuple[dict[str, list[StreamCounts]], dict[str, list[ConnectionCounts]]]:
+    """Per message: its answer's streams and what each receiving connection got."""
+    stream_rows, receiver_rows = breakdown(annotate(events).collect())
+    streams: dict[str, list[StreamCounts]] = {}
+    for r in stream_rows.iter_rows(named=True):
+        streams.setdefault(r.pop("message_id"), []).append(StreamCounts(**r))
+    receivers: dict[str, list[ConnectionCounts]] = {}
+    for r in receiver_rows.iter_rows(named=True):
+        receivers.setdefault(r.pop("message_id"), []).append(ConnectionCounts(**r))
+    return streams, receivers
 
 
 def known_conversations(events: pl.LazyFrame) -> list[str]:

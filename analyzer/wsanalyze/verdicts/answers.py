@@ -195,6 +195,22 @@ def _streams(events: pl.LazyFrame) -> pl.LazyFrame:
     ).drop("_a_run", "_a_parent", "_b_run", "_b_parent")
 
 
+def fill_ids(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Message and conversation ids for rows the instrumentation could not tag.
+
+    A subscriber's read takes them from the PUBLISH it read (payload hash), a frame
+    written under a delivery from the delivery, an HTTP-started message from the
+    conversation whose connections joined the group it published to. Adds
+    ``_pub_of`` (the publish a delivery delivered). Idempotent.
+    """
+    if "_pub_of" in events.collect_schema().names():
+        return events
+    events = _fill_from_hash(events)
+    events = _fill_from_parent(events)
+    groups, _ = _membership(events)
+    return _fill_conversation(events, groups)
+
+
 def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
     """The event table with ids filled in and per-row answer facts (``_answers``, ``_stream`` …).
 
@@ -203,10 +219,8 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
     ``_pub_of`` (the publish a delivery delivered), ``_n_dlv`` / ``_n_sent``
     (publishes: successful deliveries and frames sent for them).
     """
-    events = _fill_from_hash(events)
-    events = _fill_from_parent(events)
+    events = fill_ids(events)
     groups, channels = _membership(events)
-    events = _fill_conversation(events, groups)
     events = _streams(events)
     known = groups.select("conversation_id").unique().with_columns(_known=pl.lit(True))
     target = pl.coalesce("group", "channel")
@@ -300,3 +314,96 @@ def _delivery_counts(events: pl.LazyFrame) -> pl.LazyFrame:
         )
         .drop("_pub_present")
     )
+
+
+def _producer() -> pl.Expr:
+    """A readable name for the run a stream came from."""
+    task = pl.concat_str(
+        pl.lit("task "), pl.col("_r_task").fill_null("?"), pl.lit(" on "), pl.col("_r_service")
+    )
+    return (
+        pl.when(pl.col("_r_name").is_null())
+        .then(pl.lit("a run whose spans never reached the store (its process died)"))
+        .when(pl.col("_r_event") == c.EV_HTTP_REQUEST)
+        .then(pl.concat_str(pl.lit("HTTP request on "), pl.col("_r_service")))
+        .when(pl.col("_r_hop") == c.HOP_TASK)
+        .then(task)
+        .when(pl.col("_r_hop") == c.HOP_RECEIVE)
+        .then(pl.concat_str(pl.lit("the receive handler on "), pl.col("_r_service")))
+        .when(pl.col("_r_hop") == c.HOP_DELIVER)
+        .then(pl.concat_str(pl.lit("a delivery handler on "), pl.col("_r_service")))
+        .otherwise(pl.concat_str(pl.col("_r_name"), pl.lit(" on "), pl.col("_r_service")))
+    )
+
+
+def breakdown(annotated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per message and stream, per message and receiving connection) counts of answering chunks."""
+    runs = (
+        annotated.filter(pl.col("span_id").is_not_null())
+        .select(
+            pl.col("span_id").alias("_stream"),
+            pl.col("name").alias("_r_name"),
+            pl.col("event").alias("_r_event"),
+            pl.col("hop").alias("_r_hop"),
+            pl.col("service").fill_null("?").alias("_r_service"),
+            pl.col("task_name").alias("_r_task"),
+        )
+        .unique("_stream", keep="first")
+    )
+    ok_pub = (
+        (pl.col("hop") == c.HOP_PUBLISH)
+        & pl.col("_answers")
+        & pl.col("message_id").is_not_null()
+        & ~(_raised()).fill_null(False)
+    )
+    streams = (
+        annotated.filter(ok_pub)
+        .group_by("message_id", "_stream")
+        .agg(
+            pl.len().cast(pl.Int64).alias("published"),
+            pl.col("_n_dlv").sum().cast(pl.Int64).alias("delivered"),
+            pl.col("_n_sent").sum().cast(pl.Int64).alias("sent"),
+            (pl.col("_n_dlv") == 0).sum().cast(pl.Int64).alias("gaps"),
+            pl.col("ts").min().alias("_first"),
+        )
+        .join(runs, on="_stream", how="left")
+        .with_columns(producer=_producer())
+        .sort("message_id", "_first")
+        .select(
+            "message_id",
+            pl.col("_stream").alias("stream"),
+            "producer",
+            "published",
+            "delivered",
+            "sent",
+            "gaps",
+        )
+    )
+    answering = annotated.filter(ok_pub).select(pl.col("span_id").alias("_pub_of"))
+    delivers = annotated.filter(
+        (pl.col("hop") == c.HOP_DELIVER)
+        & _ok()
+        & pl.col("message_id").is_not_null()
+        & pl.col("connection_id").is_not_null()
+        & (pl.col("event") != c.EV_BUFFER_OVERFLOW)
+    )
+    receivers = (
+        pl.concat(
+            [
+                delivers.join(answering, on="_pub_of", how="semi"),
+                delivers.filter(pl.col("_dlv_orphan")),
+            ]
+        )
+        .group_by("message_id", "connection_id")
+        .agg(
+            pl.len().cast(pl.Int64).alias("delivered"),
+            pl.col("_d_sends").fill_null(0).sum().cast(pl.Int64).alias("sent"),
+        )
+        .sort("message_id", "connection_id")
+    )
+    return streams, receivers
+
+
+def _raised() -> pl.Expr:
+    benign = pl.col("exception").str.contains(r"StopConsumer|CancelledError").fill_null(False)
+    return pl.col("exception").is_not_null() & ~benign

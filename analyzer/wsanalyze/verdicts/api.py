@@ -148,12 +148,43 @@ def conversation_report(
     kwargs = dict(window_end=window_end, in_flight=in_flight, close_codes=close_codes,
                   problems=problems, sources=sources)  # fmt: skip
     events = events.collect().lazy()
+    if traces is not None or logs is None:
+        events = _with_untagged_chains(events, conversation_id, traces)
     report = analyze_conversation(events, conversation_id, **kwargs)
     if _needs_worker_facts(report, events):
         workers, _, _, _ = _load(traces, None)
         extra = workers.filter(_is_worker())
         report = analyze_conversation(pl.concat([events, extra]), conversation_id, **kwargs)
     return report
+
+
+def _with_untagged_chains(
+    events: pl.LazyFrame, conversation_id: str, traces: str | None
+) -> pl.LazyFrame:
+    """Add the spans of the conversation's traces that carry no conversation id.
+
+    A read by conversation keeps only spans tagged with it; an answer started over
+    HTTP (request, task, publish) names no conversation until its delivery does.
+    When a delivery's publish is missing, read everything once and keep the rows of
+    the traces the conversation's spans belong to.
+    """
+    own = events.filter(pl.col("conversation_id") == conversation_id)
+    spans = events.select(pl.col("span_id").drop_nulls().unique())
+    missing = (
+        own.filter((pl.col("hop") == c.HOP_DELIVER) & pl.col("parent_span_id").is_not_null())
+        .join(spans, left_on="parent_span_id", right_on="span_id", how="anti")
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    if not missing:
+        return events
+    everything, _, _, _ = _load(traces, None)
+    traces_of = own.select(pl.col("trace_id").drop_nulls().unique())
+    extra = everything.filter(pl.col("conversation_id").is_null()).join(
+        traces_of, on="trace_id", how="semi"
+    )
+    return pl.concat([events, extra], how="vertical_relaxed").collect().lazy()
 
 
 def _known_ids(traces, logs) -> list[str]:

@@ -296,7 +296,11 @@ def message_facts(events: pl.LazyFrame) -> pl.LazyFrame:
             & (n("orphan_deliveries") == 0),
         )
         .with_columns(
-            complete=(n("answered") | n("handled") | n("finished_quietly")) & ~n("task_open"),
+            # enqueued work that never started leaves the answer incomplete, whatever
+            # else (an echo, a typing event) reached the client
+            complete=(n("answered") | n("handled") | n("finished_quietly"))
+            & ~n("task_open")
+            & ~((n("n_enqueue") > 0) & ~n("task_seen")),
             first_missing=pl.when(n("n_receive") == 0)
             .then(pl.lit(c.HOP_RECEIVE))
             .when(

@@ -41,7 +41,7 @@ RULES = (
     Rule(
         name="task_revoked",
         priority=8,
-        when=col("revoked") & ~col("answered").fill_null(False),
+        when=col("revoked"),
         cause="task_revoked",
         hop="task",
         evidence=_evidence,

@@ -352,6 +352,9 @@ def analyze_conversation(
     is_worker = (
         (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
     ).fill_null(False)
+    # rows the instrumentation could not tag (an HTTP-started re-run, a pub/sub read)
+    # join their conversation before it is selected
+    events = fill_ids(events)
     own = events.filter(pl.col("conversation_id") == conversation_id)
     traces = own.select(pl.col("trace_id").drop_nulls().unique())
     tasks = own.select(pl.col("task_id").drop_nulls().unique())

@@ -161,29 +161,26 @@ def conversation_report(
 def _with_untagged_chains(
     events: pl.LazyFrame, conversation_id: str, traces: str | None
 ) -> pl.LazyFrame:
-    """Add the spans of the conversation's traces that carry no conversation id.
+    """Add the spans of the conversation's traces and messages that carry no conversation id.
 
     A read by conversation keeps only spans tagged with it; an answer started over
-    HTTP (request, task, publish) names no conversation until its delivery does.
-    When a delivery's publish is missing, read everything once and keep the rows of
-    the traces the conversation's spans belong to.
+    HTTP (a REST post, an edit endpoint re-running a message's task) names no
+    conversation until a delivery does, or never when it failed before publishing.
+    Read everything once and keep the untagged rows that share a trace or a message
+    id with the conversation.
     """
     own = events.filter(pl.col("conversation_id") == conversation_id)
-    spans = events.select(pl.col("span_id").drop_nulls().unique())
-    missing = (
-        own.filter((pl.col("hop") == c.HOP_DELIVER) & pl.col("parent_span_id").is_not_null())
-        .join(spans, left_on="parent_span_id", right_on="span_id", how="anti")
-        .select(pl.len())
-        .collect()
-        .item()
-    )
-    if not missing:
-        return events
     everything, _, _, _ = _load(traces, None)
-    traces_of = own.select(pl.col("trace_id").drop_nulls().unique())
-    extra = everything.filter(pl.col("conversation_id").is_null()).join(
-        traces_of, on="trace_id", how="semi"
+    loose = everything.filter(pl.col("conversation_id").is_null())
+    by_trace = loose.join(
+        own.select(pl.col("trace_id").drop_nulls().unique()), on="trace_id", how="semi"
     )
+    by_message = loose.join(
+        own.select(pl.col("message_id").drop_nulls().unique()), on="message_id", how="semi"
+    )
+    extra = pl.concat([by_trace, by_message]).unique(subset=["span_id", "ts", "name"])
+    known = events.select(pl.col("span_id").drop_nulls().unique())
+    extra = extra.join(known, on="span_id", how="anti")
     return pl.concat([events, extra], how="vertical_relaxed").collect().lazy()
 
 

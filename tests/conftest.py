@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from typing import Any
 import pytest
 import redis
 from wsanalyze.demo.stack import RedisServer, Stack
+
+# Every verdict computed in the suite (in process, or by a `wsanalyze` subprocess, which
+# inherits the environment) is checked against the invariants of docs/verdicts.md: a verdict
+# that contradicts its own evidence raises instead of passing quietly.
+os.environ["WSANALYZE_STRICT_INVARIANTS"] = "1"
 
 WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
     importlib.util.find_spec("wstrace.apps")

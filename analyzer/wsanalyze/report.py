@@ -143,6 +143,22 @@ class ConversationSummary:
 
 
 @dataclass(frozen=True)
+class ConnectionSummary:
+    """One line of ``wsanalyze connections``: any connection, with or without a conversation."""
+
+    connection_id: str
+    conversation_id: str | None
+    route: str | None
+    opened: datetime | None
+    closed: datetime | None
+    close_code: int | None
+    closed_by: str | None
+    outcome: str
+    cause: str
+    hop: str | None = None
+
+
+@dataclass(frozen=True)
 class LostGroup:
     """Lost messages sharing one hop and cause."""
 

@@ -246,3 +246,28 @@ def test_a_bug_of_ours_is_one_line_not_a_traceback(store, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "RuntimeError: renderer exploded" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_connections_lists_sockets_of_routes_without_a_conversation(tmp_path):
+    room = Trace("room-1")
+    room.connect("k1", route="ws/rooms/<conversation_id>/")
+    note = Trace(None, start=room.start)  # /ws/user/5/: the route names no conversation
+    note.connect("n1", at=5, group="user_5", route="ws/user/<user_id>/")
+    note.disconnect("n1", 900)
+    path = tmp_path / "traces"
+    write_otlp([room, note], path)
+    rows = json.loads(run("connections", "--traces", str(path), "--json").stdout)
+    assert {(r["connection_id"], r["conversation_id"], r["route"]) for r in rows} == {
+        ("k1", "room-1", "ws/rooms/<conversation_id>/"),
+        ("n1", None, "ws/user/<user_id>/"),
+    }
+    alone = json.loads(
+        run("connections", "--traces", str(path), "--without-conversation", "--json").stdout
+    )
+    assert [(r["connection_id"], r["outcome"], r["close_code"]) for r in alone] == [
+        ("n1", "delivered", 1000)
+    ]
+    conversations = json.loads(run("conversations", "--traces", str(path), "--json").stdout)
+    assert [c["conversation_id"] for c in conversations] == ["room-1"]
+    table = runner.invoke(app, ["connections", "--traces", str(path)], env={"COLUMNS": "200"})
+    assert "ws/user/<user_id>/" in table.output and "(none)" in table.output

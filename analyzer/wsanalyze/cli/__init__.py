@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import conversation, conversations, demo, doctor, explain, ingest, lost
+from . import connections, conversation, conversations, demo, doctor, explain, ingest, lost
 
 app = typer.Typer(
     name="wsanalyze",
@@ -26,6 +26,7 @@ def _root() -> None:
 
 app.command()(conversation.conversation)
 app.command()(conversations.conversations)
+app.command()(connections.connections)
 app.command()(lost.lost)
 app.command()(explain.explain)
 app.command()(ingest.ingest)

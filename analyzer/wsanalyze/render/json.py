@@ -9,6 +9,7 @@ from typing import Any
 
 from ..causes import CauseInfo
 from ..report import (
+    ConnectionSummary,
     ConnectionVerdict,
     ConversationReport,
     ConversationSummary,
@@ -130,6 +131,25 @@ def conversations_json(rows: list[ConversationSummary]) -> list[dict[str, Any]]:
             "delivered": r.delivered,
             "lost": r.lost,
             "in_flight": r.in_flight,
+        }
+        for r in rows
+    ]
+
+
+def connections_json(rows: list[ConnectionSummary]) -> list[dict[str, Any]]:
+    """``connections --json``: one object per connection."""
+    return [
+        {
+            "connection_id": r.connection_id,
+            "conversation_id": r.conversation_id,
+            "route": r.route,
+            "opened": iso(r.opened),
+            "closed": iso(r.closed),
+            "close_code": r.close_code,
+            "closed_by": r.closed_by,
+            "outcome": r.outcome,
+            "hop": r.hop,
+            "cause": r.cause,
         }
         for r in rows
     ]

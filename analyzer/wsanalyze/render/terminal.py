@@ -11,7 +11,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ..causes import CauseInfo
-from ..report import ConversationReport, ConversationSummary, LostReport, Verdict
+from ..report import (
+    ConnectionSummary,
+    ConversationReport,
+    ConversationSummary,
+    LostReport,
+    Verdict,
+)
 
 OUTCOME_STYLE = {
     "delivered": "green",
@@ -170,6 +176,32 @@ def conversations_view(rows: list[ConversationSummary], total: int | None = None
             outcome_text(r.verdict.outcome),
             r.verdict.hop or "-",
             r.verdict.cause,
+        )
+    return table
+
+
+def connections_view(rows: list[ConnectionSummary], total: int | None = None) -> Table:
+    """One line per connection: its route, its conversation (if any) and how it ended."""
+    total = len(rows) if total is None else total
+    shown = f", newest {len(rows)} shown (--limit)" if total > len(rows) else ""
+    table = Table(
+        title=f"{total} connection(s){shown}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for col in ("connection", "route", "conversation", "opened", "close", "outcome", "cause"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        close = f"{r.close_code if r.close_code is not None else '-'} {r.closed_by or ''}".strip()
+        table.add_row(
+            Text(r.connection_id),  # Text: ids and routes are client-chosen, never markup
+            Text(r.route or "-"),
+            Text(r.conversation_id or "(none)"),
+            r.opened.strftime("%H:%M:%S") if r.opened else "-",
+            close,
+            outcome_text(r.outcome),
+            Text(r.cause),
         )
     return table
 

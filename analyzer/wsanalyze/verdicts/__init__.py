@@ -22,6 +22,7 @@ from ..causes import hint_for
 from ..report import (
     Chunks,
     ConnectionCounts,
+    ConnectionSummary,
     ConnectionVerdict,
     ConversationReport,
     ConversationSummary,
@@ -414,6 +415,32 @@ def _breakdown(
     return streams, receivers
 
 
+def list_connections(
+    events: pl.LazyFrame, close_codes: CloseCodes | None = None
+) -> list[ConnectionSummary]:
+    """Every connection (those of no conversation too), newest first."""
+    frame = (
+        connection_verdicts(events, close_codes)
+        .sort("opened", descending=True, nulls_last=True)
+        .collect()
+    )
+    return [
+        ConnectionSummary(
+            connection_id=r["connection_id"],
+            conversation_id=r["conversation_id"],
+            route=r.get("route"),
+            opened=r.get("opened"),
+            closed=r.get("closed"),
+            close_code=r.get("close_code"),
+            closed_by=r.get("closed_by"),
+            outcome=r["outcome"],
+            cause=r["cause"],
+            hop=r.get("hop"),
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+
+
 def known_conversations(events: pl.LazyFrame) -> list[str]:
     """Every conversation id in the table, sorted."""
     frame = events.select(pl.col("conversation_id").drop_nulls().unique().sort()).collect()
@@ -586,6 +613,7 @@ __all__ = [
     "connection_verdicts",
     "conversation_verdict",
     "known_conversations",
+    "list_connections",
     "message_verdicts",
     "summarize_conversations",
 ]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import polars as pl
 from wstrace import conventions as c
 
-from ..report import ConversationReport, ConversationSummary, LostReport
+from ..report import ConnectionSummary, ConversationReport, ConversationSummary, LostReport
 from . import (
     DEFAULT_IN_FLIGHT,
     aggregate_lost,
@@ -261,6 +261,27 @@ def conversation_list(
         rows = [r for r in rows if r.verdict.outcome == outcome]
     if cause:
         rows = [r for r in rows if r.verdict.cause == cause]
+    return rows, problems
+
+
+def connection_list(
+    *,
+    traces: str | None = None,
+    logs: str | None = None,
+    close_codes: CloseCodes | None = None,
+    without_conversation: bool = False,
+) -> tuple[list[ConnectionSummary], list[str]]:
+    """Every connection with how it ended (newest first); and the input problems.
+
+    ``without_conversation`` keeps only the connections of routes that name no
+    conversation (a ``/ws/user/<id>/`` notification socket, an unresolved path).
+    """
+    from . import list_connections
+
+    events, problems, _, _ = _load(traces, logs)
+    rows = list_connections(events, close_codes)
+    if without_conversation:
+        rows = [r for r in rows if r.conversation_id is None]
     return rows, problems
 
 

@@ -331,10 +331,27 @@ _CONN_SPANS = (c.SPAN_CONNECT, c.SPAN_AUTH, c.SPAN_ACCEPT, c.SPAN_CLOSE, c.SPAN_
 
 
 def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (conversation_id, connection_id): handshake, close and group membership."""
+    """One row per (conversation_id, connection_id): handshake, close and group membership.
+
+    A connection whose conversation id was written only on some spans (a resolver that
+    named it from the first frame) gets it on every row first.
+    """
+    named = (
+        events.filter(
+            pl.col("connection_id").is_not_null() & pl.col("conversation_id").is_not_null()
+        )
+        .group_by("connection_id")
+        .agg(pl.col("conversation_id").first().alias("_named"))
+    )
+    events = (
+        events.join(named, on="connection_id", how="left", maintain_order="left")
+        .with_columns(conversation_id=pl.coalesce("conversation_id", "_named"))
+        .drop("_named")
+    )
+    # connections without a conversation (a notification route) are kept: listed on
+    # their own, never part of a conversation's verdict
     rows = events.filter(
         pl.col("connection_id").is_not_null()
-        & pl.col("conversation_id").is_not_null()
         & (
             pl.col("hop").is_in(c.CONNECTION_HOPS)
             | pl.col("name").is_in(_CONN_SPANS)
@@ -377,6 +394,7 @@ def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
         _first("layer", group_add).alias("group_layer"),
         _first("group", group_add).alias("group"),
         pl.col("ts").filter(group_add).min().alias("group_add_ts"),
+        pl.col("route").drop_nulls().first().alias("route"),
     )
     n = pl.col
     return facts.with_columns(

@@ -187,8 +187,10 @@ CARRIER_KEY: Final = "__wstrace__"
 BAGGAGE_KEYS: Final = (CONVERSATION_ID, CONNECTION_ID, MESSAGE_ID)
 
 DEFAULT_CONVERSATION_KWARG: Final = "conversation_id"
-# Fallback when no URL route resolved (e.g. a handshake refused by an origin
-# validator before the URLRouter ran): the last path segment.
+# The last path segment: what the analyzer's Daphne log parser takes as a conversation
+# from an access line. The instrumentation no longer falls back to it (a connection
+# belongs to a conversation only by its route, CONVERSATION_PATTERN or
+# CONVERSATION_RESOLVER; docs/verdicts.md).
 DEFAULT_CONVERSATION_PATTERN: Final = r"/(?P<conversation_id>[^/?#]+)/?$"
 
 SCOPE_NAME: Final = "wstrace"

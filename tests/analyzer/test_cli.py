@@ -271,3 +271,15 @@ def test_connections_lists_sockets_of_routes_without_a_conversation(tmp_path):
     assert [c["conversation_id"] for c in conversations] == ["room-1"]
     table = runner.invoke(app, ["connections", "--traces", str(path)], env={"COLUMNS": "200"})
     assert "ws/user/<user_id>/" in table.output and "(none)" in table.output
+
+
+def test_at_gives_the_verdict_as_of_that_moment(store):
+    # conv-queue: enqueued at +60.011 s, the client gave up at +60.5 s (the fixture's start
+    # is the builder's START, 2026-01-02T10:00:00Z)
+    early = run("conversation", "conv-queue", "--traces", str(store), "--json",
+                "--at", "2026-01-02T10:01:00.200Z")  # fmt: skip
+    data = json.loads(early.stdout)
+    assert (data["verdict"]["outcome"], data["verdict"]["cause"]) == ("in_flight", "no_worker")
+    late = json.loads(run("conversation", "conv-queue", "--traces", str(store), "--json").stdout)
+    assert (late["verdict"]["outcome"], late["verdict"]["cause"]) == ("lost", "no_worker")
+    assert run("conversation", "conv-queue", "--traces", str(store), "--at", "soon").exit_code == 1

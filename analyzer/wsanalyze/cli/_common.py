@@ -67,6 +67,15 @@ CloseCodes = Annotated[
         '\'{"4010": ["auth_rejected", "auth"]}\' or a JSON file.',
     ),
 ]
+At = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        metavar="TIME",
+        help="Verdicts as of this moment (ISO time or an age like 30s, 5m): later evidence is "
+        "left out, and what was still waiting then is in flight.",
+    ),
+]
 InFlight = Annotated[
     float,
     typer.Option(

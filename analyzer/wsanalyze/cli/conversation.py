@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ._common import (
+    At,
     CloseCodes,
     InFlight,
     Json,
@@ -19,6 +20,7 @@ from ._common import (
     err_console,
     fail,
     in_flight,
+    parse_time,
     print_json,
 )
 
@@ -39,6 +41,7 @@ def conversation(
     ] = False,
     close_codes_: CloseCodes = None,
     in_flight_s: InFlight = 5.0,
+    at: At = None,
     limit: Annotated[
         int | None, typer.Option(help="Show at most this many timeline rows in the terminal.")
     ] = None,
@@ -55,6 +58,7 @@ def conversation(
             logs=logs,
             close_codes=close_codes(close_codes_),
             in_flight=in_flight(in_flight_s),
+            at=parse_time(at, "--at"),
         )
     if html is not None:
         from ..render.html import to_html

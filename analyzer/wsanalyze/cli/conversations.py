@@ -8,6 +8,7 @@ import typer
 from wstrace.conventions import OUTCOMES
 
 from ._common import (
+    At,
     CloseCodes,
     InFlight,
     Json,
@@ -45,6 +46,7 @@ def conversations(
     ] = None,
     close_codes_: CloseCodes = None,
     in_flight_s: InFlight = 5.0,
+    at: At = None,
 ) -> None:
     """List conversations with their verdicts, newest first."""
     from ..causes import KNOWN_CAUSES
@@ -66,6 +68,7 @@ def conversations(
             cause=cause,
             close_codes=close_codes(close_codes_),
             in_flight=in_flight(in_flight_s),
+            at=parse_time(at, "--at"),
         )
     if json_:
         shown = rows if limit is None else rows[:limit]

@@ -48,8 +48,17 @@ def _is_worker() -> pl.Expr:
     ).fill_null(False)
 
 
-def _load(traces, logs, *, conversation_id=None, since=None, until=None):
-    """(events, problems, sources, window_end) from traces and/or logs."""
+def _load(traces, logs, *, conversation_id=None, since=None, until=None, at=None):
+    """(events, problems, sources, window_end) from traces and/or logs.
+
+    ``at`` computes verdicts as of that moment: later evidence is left out and the
+    data window ends there (a message still waiting then is in flight).
+    """
+    if at is not None:
+        events, problems, sources, _ = _load(
+            traces, logs, conversation_id=conversation_id, since=since, until=until
+        )
+        return events.filter(pl.col("ts") <= at), problems, sources, at
     from ..sources import SourceError, load_events
 
     frames: list[pl.LazyFrame] = []
@@ -124,13 +133,16 @@ def conversation_report(
     logs: str | None = None,
     close_codes: CloseCodes | None = None,
     in_flight: timedelta = DEFAULT_IN_FLIGHT,
+    at: datetime | None = None,
 ) -> ConversationReport:
     """Load one conversation's evidence and analyze it.
 
     With logs and no spans for the conversation (wstrace not enabled), the log-only
     diagnosis of ``wsanalyze.logparse.diagnose`` answers, with its confidence.
     """
-    events, problems, sources, window_end = _load(traces, logs, conversation_id=conversation_id)
+    events, problems, sources, window_end = _load(
+        traces, logs, conversation_id=conversation_id, at=at
+    )
     own = events.filter(pl.col("conversation_id") == conversation_id)
     spans = own.filter(pl.col("source") == "trace").select(pl.len()).collect().item()
     if logs is not None and spans == 0:
@@ -149,7 +161,7 @@ def conversation_report(
                   problems=problems, sources=sources)  # fmt: skip
     events = events.collect().lazy()
     if traces is not None or logs is None:
-        events = _with_untagged_chains(events, conversation_id, traces)
+        events = _with_untagged_chains(events, conversation_id, traces, at)
     report = analyze_conversation(events, conversation_id, **kwargs)
     if _needs_worker_facts(report, events):
         workers, _, _, _ = _load(traces, None)
@@ -159,7 +171,7 @@ def conversation_report(
 
 
 def _with_untagged_chains(
-    events: pl.LazyFrame, conversation_id: str, traces: str | None
+    events: pl.LazyFrame, conversation_id: str, traces: str | None, at: datetime | None = None
 ) -> pl.LazyFrame:
     """Add the spans of the conversation's traces and messages that carry no conversation id.
 
@@ -170,7 +182,7 @@ def _with_untagged_chains(
     id with the conversation.
     """
     own = events.filter(pl.col("conversation_id") == conversation_id)
-    everything, _, _, _ = _load(traces, None)
+    everything, _, _, _ = _load(traces, None, at=at)
     loose = everything.filter(pl.col("conversation_id").is_null())
     by_trace = loose.join(
         own.select(pl.col("trace_id").drop_nulls().unique()), on="trace_id", how="semi"
@@ -242,6 +254,7 @@ def conversation_list(
     cause: str | None = None,
     close_codes: CloseCodes | None = None,
     in_flight: timedelta = DEFAULT_IN_FLIGHT,
+    at: datetime | None = None,
 ) -> tuple[list[ConversationSummary], list[str]]:
     """Every conversation with its verdict (newest first), filtered; and the input problems.
 
@@ -249,7 +262,7 @@ def conversation_list(
     judged on all of its evidence (a window cutting a conversation in two must not
     invent a verdict).
     """
-    events, problems, _, window_end = _load(traces, logs)
+    events, problems, _, window_end = _load(traces, logs, at=at)
     rows = summarize_conversations(
         events, window_end=window_end, in_flight=in_flight, close_codes=close_codes
     )

@@ -14,9 +14,14 @@ _CHAIN_COLUMNS = ("causal_ts", "depth")
 
 
 def _detail(row: dict[str, Any]) -> str:
-    """The row's own detail line, else one built from its facts."""
-    if row.get("detail"):
-        return row["detail"]
+    """The row's own detail line, else one built from its facts; side effects say so."""
+    text = row.get("detail") or _built_detail(row)
+    if _side_effect(row):
+        text = f"{text} (side effect: not a group of this conversation's connections)".strip()
+    return text
+
+
+def _built_detail(row: dict[str, Any]) -> str:
     parts: list[str] = []
     event = row.get("event")
     if event in (
@@ -61,11 +66,17 @@ def _detail(row: dict[str, Any]) -> str:
     return " ".join(part for part in parts if part).strip()
 
 
+def _side_effect(row: dict[str, Any]) -> bool:
+    """A publish that does not answer the conversation (per-user fan-out, a bot's group)."""
+    return row.get("hop") == c.HOP_PUBLISH and row.get("_answers") is False
+
+
 def _failed(row: dict[str, Any]) -> bool:
+    # an empty per-user notification group is not a failure of this conversation
+    empty = (row.get("members") == 0 or row.get("receivers") == 0) and not _side_effect(row)
     return bool(
         row.get("status") == "error"
-        or row.get("members") == 0
-        or row.get("receivers") == 0
+        or empty
         or (row.get("over_capacity") or 0) > 0
         or row.get("handshake_rejected")
     )

@@ -221,3 +221,24 @@ def test_connections_without_a_conversation_are_not_a_conversation():
     note.connect("n1", group="user_5")
     frame = t.frame().collect().vstack(note.frame().collect()).lazy()
     assert known_conversations(frame) == ["conv-1"]
+
+
+def test_the_report_names_the_stream_that_lost_chunks_and_marks_side_effects():
+    t = Trace()
+    t.connect("k1")
+    rec = t.receive("m1", "k1", 10)
+    _echo(t, "m1", rec, 11)
+    t.publish("m1", rec, 12, 1, service="web", members=0, group="user_4")
+    task = t.task("m1", t.enqueue("m1", rec, 13), 20, 20)
+    t.publish("m1", task, 30, 1, members=0)
+    report = report_of(t)
+    m = by_id(report)["m1"]
+    assert any(
+        line.startswith("stream from task") and "1 chunk(s) delivered to nobody" in line
+        for line in m.evidence
+    )
+    assert any(line.startswith("stream from the receive handler") for line in m.evidence)
+    side = [e for e in report.timeline if "side effect" in e.detail]
+    assert len(side) == 1 and "user_4" in side[0].detail and not side[0].failed
+    lost_chunk = [e for e in report.timeline if e.hop == "publish" and e.service == "worker"]
+    assert lost_chunk and lost_chunk[0].failed

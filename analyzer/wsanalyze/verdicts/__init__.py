@@ -245,6 +245,7 @@ def _message(
     specific = rule.evidence(f) if rule else []
     hint = (rule.hint(f) if rule else None) or hint_for(f["cause"])
     hops = tuple(hop for hop in c.MESSAGE_HOPS if f.get(f"n_{hop}"))
+    evidence = [*chain_lines(f), *specific, *_stream_lines(streams, receivers)]
     return MessageVerdict(
         message_id=f["message_id"],
         connection_id=f.get("connection_id"),
@@ -260,7 +261,7 @@ def _message(
             connections=tuple(receivers),
         ),
         hops_seen=hops,
-        evidence=tuple([*chain_lines(f), *specific]),
+        evidence=tuple(evidence),
         hint=hint,
         summary=_message_summary(f),
         first_ts=f.get("first_ts"),
@@ -269,6 +270,24 @@ def _message(
         frame_type=f.get("frame_type"),
         app_ids=tuple(f.get("app_ids") or ()),
     )
+
+
+def _stream_lines(
+    streams: Sequence[StreamCounts], receivers: Sequence[ConnectionCounts]
+) -> list[str]:
+    """Which stream lost chunks (when there are several, or a gap), and who received what."""
+    lines = []
+    if len(streams) > 1 or any(st.gaps for st in streams):
+        for st in streams:
+            gap = f", {st.gaps} chunk(s) delivered to nobody" if st.gaps else ""
+            lines.append(
+                f"stream from {st.producer}: published {st.published}, delivered "
+                f"{st.delivered}, sent {st.sent}{gap}"
+            )
+    if len(receivers) > 1:
+        got = ", ".join(f"{k.connection_id} {k.delivered}/{k.sent}" for k in receivers)
+        lines.append(f"received (delivered/sent) per connection: {got}")
+    return lines
 
 
 def _connection(f: Mapping[str, Any]) -> ConnectionVerdict:
@@ -382,13 +401,14 @@ def analyze_conversation(
         .collect()
     )
     problems = [*problems, *enforce(msgs)]
-    streams, receivers = _breakdown(mine)
+    annotated = annotate(table.lazy()).collect()
+    streams, receivers = _breakdown(annotated)
     connections = tuple(_connection(row) for row in conns.iter_rows(named=True))
     messages = tuple(
         _message(row, streams.get(row["message_id"], ()), receivers.get(row["message_id"], ()))
         for row in msgs.iter_rows(named=True)
     )
-    conv_rows = table.filter(pl.col("conversation_id") == conversation_id)
+    conv_rows = annotated.filter(pl.col("conversation_id") == conversation_id)
     return ConversationReport(
         conversation_id=conversation_id,
         verdict=conversation_verdict(connections, messages),
@@ -402,10 +422,10 @@ def analyze_conversation(
 
 
 def _breakdown(
-    events: pl.LazyFrame,
+    annotated: pl.DataFrame,
 ) -> tuple[dict[str, list[StreamCounts]], dict[str, list[ConnectionCounts]]]:
     """Per message: its answer's streams and what each receiving connection got."""
-    stream_rows, receiver_rows = breakdown(annotate(events).collect())
+    stream_rows, receiver_rows = breakdown(annotated)
     streams: dict[str, list[StreamCounts]] = {}
     for r in stream_rows.iter_rows(named=True):
         streams.setdefault(r.pop("message_id"), []).append(StreamCounts(**r))

@@ -103,7 +103,8 @@ def test_verdicts_match_the_file_store(which, request, store):
     assert summary(remote.events) == expected
     messages = {m[0]: m for m in expected[1]}
     assert messages["m1"][1:4] == ("delivered", "send", "ok")
-    assert messages["m1"][4] == {"published": 3, "delivered": 3, "sent": 3}
+    counts = {k: messages["m1"][4][k] for k in ("published", "delivered", "sent")}
+    assert counts == {"published": 3, "delivered": 3, "sent": 3}
     assert messages["m2"][1] == "lost" and messages["m2"][4]["delivered"] == 0
     assert messages["m3"][1] == "lost" and messages["m3"][2] == "deliver"
 

@@ -444,7 +444,7 @@ def frame_type_in(data: Mapping[str, Any], field: str) -> str | None:
 
 _KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}  # '"id"' for "id": what str.find looks for
 _VALUE = re.compile(rf'\s*:\s*(?:"([^"\\]{{1,{_MAX_ID}}})"|(-?\d{{1,40}})(?![\d.eE]))')
-_NESTED_KEY = re.compile(r'"(?:data|message|payload)"\s*:\s*$')
+_NESTED_KEY = re.compile(r'"(data|message|payload)"\s*:\s*$')
 
 
 def scan_app_id(text: str, fields: tuple[str, ...], nested: bool = True) -> str | None:
@@ -462,7 +462,9 @@ def scan_app_id(text: str, fields: tuple[str, ...], nested: bool = True) -> str 
             _KEYS[fields] = keys
     end = min(len(text), _HEAD)
     found_nested: str | None = None
-    for key in keys:
+    # app_id_in looks in the envelopes in _NESTS order, each for the fields in order
+    nested_rank: tuple[int, int] | None = None
+    for index, key in enumerate(keys):
         start = text.find(key, 0, end)
         while start != -1:
             value = _value_at(text, start + len(key), end)
@@ -473,10 +475,13 @@ def scan_app_id(text: str, fields: tuple[str, ...], nested: bool = True) -> str 
                 depth = text.count("{", 0, start) - text.count("}", 0, start)
                 if depth == 1:  # the first field, in order, at the top level
                     return value
-                if depth == 2 and nested and found_nested is None:
+                if depth == 2 and nested:
                     brace = text.rfind("{", 0, start)
-                    if _NESTED_KEY.search(text, max(0, brace - 40), brace):
-                        found_nested = value
+                    envelope = _NESTED_KEY.search(text, max(0, brace - 40), brace)
+                    if envelope:
+                        rank = (_NESTS.index(envelope[1]), index)
+                        if nested_rank is None or rank < nested_rank:
+                            found_nested, nested_rank = value, rank
             start = text.find(key, start + 1, end)
     return found_nested
 

@@ -54,10 +54,33 @@ def _is_run() -> pl.Expr:
     ).fill_null(False)
 
 
-def _fill_from_hash(events: pl.LazyFrame) -> pl.LazyFrame:
-    """A subscriber's read takes the message (and conversation) of the PUBLISH it read."""
+_PUB, _DLV, _SEND = c.HOP_PUBLISH, c.HOP_DELIVER, c.HOP_SEND
+
+
+def _is(hop: str) -> pl.Expr:
+    return (pl.col("hop") == hop).fill_null(False)
+
+
+def _split(frame: pl.DataFrame, cond: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows where ``cond`` holds, the others): joins run on the few rows that need them."""
+    mask = frame.select(cond.fill_null(False).alias("m"))["m"]
+    return frame.filter(mask), frame.filter(~mask)
+
+
+def _fill_from_hash(events: pl.DataFrame) -> pl.DataFrame:
+    """A subscriber's read takes the message (and conversation) of the PUBLISH it read.
+
+    Adds ``_pub_of`` to every row: for a delivery, the publish it delivered (its
+    parent, or on raw pub/sub the earliest PUBLISH with the same payload hash).
+    """
+    events = events.with_columns(
+        _pub_of=pl.when(_is(_DLV)).then(pl.col("parent_span_id")).otherwise(pl.lit(None))
+    )
+    reads, rest = _split(events, _is(_DLV) & pl.col("payload_hash").is_not_null())
+    if reads.is_empty():
+        return events
     pubs = (
-        events.filter((pl.col("hop") == c.HOP_PUBLISH) & pl.col("payload_hash").is_not_null())
+        events.filter(_is(_PUB) & pl.col("payload_hash").is_not_null())
         .sort("ts")
         .group_by("payload_hash")
         .agg(
@@ -66,24 +89,28 @@ def _fill_from_hash(events: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("conversation_id").drop_nulls().first().alias("_h_conv"),
         )
     )
-    is_read = (pl.col("hop") == c.HOP_DELIVER) & pl.col("payload_hash").is_not_null()
-    joined = events.join(pubs, on="payload_hash", how="left", maintain_order="left")
-    return joined.with_columns(
-        message_id=pl.when(is_read)
-        .then(pl.coalesce("message_id", "_h_msg"))
-        .otherwise(pl.col("message_id")),
-        conversation_id=pl.when(is_read)
-        .then(pl.coalesce("conversation_id", "_h_conv"))
-        .otherwise(pl.col("conversation_id")),
-        _pub_of=pl.when(is_read & pl.col("_h_pub").is_not_null())
-        .then(pl.col("_h_pub"))
-        .when(pl.col("hop") == c.HOP_DELIVER)
-        .then(pl.col("parent_span_id")),
-    ).drop("_h_pub", "_h_msg", "_h_conv")
+    reads = (
+        reads.join(pubs, on="payload_hash", how="left")
+        .with_columns(
+            message_id=pl.coalesce("message_id", "_h_msg"),
+            conversation_id=pl.coalesce("conversation_id", "_h_conv"),
+            _pub_of=pl.coalesce("_h_pub", "_pub_of"),
+        )
+        .drop("_h_pub", "_h_msg", "_h_conv")
+    )
+    return pl.concat([rest, reads], how="vertical_relaxed")
 
 
-def _fill_from_parent(events: pl.LazyFrame) -> pl.LazyFrame:
+def _fill_from_parent(events: pl.DataFrame) -> pl.DataFrame:
     """Frames written under a delivery (or a request) take its message id when they lack one."""
+    orphans, rest = _split(
+        events,
+        pl.col("message_id").is_null()
+        & pl.col("parent_span_id").is_not_null()
+        & pl.col("hop").is_in((_SEND, c.HOP_ENQUEUE, _PUB)),
+    )
+    if orphans.is_empty():
+        return events
     parents = (
         events.filter(pl.col("span_id").is_not_null() & pl.col("message_id").is_not_null())
         .select(
@@ -93,24 +120,22 @@ def _fill_from_parent(events: pl.LazyFrame) -> pl.LazyFrame:
         )
         .unique("_p_span", keep="first")
     )
-    joined = events.join(
-        parents, left_on="parent_span_id", right_on="_p_span", how="left", maintain_order="left"
+    orphans = (
+        orphans.join(parents, left_on="parent_span_id", right_on="_p_span", how="left")
+        .with_columns(
+            message_id=pl.col("_p_msg"),
+            conversation_id=pl.coalesce("conversation_id", "_p_conv"),
+        )
+        .drop("_p_msg", "_p_conv")
     )
-    orphan = pl.col("message_id").is_null() & pl.col("hop").is_in(
-        (c.HOP_SEND, c.HOP_ENQUEUE, c.HOP_PUBLISH)
-    )
-    return joined.with_columns(
-        message_id=pl.when(orphan).then(pl.col("_p_msg")).otherwise(pl.col("message_id")),
-        conversation_id=pl.when(orphan)
-        .then(pl.coalesce("conversation_id", "_p_conv"))
-        .otherwise(pl.col("conversation_id")),
-    ).drop("_p_msg", "_p_conv")
+    return pl.concat([rest, orphans], how="vertical_relaxed")
 
 
-def _membership(events: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+def _membership(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(conversation, group) and (conversation, channel) pairs its connections joined."""
     adds = events.filter(
-        (pl.col("event") == c.EV_GROUP_ADD) & pl.col("conversation_id").is_not_null()
+        (pl.col("event") == c.EV_GROUP_ADD).fill_null(False)
+        & pl.col("conversation_id").is_not_null()
     )
     groups = (
         adds.filter(pl.col("group").is_not_null())
@@ -125,74 +150,34 @@ def _membership(events: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     return groups, channels
 
 
-def _fill_conversation(events: pl.LazyFrame, groups: pl.LazyFrame) -> pl.LazyFrame:
+def _fill_conversation(events: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
     """A message with no conversation (an HTTP request) takes the one whose connections it answered."""
+    loose, rest = _split(
+        events, pl.col("message_id").is_not_null() & pl.col("conversation_id").is_null()
+    )
+    if loose.is_empty():
+        return events
+    ids = loose.select(pl.col("message_id").unique())
     by_message = (
-        events.filter(pl.col("message_id").is_not_null() & pl.col("conversation_id").is_not_null())
+        rest.filter(pl.col("conversation_id").is_not_null())
+        .join(ids, on="message_id", how="semi")
         .group_by("message_id")
         .agg(pl.col("conversation_id").first().alias("_m_conv"))
     )
     by_group = (
-        events.filter(
-            (pl.col("hop") == c.HOP_PUBLISH)
-            & pl.col("message_id").is_not_null()
-            & pl.col("conversation_id").is_null()
-            & pl.col("group").is_not_null()
-        )
+        loose.filter(_is(_PUB) & pl.col("group").is_not_null())
         .select("message_id", pl.col("group").alias("_target"))
         .join(groups, on="_target", how="inner")
         .group_by("message_id")
         .agg(pl.col("conversation_id").first().alias("_g_conv"))
     )
-    return (
-        events.join(by_message, on="message_id", how="left", maintain_order="left")
-        .join(by_group, on="message_id", how="left", maintain_order="left")
-        .with_columns(
-            conversation_id=pl.when(pl.col("message_id").is_not_null())
-            .then(pl.coalesce("conversation_id", "_m_conv", "_g_conv"))
-            .otherwise(pl.col("conversation_id"))
-        )
+    loose = (
+        loose.join(by_message, on="message_id", how="left")
+        .join(by_group, on="message_id", how="left")
+        .with_columns(conversation_id=pl.coalesce("_m_conv", "_g_conv"))
         .drop("_m_conv", "_g_conv")
     )
-
-
-def _streams(events: pl.LazyFrame) -> pl.LazyFrame:
-    """``_stream`` of each publish: the nearest enclosing run span (two levels up), else its parent."""
-    spans = (
-        events.filter(pl.col("span_id").is_not_null())
-        .select(
-            pl.col("span_id").alias("_a_span"),
-            pl.col("parent_span_id").alias("_a_parent"),
-            _is_run().alias("_a_run"),
-            pl.col("hop").alias("_parent_hop"),
-        )
-        .unique("_a_span", keep="first")
-    )
-    up1 = events.join(
-        spans, left_on="parent_span_id", right_on="_a_span", how="left", maintain_order="left"
-    )
-    up2 = up1.join(
-        spans.drop("_parent_hop").rename(
-            {"_a_span": "_b_span", "_a_parent": "_b_parent", "_a_run": "_b_run"}
-        ),
-        left_on="_a_parent",
-        right_on="_b_span",
-        how="left",
-        maintain_order="left",
-    )
-    is_pub = pl.col("hop") == c.HOP_PUBLISH
-    stream = (
-        pl.when(pl.col("_a_run").fill_null(False))
-        .then(pl.col("parent_span_id"))
-        .when(pl.col("_b_run").fill_null(False))
-        .then(pl.col("_a_parent"))
-        .otherwise(pl.coalesce("parent_span_id", "span_id"))
-    )
-    return up2.with_columns(
-        _stream=pl.when(is_pub).then(stream),
-        # the producing run is absent from the store: its process died before exporting
-        _stream_absent=is_pub & pl.col("parent_span_id").is_not_null() & pl.col("_a_run").is_null(),
-    ).drop("_a_run", "_a_parent", "_b_run", "_b_parent")
+    return pl.concat([rest, loose], how="vertical_relaxed")
 
 
 def fill_ids(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -205,10 +190,12 @@ def fill_ids(events: pl.LazyFrame) -> pl.LazyFrame:
     """
     if "_pub_of" in events.collect_schema().names():
         return events
-    events = _fill_from_hash(events)
-    events = _fill_from_parent(events)
-    groups, _ = _membership(events)
-    return _fill_conversation(events, groups)
+    # Eager and on subsets: each step joins the few rows that need it with an
+    # aggregate of the table (a lazy plan would repeat every earlier step per use).
+    frame = _fill_from_hash(events.collect())
+    frame = _fill_from_parent(frame)
+    groups, _ = _membership(frame)
+    return _fill_conversation(frame, groups).lazy()
 
 
 def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -216,62 +203,114 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
 
     Added columns: ``_chain`` (a hop of a message chain), ``_answers`` (a publish
     that answers its conversation), ``_stream`` / ``_stream_absent`` (publishes),
-    ``_pub_of`` (the publish a delivery delivered), ``_n_dlv`` / ``_n_sent``
-    (publishes: successful deliveries and frames sent for them).
+    ``_pub_of`` (the publish a delivery delivered), ``_n_dlv`` / ``_n_sent`` /
+    ``_n_unsent`` (publishes: successful deliveries, frames sent for them,
+    deliveries with no frame), ``_d_sends`` (deliveries: frames sent under it),
+    ``_dlv_orphan`` (a delivery whose publish is absent), ``_parent_hop``.
     """
-    events = fill_ids(events)
-    groups, channels = _membership(events)
-    events = _streams(events)
+    frame = fill_ids(events).collect()
+    groups, channels = _membership(frame)
+    spans = (
+        frame.filter(pl.col("span_id").is_not_null())
+        .select(
+            pl.col("span_id").alias("_a_span"),
+            pl.col("parent_span_id").alias("_a_parent"),
+            _is_run().alias("_a_run"),
+            pl.col("hop").alias("_parent_hop"),
+        )
+        .unique("_a_span", keep="first")
+    )
+    ok_sends = (
+        frame.filter(_is(_SEND) & _ok() & pl.col("parent_span_id").is_not_null())
+        .group_by("parent_span_id")
+        .agg(pl.len().cast(pl.Int64).alias("_sends"))
+    )
+    pubs, rest = _split(frame, _is(_PUB))
+    dlvs, rest = _split(rest, _is(_DLV))
+    sends, rest = _split(rest, _is(_SEND))
+    pubs = _publish_facts(pubs, spans, groups, channels, dlvs, ok_sends)
+    present = pubs.select(pl.col("span_id").drop_nulls().unique().alias("_present"))
+    dlvs = (
+        dlvs.join(ok_sends, left_on="span_id", right_on="parent_span_id", how="left")
+        .with_columns(
+            _d_sends=pl.col("_sends").fill_null(0).cast(pl.Int64),
+            _dlv_orphan=pl.col("_pub_of").is_not_null()
+            & ~pl.col("_pub_of").is_in(present["_present"].implode()),
+        )
+        .drop("_sends")
+    )
+    sends = sends.join(
+        spans.select("_a_span", "_parent_hop"),
+        left_on="parent_span_id",
+        right_on="_a_span",
+        how="left",
+    )
+    out = pl.concat([pubs, dlvs, sends, rest], how="diagonal_relaxed")
+    return out.with_columns(
+        _answers=pl.col("_answers").fill_null(False),
+        _stream_absent=pl.col("_stream_absent").fill_null(False),
+        _dlv_orphan=pl.col("_dlv_orphan").fill_null(False),
+        _chain=is_chain_row(),
+    ).lazy()
+
+
+def _publish_facts(
+    pubs: pl.DataFrame,
+    spans: pl.DataFrame,
+    groups: pl.DataFrame,
+    channels: pl.DataFrame,
+    dlvs: pl.DataFrame,
+    ok_sends: pl.DataFrame,
+) -> pl.DataFrame:
+    """Stream, answering or not, and what became of each publish."""
+    # the stream: the nearest enclosing run span (two levels up), else the parent
+    up = pubs.join(
+        spans.drop("_parent_hop"), left_on="parent_span_id", right_on="_a_span", how="left"
+    ).join(
+        spans.drop("_parent_hop").rename(
+            {"_a_span": "_b_span", "_a_parent": "_b_parent", "_a_run": "_b_run"}
+        ),
+        left_on="_a_parent",
+        right_on="_b_span",
+        how="left",
+    )
+    up = up.with_columns(
+        _stream=pl.when(pl.col("_a_run").fill_null(False))
+        .then(pl.col("parent_span_id"))
+        .when(pl.col("_b_run").fill_null(False))
+        .then(pl.col("_a_parent"))
+        .otherwise(pl.coalesce("parent_span_id", "span_id")),
+        # the producing run is absent from the store: its process died before exporting
+        _stream_absent=pl.col("parent_span_id").is_not_null() & pl.col("_a_run").is_null(),
+    ).drop("_a_run", "_a_parent", "_b_run", "_b_parent")
     known = groups.select("conversation_id").unique().with_columns(_known=pl.lit(True))
-    target = pl.coalesce("group", "channel")
-    events = (
-        events.with_columns(_target=target)
+    up = (
+        up.with_columns(_target=pl.coalesce("group", "channel"))
         .join(
             groups.with_columns(_in_group=pl.lit(True)),
             on=["conversation_id", "_target"],
             how="left",
-            maintain_order="left",
         )
         .join(
             channels.with_columns(_in_channel=pl.lit(True)),
             on=["conversation_id", "_target"],
             how="left",
-            maintain_order="left",
         )
-        .join(known, on="conversation_id", how="left", maintain_order="left")
+        .join(known, on="conversation_id", how="left")
     )
-    is_pub = pl.col("hop") == c.HOP_PUBLISH
-    answers = is_pub & (
-        pl.col("_in_group").fill_null(False)
-        | pl.col("_in_channel").fill_null(False)
-        | (pl.col("event") == c.EV_REDIS_PUBLISH)
-        | ~pl.col("_known").fill_null(False)
-    )
-    events = events.with_columns(_answers=answers.fill_null(False), _chain=is_chain_row()).drop(
-        "_target", "_in_group", "_in_channel", "_known"
-    )
-    return _delivery_counts(events)
-
-
-def _ok() -> pl.Expr:
-    benign = pl.col("exception").str.contains(r"StopConsumer|CancelledError").fill_null(False)
-    return ~((pl.col("status") == "error") & ~benign).fill_null(False)
-
-
-def _delivery_counts(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Per publish: deliveries that succeeded, and frames sent for them."""
-    delivers = events.filter((pl.col("hop") == c.HOP_DELIVER) & pl.col("_pub_of").is_not_null())
-    sends = (
-        events.filter(
-            (pl.col("hop") == c.HOP_SEND) & _ok() & pl.col("parent_span_id").is_not_null()
+    up = up.with_columns(
+        _answers=(
+            pl.col("_in_group").fill_null(False)
+            | pl.col("_in_channel").fill_null(False)
+            | (pl.col("event") == c.EV_REDIS_PUBLISH).fill_null(False)
+            | ~pl.col("_known").fill_null(False)
         )
-        .group_by("parent_span_id")
-        .agg(pl.len().alias("_sends"))
-    )
+    ).drop("_target", "_in_group", "_in_channel", "_known")
     per_delivery = (
-        delivers.filter(_ok() & (pl.col("event") != c.EV_BUFFER_OVERFLOW))
+        dlvs.filter(_ok() & (pl.col("event") != c.EV_BUFFER_OVERFLOW).fill_null(True))
+        .filter(pl.col("_pub_of").is_not_null())
         .select("span_id", "_pub_of")
-        .join(sends, left_on="span_id", right_on="parent_span_id", how="left")
+        .join(ok_sends, left_on="span_id", right_on="parent_span_id", how="left")
         .group_by("_pub_of")
         .agg(
             pl.len().cast(pl.Int64).alias("_n_dlv"),
@@ -279,41 +318,20 @@ def _delivery_counts(events: pl.LazyFrame) -> pl.LazyFrame:
             (pl.col("_sends").fill_null(0) == 0).sum().cast(pl.Int64).alias("_n_unsent"),
         )
     )
-    is_pub = pl.col("hop") == c.HOP_PUBLISH
-    joined = events.join(
-        per_delivery, left_on="span_id", right_on="_pub_of", how="left", maintain_order="left"
-    )
-    # a delivery whose publish is absent from the store still proves a run published it
-    present = (
-        events.filter(is_pub & pl.col("span_id").is_not_null())
-        .select(pl.col("span_id").alias("_present"), pl.lit(True).alias("_pub_present"))
-        .unique("_present")
-    )
-    own_sends = sends.select(
-        pl.col("parent_span_id").alias("_own"), pl.col("_sends").alias("_d_sends")
-    )
-    joined = joined.join(
-        own_sends, left_on="span_id", right_on="_own", how="left", maintain_order="left"
-    )
     return (
-        joined.with_columns(
-            _d_sends=pl.when(pl.col("hop") == c.HOP_DELIVER).then(
-                pl.col("_d_sends").fill_null(0).cast(pl.Int64)
-            ),
-            _n_dlv=pl.when(is_pub).then(pl.col("_n_dlv").fill_null(0)),
-            _n_sent=pl.when(is_pub).then(pl.col("_n_sent").fill_null(0)),
-            _n_unsent=pl.when(is_pub).then(pl.col("_n_unsent").fill_null(0)),
-        )
-        .join(present, left_on="_pub_of", right_on="_present", how="left", maintain_order="left")
+        up.drop("_pub_of")
+        .join(per_delivery, left_on="span_id", right_on="_pub_of", how="left")
         .with_columns(
-            _dlv_orphan=(
-                (pl.col("hop") == c.HOP_DELIVER)
-                & pl.col("_pub_of").is_not_null()
-                & pl.col("_pub_present").is_null()
-            ).fill_null(False)
+            _n_dlv=pl.col("_n_dlv").fill_null(0),
+            _n_sent=pl.col("_n_sent").fill_null(0),
+            _n_unsent=pl.col("_n_unsent").fill_null(0),
         )
-        .drop("_pub_present")
     )
+
+
+def _ok() -> pl.Expr:
+    benign = pl.col("exception").str.contains(r"StopConsumer|CancelledError").fill_null(False)
+    return ~((pl.col("status") == "error") & ~benign).fill_null(False)
 
 
 def _producer() -> pl.Expr:

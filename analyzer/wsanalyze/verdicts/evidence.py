@@ -17,7 +17,9 @@ def _describe(hop: str, f: Facts) -> str:
     if hop == c.HOP_TASK:
         ended = "no end" if f.get("task_unended") else "ended"
         where = f" on {f['task_service']}" if f.get("task_service") else ""
-        return f"task: {n} run(s){where}, {ended}{bad}"
+        runs = f.get("task_runs", n)  # ws.task_revoked is evidence about a run, not one
+        revoked = ", revoked" if f.get("revoked") else ""
+        return f"task: {runs} run(s){where}, {ended}{revoked}{bad}"
     if hop == c.HOP_PUBLISH:
         target = f.get("publish_group") or "channel"
         members = f.get("min_members")

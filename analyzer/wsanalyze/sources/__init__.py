@@ -21,11 +21,13 @@ answers, and only data written since the last ingest is read from the raw files.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 import polars as pl
 
-from wsanalyze.events import conform
+from wsanalyze.events import conform, empty_events
 from wsanalyze.sources import jaeger, tempo  # noqa: F401  (register jaeger://, tempo://)
 from wsanalyze.sources.base import (
     Query,
@@ -58,20 +60,39 @@ def load_events(
     conversation_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    message_ids: Iterable[str] = (),
+    app_message_ids: Iterable[str] = (),
 ) -> LoadResult:
     """Events of a trace source, optionally one conversation and a time window.
+
+    ``message_ids`` adds the spans tagged with no conversation that carry one of those
+    message ids; ``app_message_ids`` the spans naming one as message or app message id
+    (see ``Query``). Both are needle searches on OTLP files and column filters on a
+    compacted store; remote readers (Jaeger, Tempo) cannot search by them, so they
+    contribute nothing there rather than a read of everything.
 
     Raises SourceError (one clean line saying where it looked) when the source is
     missing or unusable; bad lines inside it become ``problems`` instead.
     """
     from wsanalyze.store import reader_with_store
 
-    query = Query(conversation_id=conversation_id, since=since, until=until)
+    query = Query(
+        conversation_id=conversation_id,
+        since=since,
+        until=until,
+        message_ids=_ids(message_ids),
+        app_message_ids=_ids(app_message_ids),
+    )
     reader = reader_with_store(open_source(traces))
+    if query.by_message and not getattr(reader, "reads_message_ids", False):
+        if query.conversation_id is None:  # a remote reader would answer with everything
+            return LoadResult(events=empty_events(), sources=[], window_end=None)
+        query = replace(query, message_ids=(), app_message_ids=())
     result = reader.read(query)
     events = result.events
-    if conversation_id is not None:
-        events = events.filter(pl.col("conversation_id") == conversation_id)
+    predicate = query.predicate()
+    if predicate is not None:
+        events = events.filter(predicate)
     if since is not None:
         events = events.filter(pl.col("ts") >= _utc(since))
     if until is not None:
@@ -82,6 +103,13 @@ def load_events(
         sources=result.sources,
         window_end=result.window_end,
     )
+
+
+def _ids(values: Iterable[str]) -> tuple[str, ...]:
+    """Distinct non-empty ids, in order (a bare string is one id, not its characters)."""
+    if isinstance(values, str):
+        values = (values,)
+    return tuple(dict.fromkeys(v for v in values if v))
 
 
 def conversation_ids(traces: str | os.PathLike | None = None) -> list[str]:

@@ -16,7 +16,8 @@ import base64
 import binascii
 import mmap
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from wstrace import conventions as C
@@ -129,7 +130,7 @@ _DETAIL_KEYS = (
 # --- value normalization ------------------------------------------------------
 
 
-_HEX = __import__("re").compile(r"[0-9a-fA-F]+")
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def norm_id(value: object, size: int) -> str | None:
@@ -373,6 +374,44 @@ def iter_spans(doc: object) -> Iterator[tuple[str | None, dict]]:
 # --- files --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The spans a targeted read keeps: any criterion given matches (see sources.base.Query).
+
+    ``conversation_id``: tagged with it; ``message_ids``: tagged with no conversation and
+    carrying one of these message ids; ``app_message_ids``: carrying one of these as
+    message or app message id. Empty: every span (a full decode).
+    """
+
+    conversation_id: str | None = None
+    message_ids: frozenset[str] = frozenset()
+    app_message_ids: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.conversation_id is not None or bool(self.message_ids or self.app_message_ids)
+
+    def keeps(self, kvs: object) -> bool:
+        """Whether a span with these OTLP attributes is selected (exact, after decoding)."""
+        conversation = message = app = None
+        for kv in kvs or ():
+            key = kv.get("key")
+            if key == C.CONVERSATION_ID:
+                conversation = _str(any_value(kv.get("value")))
+            elif key == C.MESSAGE_ID:
+                message = _str(any_value(kv.get("value")))
+            elif key == C.APP_MESSAGE_ID:
+                app = _str(any_value(kv.get("value")))
+        if conversation is not None and conversation == self.conversation_id:
+            return True
+        if conversation is None and message in self.message_ids:
+            return True
+        return message in self.app_message_ids or app in self.app_message_ids
+
+    def ids(self) -> frozenset[str]:
+        """Every message / app message id searched for."""
+        return self.message_ids | self.app_message_ids
+
+
 @dataclass
 class Chunk:
     """Rows and problems decoded from one file (or the part of it past an offset)."""
@@ -472,9 +511,9 @@ def _decode_line(
     line: bytes,
     lineno: int,
     chunk: Chunk,
-    keep: str | None,
+    keep: Selection | None,
 ) -> int | None:
-    """Decode one line into chunk.rows (only spans of conversation ``keep`` if given).
+    """Decode one line into chunk.rows (only the spans ``keep`` selects, if given).
 
     Returns the latest timestamp in the line, or None.
     """
@@ -495,16 +534,11 @@ def _decode_line(
     bad = 0
     for service, span in pairs:
         try:
-            if keep is not None:
-                attrs = span.get("attributes") or ()
-                if not any(
-                    kv.get("key") == C.CONVERSATION_ID and _str(any_value(kv.get("value"))) == keep
-                    for kv in attrs
-                ):
-                    end = _nanos(span.get("endTimeUnixNano"))
-                    if end and (latest is None or end > latest):
-                        latest = end
-                    continue
+            if keep and not keep.keeps(span.get("attributes")):
+                end = _nanos(span.get("endTimeUnixNano"))
+                if end and (latest is None or end > latest):
+                    latest = end
+                continue
             row = span_row(span, service, origin)
         except Exception:
             bad += 1
@@ -540,8 +574,6 @@ def needles_for(conversation_id: str) -> list[bytes]:
     needle is the id's longest run of characters no encoder escapes; the exact
     match is checked after decoding. Empty when no usable run exists (decode all).
     """
-    import re
-
     runs = re.split(r"[^A-Za-z0-9_\-.:@+=~ ,;!#$%()*\[\]{}|^`']", conversation_id)
     best = max(runs, key=len) if runs else ""
     return [best.encode()] if len(best) >= min(3, len(conversation_id)) and best else []
@@ -551,20 +583,27 @@ def read_file(
     path: str,
     *,
     conversation_id: str | None = None,
+    message_ids: Iterable[str] = (),
+    app_message_ids: Iterable[str] = (),
     start_offset: int = 0,
     start_line: int = 0,
     complete_only: bool = False,
     stop_offset: int | None = None,
+    select: Selection | None = None,
 ) -> Chunk:
     """Decode one OTLP JSON-lines file (plain, zstd stream, or collector zstd frames).
 
     With ``conversation_id`` only lines containing the id's bytes are parsed, and only
-    that conversation's spans are kept. ``start_offset``/``start_line`` resume a file
+    that conversation's spans are kept; ``message_ids`` / ``app_message_ids`` select
+    more spans the same way (see ``Selection``; ``select`` gives all three at once).
+    ``start_offset``/``start_line`` resume a file
     that grew since it was last read (offsets count decoded bytes); ``complete_only``
     leaves an unterminated last line for later (a writer may still be writing it).
     ``stop_offset`` (just after a newline) ends the read early: big files are read in
     line-aligned ranges by several workers.
     """
+    if select is None:
+        select = Selection(conversation_id, frozenset(message_ids), frozenset(app_message_ids))
     chunk = Chunk(path=path)
     try:
         buf, _ = read_buffer(path, chunk)
@@ -575,7 +614,7 @@ def read_file(
     try:
         if stop_offset is not None and stop_offset < len(buf):
             buf = _Window(buf, stop_offset)
-        _read_buffer_lines(buf, chunk, conversation_id, start_offset, start_line, complete_only)
+        _read_buffer_lines(buf, chunk, select, start_offset, start_line, complete_only)
     finally:
         if isinstance(buf, _Window):
             buf = buf.buf
@@ -615,14 +654,97 @@ def _all_lines(buf: bytes | mmap.mmap, start: int, size: int) -> dict[int, int]:
     return lines
 
 
+# More ids than this: one regex pass over the id attributes beats a find per id.
+_FIND_MAX_NEEDLES = 4
+
+
+def _id_value_pattern(keys: Iterable[str]) -> re.Pattern[bytes]:
+    """The id attributes' keys, each with its string value when written the usual way."""
+    alternatives = b"|".join(re.escape(k.encode()) for k in sorted(keys))
+    return re.compile(
+        rb'"(?:' + alternatives + rb')"'
+        rb'(?:\s*,\s*"value"\s*:\s*\{\s*"stringValue"\s*:\s*"((?:[^"\\]|\\.)*)")?'
+    )
+
+
+def _line_at(buf: bytes | mmap.mmap, pos: int, size: int) -> tuple[int, int]:
+    """(start, end) of the line holding byte ``pos`` (end excludes the newline)."""
+    end = buf.find(b"\n", pos, size)
+    return buf.rfind(b"\n", 0, pos) + 1, size if end == -1 else end
+
+
+def _lines_with_ids(
+    buf: bytes | mmap.mmap, select: Selection, start: int, size: int, lines: dict[int, int]
+) -> None:
+    """Add the lines whose id attributes hold one of ``select``'s ids (one regex pass).
+
+    Hundreds of ids would cost a pass each with ``find``; instead every ``ws.message_id``
+    (and ``ws.app_message_id``) attribute's value is compared with the set. A key whose
+    value is not written as ``,"value":{"stringValue":"..."}`` (another producer's key
+    order or type) cannot be checked here, so its line is decoded and checked exactly.
+    """
+    ids = select.ids()
+    wanted = {i.encode() for i in ids}
+    keys = [C.MESSAGE_ID] + ([C.APP_MESSAGE_ID] if select.app_message_ids else [])
+    pattern = _id_value_pattern(keys)
+    raw = buf.buf if isinstance(buf, _Window) else buf  # the regex needs the real buffer
+    pos = start
+    while (match := pattern.search(raw, pos, size)) is not None:
+        value = match.group(1)
+        if value is None or value in wanted or (b"\\" in value and _unescape(value) in ids):
+            ls, le = _line_at(raw, match.start(), size)
+            lines[ls] = le
+            pos = le + 1  # the line is decoded anyway: skip its other ids
+        else:
+            pos = match.end()
+
+
+def _unescape(value: bytes) -> str | None:
+    try:
+        return _loads(b'"' + value + b'"')
+    except Exception:
+        return None
+
+
+def _candidate_lines(
+    buf: bytes | mmap.mmap, select: Selection, start: int, size: int
+) -> dict[int, int]:
+    """{line start: line end} of every line that may hold a span ``select`` keeps.
+
+    A superset (the spans are filtered exactly after decoding); every line when an
+    id has no byte run that encoders never escape.
+    """
+    needles: list[bytes] = []
+    for value in (select.conversation_id, *sorted(select.ids())):
+        if value is None:
+            continue
+        found = needles_for(value)
+        if not found:
+            return _all_lines(buf, start, size)
+        needles.extend(found)
+    lines: dict[int, int] = {}
+    if len(needles) > _FIND_MAX_NEEDLES and select.ids():
+        _lines_with_ids(buf, select, start, size, lines)
+        needles = needles_for(select.conversation_id) if select.conversation_id is not None else []
+    for needle in dict.fromkeys(needles):
+        pos = buf.find(needle, start, size)
+        while pos != -1:
+            ls, le = _line_at(buf, pos, size)
+            lines[ls] = le
+            pos = buf.find(needle, le, size)
+    return lines
+
+
 def _read_buffer_lines(
     buf: bytes | mmap.mmap,
     chunk: Chunk,
-    conversation_id: str | None,
+    select: Selection | str | None,
     start_offset: int,
     start_line: int,
     complete_only: bool = False,
 ) -> None:
+    if select is None or isinstance(select, str):  # a conversation id, or None for everything
+        select = Selection(conversation_id=select)
     size = len(buf)
     if start_offset > size:  # replaced or truncated since: start over
         start_offset, start_line = 0, 0
@@ -635,7 +757,7 @@ def _read_buffer_lines(
     if complete_only:
         size = complete_end
     latest: int | None = None
-    if conversation_id is None:
+    if not select:
         pos, lineno = start_offset, start_line
         while pos < size:
             nl = buf.find(b"\n", pos, size)
@@ -647,24 +769,12 @@ def _read_buffer_lines(
             pos = end + 1
         chunk.end_line = lineno if complete_end == size else lineno - 1
     else:
-        spans: dict[int, int] = {}
-        needles = needles_for(conversation_id)
-        if not needles:  # nothing safe to search for: decode every line, keep the id's spans
-            spans = _all_lines(buf, start_offset, size)
-        for needle in needles:
-            pos = buf.find(needle, start_offset, size)
-            while pos != -1:
-                ls = buf.rfind(b"\n", 0, pos) + 1
-                le = buf.find(b"\n", pos, size)
-                if le == -1:
-                    le = size
-                spans[ls] = le
-                pos = buf.find(needle, le, size)
+        spans = _candidate_lines(buf, select, start_offset, size)
         counted_to, lineno = start_offset, start_line
         for ls in sorted(spans):
             lineno += _count_newlines(buf, counted_to, ls)
             counted_to = ls
-            stamp = _decode_line(buf[ls : spans[ls]], lineno + 1, chunk, conversation_id)
+            stamp = _decode_line(buf[ls : spans[ls]], lineno + 1, chunk, select)
             if stamp and (latest is None or stamp > latest):
                 latest = stamp
         # The data window: the file's last line holds its latest batch.
@@ -690,8 +800,6 @@ _ID_PATTERN = (
 
 def scan_conversation_ids(path: str) -> tuple[set[str], list[str]]:
     """Every ws.conversation_id in a file, found by a bytes regex (no JSON decoding)."""
-    import re
-
     chunk = Chunk(path=path)
     try:
         buf, _ = read_buffer(path, chunk)

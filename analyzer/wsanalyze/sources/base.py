@@ -32,11 +32,49 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class Query:
-    """What a caller wants from a source; readers may push any part of it down."""
+    """What a caller wants from a source; readers may push any part of it down.
+
+    The selectors combine with *or*; with none of them every span is wanted:
+
+    * ``conversation_id``: spans tagged with that conversation;
+    * ``message_ids``: spans tagged with no conversation whose ``ws.message_id`` is
+      one of these (an answer started over HTTP names no conversation);
+    * ``app_message_ids``: spans whose ``ws.message_id`` or ``ws.app_message_id`` is
+      one of these, tagged or not (finding the conversation that holds a message).
+
+    ``since``/``until`` narrow any of them to a time window.
+    """
 
     conversation_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    message_ids: tuple[str, ...] = ()
+    app_message_ids: tuple[str, ...] = ()
+
+    @property
+    def by_message(self) -> bool:
+        """Whether the query selects spans by message id (not every reader can)."""
+        return bool(self.message_ids or self.app_message_ids)
+
+    def predicate(self) -> pl.Expr | None:
+        """The selectors as a filter on the event table; None when every span is wanted."""
+        parts: list[pl.Expr] = []
+        if self.conversation_id is not None:
+            parts.append(pl.col("conversation_id") == self.conversation_id)
+        if self.message_ids:
+            parts.append(
+                pl.col("conversation_id").is_null()
+                & pl.col("message_id").is_in(list(self.message_ids))
+            )
+        if self.app_message_ids:
+            ids = list(self.app_message_ids)
+            parts.append(pl.col("message_id").is_in(ids) | pl.col("app_message_id").is_in(ids))
+        if not parts:
+            return None
+        expr = parts[0]
+        for part in parts[1:]:
+            expr = expr | part
+        return expr  # a null (no such column value) filters out like False
 
 
 @dataclass

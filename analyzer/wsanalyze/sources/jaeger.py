@@ -457,6 +457,10 @@ class JaegerReader:
 
     def read(self, query: Query) -> ReadResult:
         """The spans of every trace matching the query, one row each."""
+        if query.conversation_id is None and query.by_message:
+            # No search by message id here (load_events does not ask); without a
+            # conversation the search would fetch every trace of the lookback instead.
+            return ReadResult(events=rows_to_frame([]).lazy())
         start, end = self.spec.window(query)
         services = self.services or self.list_services()
         problems: list[str] = []

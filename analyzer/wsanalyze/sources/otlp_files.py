@@ -20,7 +20,7 @@ import mmap
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from wsanalyze.events import SCHEMA, TS, conform, empty_events
-from wsanalyze.sources._otlp import ROW_COLUMNS, ZSTD_MAGIC, Chunk, read_file
+from wsanalyze.sources._otlp import ROW_COLUMNS, ZSTD_MAGIC, Chunk, Selection, read_file
 from wsanalyze.sources.base import Query, ReadResult, SourceError
 
 _SUFFIXES = (".jsonl", ".json", ".ndjson", ".zst", ".zstd")
@@ -104,11 +104,11 @@ def ns_to_datetime(ns: int | None) -> datetime | None:
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
-def _read_one(args: tuple[str, str | None, int, int, bool, int | None]) -> Chunk:
-    path, conversation_id, offset, line, complete_only, stop = args
+def _read_one(args: tuple[str, Selection, int, int, bool, int | None]) -> Chunk:
+    path, select, offset, line, complete_only, stop = args
     return read_file(
         path,
-        conversation_id=conversation_id,
+        select=select,
         start_offset=offset,
         start_line=line,
         complete_only=complete_only and stop is None,
@@ -152,22 +152,26 @@ def read_files(
     workers: int | None = None,
     parallel_min_bytes: int = _PARALLEL_MIN_BYTES,
     range_bytes: int = _RANGE_BYTES,
+    message_ids: Iterable[str] = (),
+    app_message_ids: Iterable[str] = (),
 ) -> Iterator[Chunk]:
     """Decode files (in worker processes when it pays); yield Chunks in file order.
 
     A full decode yields one Chunk per line-aligned range of a big file (all of a
-    file's ranges in order); a conversation lookup yields one Chunk per file.
+    file's ranges in order); a targeted read (a conversation, message ids: see
+    ``Selection``) yields one Chunk per file.
     """
     resume = resume or {}
+    select = Selection(conversation_id, frozenset(message_ids), frozenset(app_message_ids))
     tasks = []
     for p in paths:
         r = resume.get(str(p))
         offset, line = (r.offset, r.line) if r else (0, 0)
-        if conversation_id is None:  # full decode: big files are split for the workers
+        if not select:  # full decode: big files are split for the workers
             for start, stop, first in _ranges(str(p), offset, line, range_bytes):
-                tasks.append((str(p), None, start, first, complete_only, stop))
+                tasks.append((str(p), select, start, first, complete_only, stop))
         else:
-            tasks.append((str(p), conversation_id, offset, line, complete_only, None))
+            tasks.append((str(p), select, offset, line, complete_only, None))
     total = 0
     for p in paths:
         with contextlib.suppress(OSError):
@@ -196,6 +200,8 @@ def read_files(
 class OtlpFilesReader:
     """A directory or file of OTLP/JSON lines (plain, zstd, collector framed zstd)."""
 
+    reads_message_ids = True  # Query.message_ids / app_message_ids are needle searches here
+
     def __init__(
         self,
         path: str | os.PathLike,
@@ -218,7 +224,7 @@ class OtlpFilesReader:
         return files
 
     def read(self, query: Query) -> ReadResult:
-        """Events of all files (only the conversation's spans when the query names one)."""
+        """Events of all files (only the selected spans when the query names ids)."""
         files = self.files(query.since)
         if not files and self.only is None and not discover(self.path):
             raise SourceError(
@@ -229,7 +235,14 @@ class OtlpFilesReader:
         problems: list[str] = []
         window_end: int | None = None
         pending: list[tuple] = []
-        for chunk in read_files(files, conversation_id=query.conversation_id, resume=self.resume):
+        chunks = read_files(
+            files,
+            conversation_id=query.conversation_id,
+            message_ids=query.message_ids,
+            app_message_ids=query.app_message_ids,
+            resume=self.resume,
+        )
+        for chunk in chunks:
             problems.extend(chunk.problems)
             if chunk.window_end and (window_end is None or chunk.window_end > window_end):
                 window_end = chunk.window_end

@@ -131,6 +131,10 @@ class TempoReader:
 
     def read(self, query: Query) -> ReadResult:
         """The spans of every trace the search names, one row each."""
+        if query.conversation_id is None and query.by_message:
+            # No search by message id here (load_events does not ask); without a
+            # conversation the search would fetch every trace of the lookback instead.
+            return ReadResult(events=rows_to_frame([]).lazy())
         _, end = self.spec.window(query)
         url, ids, problems = self.search(query)
         rows: list[tuple] = []

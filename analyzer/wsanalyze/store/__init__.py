@@ -21,12 +21,14 @@ files; ``--traces STORE_DIR`` reads a store directly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import operator
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -331,30 +333,48 @@ class CompactedStore:
         self.manifest = _load_manifest(self.path)
         self.description = f"compacted store {self.path} (of {self.manifest.get('source')})"
 
-    def _parts(self, slot: int | None = None) -> list[Path]:
+    reads_message_ids = True  # Query.message_ids / app_message_ids are column filters here
+
+    def _parts(self, slot: int | Collection[int] | None = None) -> list[Path]:
+        slots = [slot] if isinstance(slot, int) else slot
         return [
             self.path / p["name"]
             for p in self.manifest["parts"]
-            if slot is None or p["slots"][0] <= slot <= p["slots"][1]
+            if slots is None or any(p["slots"][0] <= s <= p["slots"][1] for s in slots)
         ]
 
-    def scan(self, slot: int | None = None) -> pl.LazyFrame:
-        """Events of the store (of one slot's files), lazily; filters reach row-group stats."""
+    def scan(self, slot: int | Collection[int] | None = None) -> pl.LazyFrame:
+        """Events of the store (of some slots' files), lazily; filters reach row-group stats."""
         parts = self._parts(slot)
         if not parts:
             return conform(pl.LazyFrame(schema=SCHEMA))
         return pl.scan_parquet(parts)
 
     def read(self, query: Query) -> ReadResult:
-        """Events from the store; a conversation query reads only its slot's row groups."""
-        if query.conversation_id is not None:
-            slot = slot_of(query.conversation_id)
-            events = self.scan(slot).filter(
-                (pl.col(SLOT) == slot) & (pl.col("conversation_id") == query.conversation_id)
-            )
-            parts = self._parts(slot)
-        else:
-            events, parts = self.scan(), self._parts()
+        """Events from the store; a query by conversation or message ids reads few row groups.
+
+        A conversation's rows are filed under its slot. Rows of no conversation are
+        filed under slot -1, which sorts first: untagged rows of some messages
+        (``Query.message_ids``) are read from the first bucket's first row groups.
+        An app message id may be anywhere, so that filter scans every part (two columns).
+        """
+        slots = _slots_of(query)
+        predicate = query.predicate()
+        parts = self._parts(slots)
+        events = self.scan(slots)
+        if parts and slots is not None:
+            # equalities, not is_in: they reach the row-group statistics of the slot column
+            on_slot = [pl.col(SLOT) == s for s in sorted(slots)]
+            events = events.filter(functools.reduce(operator.or_, on_slot))
+        if predicate is not None:
+            # Filtered before conform (its casts would keep the filter from the row-group
+            # statistics); a store written by an older version may lack a filtered column.
+            present = set(events.collect_schema().names())
+            events = events.with_columns(
+                pl.lit(None, dtype=SCHEMA[c]).alias(c)
+                for c in ("conversation_id", "message_id", "app_message_id")
+                if c not in present
+            ).filter(predicate)
         if parts:
             # conform, not select: a store compacted by an older version lacks newer columns
             events = conform(events)
@@ -366,12 +386,24 @@ class CompactedStore:
         )
 
 
+def _slots_of(query: Query) -> set[int] | None:
+    """The slots holding every row ``query`` selects; None when it may be any slot."""
+    if query.app_message_ids or not (query.conversation_id is not None or query.message_ids):
+        return None
+    slots = {-1} if query.message_ids else set()
+    if query.conversation_id is not None:
+        slots.add(slot_of(query.conversation_id))
+    return slots
+
+
 class _StoreAndTail:
     """A compacted store plus whatever its raw source gained since the last ingest."""
 
     def __init__(self, store: CompactedStore, raw: Path):
         self.store, self.raw = store, raw
         self.description = f"{store.description} + new data in {raw}"
+
+    reads_message_ids = True  # both halves answer Query.message_ids / app_message_ids
 
     def tail_files(self) -> list[Path]:
         """Raw files with data the store does not hold yet."""

@@ -242,3 +242,32 @@ def test_the_report_names_the_stream_that_lost_chunks_and_marks_side_effects():
     assert len(side) == 1 and "user_4" in side[0].detail and not side[0].failed
     lost_chunk = [e for e in report.timeline if e.hop == "publish" and e.service == "worker"]
     assert lost_chunk and lost_chunk[0].failed
+
+
+def test_fan_out_to_a_user_group_whose_socket_has_left_is_not_a_loss():
+    t = Trace()
+    t.connect("k1")  # Bob, in the room
+    t.connect("k2", at=1)  # Alice's chat socket joins the room and her user group
+    t.span(c.SPAN_GROUP_ADD, c.HOP_CONNECT, c.EV_GROUP_ADD, 4, 1, connection_id="k2",
+           group="user_alice", layer="L1")  # fmt: skip
+    t.span(c.SPAN_GROUP_DISCARD, c.HOP_DISCONNECT, c.EV_GROUP_DISCARD, 50, 1,
+           connection_id="k2", group="user_alice")  # fmt: skip
+    t.disconnect("k2", 51)  # Alice leaves
+    rec = t.receive("m1", "k1", 100)  # Bob speaks
+    _echo(t, "m1", rec, 101)
+    t.publish("m1", rec, 102, 1, service="web", members=0, group="user_alice")
+    m = by_id(report_of(t))["m1"]
+    assert triple(m) == ("delivered", "send", "ok")
+    assert m.chunks.side_effects == 1
+
+
+def test_an_answer_streamed_before_the_senders_socket_joined_its_group_is_still_its_answer():
+    t = Trace()
+    t.connect("k1", layer=None)  # accepted; joins the room only later
+    rec = t.receive("m1", "k1", 10)
+    task = t.task("m1", t.enqueue("m1", rec, 11), 12, 20)
+    t.publish("m1", task, 15, 1, members=0)
+    t.span(c.SPAN_GROUP_ADD, c.HOP_RECEIVE, c.EV_GROUP_ADD, 40, 1, connection_id="k1",
+           group="chat_conv-1", layer="L1")  # fmt: skip
+    m = by_id(report_of(t))["m1"]
+    assert triple(m) == ("lost", "deliver", "consumer_gone")

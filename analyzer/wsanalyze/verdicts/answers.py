@@ -150,6 +150,46 @@ def _membership(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return groups, channels
 
 
+def _memberships(events: pl.DataFrame) -> pl.DataFrame:
+    """Per (conversation, connection, group): when the connection joined it and when it left.
+
+    Left = its ``ws.group_discard``, else the connection's end (disconnect or close),
+    else never (still a member when the data ends).
+    """
+    conv = pl.col("conversation_id").is_not_null() & pl.col("connection_id").is_not_null()
+    adds = (
+        events.filter((pl.col("event") == c.EV_GROUP_ADD).fill_null(False) & conv)
+        .filter(pl.col("group").is_not_null())
+        .group_by("conversation_id", "connection_id", "group")
+        .agg(pl.col("ts").min().alias("_joined"))
+    )
+    discards = (
+        events.filter((pl.col("event") == c.EV_GROUP_DISCARD).fill_null(False) & conv)
+        .filter(pl.col("group").is_not_null())
+        .group_by("connection_id", "group")
+        .agg(pl.col("ts").max().alias("_discarded"))
+    )
+    ended = (
+        events.filter(
+            pl.col("connection_id").is_not_null()
+            & (
+                pl.col("name").is_in((c.SPAN_DISCONNECT, c.SPAN_CLOSE))
+                | pl.col("event").is_in((c.EV_DISCONNECT, c.EV_CLOSE))
+            ).fill_null(False)
+        )
+        .group_by("connection_id")
+        .agg(pl.col("ts").min().alias("_ended"))
+    )
+    return (
+        adds.join(discards, on=["connection_id", "group"], how="left")
+        .join(ended, on="connection_id", how="left")
+        .with_columns(_left=pl.coalesce("_discarded", "_ended"))
+        .select(
+            "conversation_id", "connection_id", pl.col("group").alias("_target"), "_joined", "_left"
+        )
+    )
+
+
 def _fill_conversation(events: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
     """A message with no conversation (an HTTP request) takes the one whose connections it answered."""
     loose, rest = _split(
@@ -209,7 +249,7 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
     ``_dlv_orphan`` (a delivery whose publish is absent), ``_parent_hop``.
     """
     frame = fill_ids(events).collect()
-    groups, channels = _membership(frame)
+    _, channels = _membership(frame)
     spans = (
         frame.filter(pl.col("span_id").is_not_null())
         .select(
@@ -225,10 +265,20 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
         .group_by("parent_span_id")
         .agg(pl.len().cast(pl.Int64).alias("_sends"))
     )
+    senders = (
+        frame.filter(
+            _is(c.HOP_RECEIVE)
+            & pl.col("message_id").is_not_null()
+            & pl.col("connection_id").is_not_null()
+        )
+        .group_by("message_id")
+        .agg(pl.col("connection_id").first().alias("_sender"))
+    )
     pubs, rest = _split(frame, _is(_PUB))
+    pubs = pubs.join(senders, on="message_id", how="left")
     dlvs, rest = _split(rest, _is(_DLV))
     sends, rest = _split(rest, _is(_SEND))
-    pubs = _publish_facts(pubs, spans, groups, channels, dlvs, ok_sends)
+    pubs = _publish_facts(pubs, spans, _memberships(frame), channels, dlvs, ok_sends)
     present = pubs.select(pl.col("span_id").drop_nulls().unique().alias("_present"))
     dlvs = (
         dlvs.join(ok_sends, left_on="span_id", right_on="parent_span_id", how="left")
@@ -257,7 +307,7 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
 def _publish_facts(
     pubs: pl.DataFrame,
     spans: pl.DataFrame,
-    groups: pl.DataFrame,
+    members: pl.DataFrame,
     channels: pl.DataFrame,
     dlvs: pl.DataFrame,
     ok_sends: pl.DataFrame,
@@ -282,30 +332,45 @@ def _publish_facts(
         .otherwise(pl.coalesce("parent_span_id", "span_id")),
         # the producing run is absent from the store: its process died before exporting
         _stream_absent=pl.col("parent_span_id").is_not_null() & pl.col("_a_run").is_null(),
+        _target=pl.coalesce("group", "channel"),
+        _row=pl.int_range(pl.len()),
     ).drop("_a_run", "_a_parent", "_b_run", "_b_parent")
-    known = groups.select("conversation_id").unique().with_columns(_known=pl.lit(True))
-    up = (
-        up.with_columns(_target=pl.coalesce("group", "channel"))
-        .join(
-            groups.with_columns(_in_group=pl.lit(True)),
-            on=["conversation_id", "_target"],
-            how="left",
-        )
-        .join(
-            channels.with_columns(_in_channel=pl.lit(True)),
-            on=["conversation_id", "_target"],
-            how="left",
-        )
-        .join(known, on="conversation_id", how="left")
+    return _answering(up, members, channels, dlvs, ok_sends)
+
+
+def _answering(
+    up: pl.DataFrame,
+    members: pl.DataFrame,
+    channels: pl.DataFrame,
+    dlvs: pl.DataFrame,
+    ok_sends: pl.DataFrame,
+) -> pl.DataFrame:
+    """Whether each publish answers its conversation, and its delivery counts.
+
+    It answers when its group was joined by the message's own connection (at any
+    time: a stream that began before the consumer joined is still its answer), or
+    had a member among the conversation's connections when it was published (a
+    per-user group whose socket had left is nobody's answer any more), or targets
+    one of their channels, or is a raw PUBLISH. A conversation with no recorded
+    membership keeps every publish as an answer.
+    """
+    candidates = up.select("_row", "conversation_id", "_target", "ts", "_sender").join(
+        members, on=["conversation_id", "_target"], how="inner"
     )
+    by_sender = candidates.filter(pl.col("connection_id") == pl.col("_sender"))
+    at_time = candidates.filter(
+        (pl.col("_joined") <= pl.col("ts"))
+        & (pl.col("_left").is_null() | (pl.col("_left") > pl.col("ts")))
+    )
+    answering_rows = pl.concat([by_sender.select("_row"), at_time.select("_row")]).unique()
+    known = members.select("conversation_id").unique()
+    unknown_rows = up.join(known, on="conversation_id", how="anti").select("_row")
+    channel_rows = up.join(channels, on=["conversation_id", "_target"], how="semi").select("_row")
+    yes = pl.concat([answering_rows, unknown_rows, channel_rows]).unique()["_row"].implode()
     up = up.with_columns(
-        _answers=(
-            pl.col("_in_group").fill_null(False)
-            | pl.col("_in_channel").fill_null(False)
-            | (pl.col("event") == c.EV_REDIS_PUBLISH).fill_null(False)
-            | ~pl.col("_known").fill_null(False)
-        )
-    ).drop("_target", "_in_group", "_in_channel", "_known")
+        _answers=pl.col("_row").is_in(yes)
+        | (pl.col("event") == c.EV_REDIS_PUBLISH).fill_null(False)
+    ).drop("_target", "_row", "_sender")
     per_delivery = (
         dlvs.filter(_ok() & (pl.col("event") != c.EV_BUFFER_OVERFLOW).fill_null(True))
         .filter(pl.col("_pub_of").is_not_null())

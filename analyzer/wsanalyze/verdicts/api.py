@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -48,15 +49,33 @@ def _is_worker() -> pl.Expr:
     ).fill_null(False)
 
 
-def _load(traces, logs, *, conversation_id=None, since=None, until=None, at=None):
+def _load(
+    traces,
+    logs,
+    *,
+    conversation_id=None,
+    since=None,
+    until=None,
+    at=None,
+    message_ids: Sequence[str] = (),
+    app_message_ids: Sequence[str] = (),
+):
     """(events, problems, sources, window_end) from traces and/or logs.
 
     ``at`` computes verdicts as of that moment: later evidence is left out and the
     data window ends there (a message still waiting then is in flight).
+    ``message_ids`` / ``app_message_ids`` select spans by message (see
+    ``wsanalyze.sources.Query``); logs are not searched by them.
     """
     if at is not None:
         events, problems, sources, _ = _load(
-            traces, logs, conversation_id=conversation_id, since=since, until=until
+            traces,
+            logs,
+            conversation_id=conversation_id,
+            since=since,
+            until=until,
+            message_ids=message_ids,
+            app_message_ids=app_message_ids,
         )
         return events.filter(pl.col("ts") <= at), problems, sources, at
     from ..sources import SourceError, load_events
@@ -67,7 +86,14 @@ def _load(traces, logs, *, conversation_id=None, since=None, until=None, at=None
     ends: list[datetime] = []
     try:
         if traces is not None or logs is None:
-            result = load_events(traces, conversation_id=conversation_id, since=since, until=until)
+            result = load_events(
+                traces,
+                conversation_id=conversation_id,
+                since=since,
+                until=until,
+                message_ids=message_ids,
+                app_message_ids=app_message_ids,
+            )
             frames.append(result.events)
             problems += result.problems
             sources += [str(s) for s in result.sources]
@@ -139,11 +165,26 @@ def conversation_report(
 
     With logs and no spans for the conversation (wstrace not enabled), the log-only
     diagnosis of ``wsanalyze.logparse.diagnose`` answers, with its confidence.
+    An id no conversation has but one conversation's message carries (the message id
+    or the app's own id for it) analyzes that conversation, saying so in ``problems``.
     """
     events, problems, sources, window_end = _load(
         traces, logs, conversation_id=conversation_id, at=at
     )
     own = events.filter(pl.col("conversation_id") == conversation_id)
+    if own.select(pl.len()).collect().item() == 0 and (traces is not None or logs is None):
+        holder = _conversation_holding(conversation_id, traces, sources, at)
+        if holder is not None:
+            report = conversation_report(
+                holder,
+                traces=traces,
+                logs=logs,
+                close_codes=close_codes,
+                in_flight=in_flight,
+                at=at,
+            )
+            note = f"conversation {holder} holds message {conversation_id}"
+            return replace(report, problems=(note, *report.problems))
     spans = own.filter(pl.col("source") == "trace").select(pl.len()).collect().item()
     if logs is not None and spans == 0:
         return _logs_only_report(conversation_id, logs, traces, problems, sources)
@@ -173,27 +214,47 @@ def conversation_report(
 def _with_untagged_chains(
     events: pl.LazyFrame, conversation_id: str, traces: str | None, at: datetime | None = None
 ) -> pl.LazyFrame:
-    """Add the spans of the conversation's traces and messages that carry no conversation id.
+    """Add the spans of the conversation's messages that carry no conversation id.
 
     A read by conversation keeps only spans tagged with it; an answer started over
     HTTP (a REST post, an edit endpoint re-running a message's task) names no
     conversation until a delivery does, or never when it failed before publishing.
-    Read everything once and keep the untagged rows that share a trace or a message
-    id with the conversation.
+    Its spans carry the message id (the publishes under an HTTP request in baggage),
+    so a needle read of the conversation's message ids finds them: about one pass
+    over the files, where reading every span took ~30x longer (benchmarks/README.md).
     """
     own = events.filter(pl.col("conversation_id") == conversation_id)
-    everything, _, _, _ = _load(traces, None, at=at)
-    loose = everything.filter(pl.col("conversation_id").is_null())
-    by_trace = loose.join(
-        own.select(pl.col("trace_id").drop_nulls().unique()), on="trace_id", how="semi"
-    )
-    by_message = loose.join(
-        own.select(pl.col("message_id").drop_nulls().unique()), on="message_id", how="semi"
-    )
-    extra = pl.concat([by_trace, by_message]).unique(subset=["span_id", "ts", "name"])
+    ids = own.select(pl.col("message_id").drop_nulls().unique().sort()).collect()
+    if ids.height == 0:
+        return events
+    extra, _, _, _ = _load(traces, None, message_ids=ids["message_id"].to_list(), at=at)
     known = events.select(pl.col("span_id").drop_nulls().unique())
-    extra = extra.join(known, on="span_id", how="anti")
+    extra = extra.unique(subset=["span_id", "ts", "name"]).join(known, on="span_id", how="anti")
     return pl.concat([events, extra], how="vertical_relaxed").collect().lazy()
+
+
+def _conversation_holding(
+    message_id: str, traces: str | None, sources: Sequence[str], at: datetime | None
+) -> str | None:
+    """The one conversation with a span naming ``message_id`` as message or app message id.
+
+    A needle read of that id (a column scan on a compacted store), so an id typed
+    from the app's database or a log costs about one conversation lookup. None when
+    no conversation names it; several are an error that lists them.
+    """
+    rows, _, _, _ = _load(traces, None, app_message_ids=[message_id], at=at)
+    found = (
+        rows.select(pl.col("conversation_id").drop_nulls().unique().sort())
+        .collect()["conversation_id"]
+        .to_list()
+    )
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise AnalysisError(
+            f"no conversation {message_id!r} in {_where(sources, traces)}; "
+            f"{len(found)} conversations hold a message with that id: {shown}"
+        )
+    return found[0] if found else None
 
 
 def _known_ids(traces, logs) -> list[str]:

@@ -42,6 +42,7 @@ _HEADER_KEYS = ("traceparent", "tracestate", "baggage")
 
 # Span and attribute names conventions.py does not have yet (docs/evidence.md lists them).
 _SPAN_TASK_REVOKED = "ws.task_revoked"
+_SPAN_TASK_LOST = "ws.task_lost"
 _REVOKE_SIGNAL = "ws.revoke_signal"  # signal name sent to the task's process (SIGTERM ...)
 _REVOKE_TERMINATE = "ws.revoke_terminate"  # bool: the app asked to terminate a running task
 _TASK_IDS = "ws.task_ids"  # list[str]: every id of one revoke call, when it named several
@@ -173,9 +174,20 @@ class TaskSpans:
         return span, token
 
     def failure(
-        self, task_id: Any = None, exception: BaseException | None = None, **_: Any
+        self,
+        task_id: Any = None,
+        exception: BaseException | None = None,
+        sender: Any = None,
+        **_: Any,
     ) -> None:
         opened = self._open.get(str(task_id))
+        if opened is None and exception is not None and _is_worker_lost(exception):
+            # Sent by the worker's main process: the child that ran the task was killed
+            # (SIGKILL, OOM) and its own ws.task span died with it, never exported.
+            if runtime.active():
+                runtime.shield("task lost", _record_lost, sender, str(task_id), exception)
+                runtime.shield("task lost flush", provider.flush, _REVOKED_FLUSH_MS)
+            return
         if opened is None or exception is None:
             return
         span = opened[0]
@@ -231,6 +243,33 @@ class TaskSpans:
         # The main worker process may live on for days: without a flush the evidence of a
         # Stop button would wait for the next batch; bounded so a dead exporter costs ~1 s.
         runtime.shield("task revoked flush", provider.flush, _REVOKED_FLUSH_MS)
+
+
+def _is_worker_lost(exc: BaseException) -> bool:
+    return any(klass.__name__ == "WorkerLostError" for klass in type(exc).__mro__)
+
+
+def _record_lost(task: Any, task_id: str, exc: BaseException) -> None:
+    """A ``ws.task_lost`` span under the task's enqueue: the run the store will never see."""
+    request = getattr(task, "request", None)  # Celery pushes the task's context first
+    parent = carrier.extract({k: getattr(request, k, None) for k in _HEADER_KEYS})
+    attributes: dict[str, Any] = {
+        **current.ids(parent),
+        c.HOP: c.HOP_TASK,
+        c.EVENT: c.EV_TASK_LOST,
+        c.CAUSE: "task_stuck",
+        c.TASK_ID: task_id,
+        c.TASK_NAME: str(getattr(task, "name", "") or ""),
+    }
+    hostname = getattr(request, "hostname", None)
+    if hostname:
+        attributes[c.WORKER] = str(hostname)
+    span = runtime.tracer().start_span(
+        _SPAN_TASK_LOST, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    )
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.end()
 
 
 def _mark_interrupted(span: trace.Span) -> None:

@@ -134,6 +134,7 @@ EV_HTTP_REQUEST: Final = "http_request"  # an HTTP request that starts a message
 EV_REDIS_MESSAGE: Final = "redis_message"  # a raw pub/sub message read by a subscriber (deliver)
 EV_REVOKE: Final = "revoke"  # app.control.revoke(...) called (span ws.revoke)
 EV_TASK_REVOKED: Final = "task_revoked"  # Celery's task_revoked signal (span event on ws.task)
+EV_TASK_LOST: Final = "task_lost"  # the worker lost the process running the task (SIGKILL, OOM)
 # span events (OTel events inside a span)
 EV_CHANNEL_FULL: Final = "ws.channel_full"
 EV_EXCEPTION: Final = "exception"

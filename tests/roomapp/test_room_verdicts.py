@@ -99,6 +99,8 @@ def test_a_sigkilled_task_is_stuck_and_its_two_chunks_counted(room_run: RoomRun)
     assert m.cause != "no_worker", m.summary
     assert verdict(m) == ("lost", "task", "task_stuck"), m.summary
     assert m.chunks.delivered >= 2 and m.chunks.sent >= 2, m.summary  # 2 chunks (+ the echo)
+    # the worker's main process recorded the loss (ws.task_lost from task_failure)
+    assert any("WorkerLostError" in line for line in m.evidence), m.evidence
 
 
 def test_redis_stopped_while_connected_is_channel_layer_unavailable(room_run: RoomRun) -> None:

@@ -177,3 +177,57 @@ def test_a_file_growing_during_ingest_is_not_marked_complete(raw, tmp_path):
     n_last = len(json.loads(lines[-1])["resourceSpans"][0]["scopeSpans"][0]["spans"])
     assert last.spans_added == n_last
     assert first.spans_added + n_last == load_events(raw).events.collect().height
+
+
+def _with_http_chains(raw: Path, tag: int, messages: list[str]) -> None:
+    """Add the task spans of ``messages`` as an HTTP-started answer writes them (untagged)."""
+    from wsanalyze.verdicts.testing import otlp_span
+
+    full = load_events(raw).events.collect()
+    rows = full.filter(pl.col("message_id").is_in(messages) & (pl.col("hop") == "task"))
+    spans = [
+        otlp_span(dict(r, conversation_id=None, span_id=f"{tag:04x}{i:012x}"))
+        for i, r in enumerate(rows.to_dicts())
+    ]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]}
+    lines = [
+        json.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": [s]}]}]})
+        for s in spans
+    ]
+    (raw / f"http-{tag}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_store_answers_message_id_reads_from_the_untagged_rows_only(raw, tmp_path, monkeypatch):
+    import wsanalyze.store as store_mod
+
+    monkeypatch.setattr(store_mod, "PART_ROWS", 400)
+    monkeypatch.setattr(store_mod, "_FRAME_ROWS", 100)
+    monkeypatch.setattr(store_mod, "BUCKET_ROWS", 1000)
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "nostore"))
+    messages = load_events(raw).events.collect()["message_id"].drop_nulls().unique().sort()
+    _with_http_chains(raw, 1, messages[:6].to_list())
+    ingest(raw, tmp_path / "store")
+    everything = load_events(tmp_path / "store")
+    for ids in (messages[:2].to_list(), messages[:6].to_list() + messages[30:40].to_list()):
+        stored = load_events(tmp_path / "store", message_ids=ids)
+        from_raw = load_events(raw, message_ids=ids).events.collect()
+        assert from_raw.height > 0 and from_raw["conversation_id"].null_count() == from_raw.height
+        assert by_span(stored.events.collect()).equals(by_span(from_raw))
+        assert len(stored.sources) < len(everything.sources)  # rows of no conversation: slot -1
+    app = load_events(tmp_path / "store", app_message_ids=[messages[0]]).events.collect()
+    assert app["conversation_id"].null_count() > 0 and app["conversation_id"].drop_nulls().len()
+    # Raw data newer than the store is read from the files too.
+    _with_http_chains(raw, 2, messages[6:8].to_list())
+    monkeypatch.setenv("WSANALYZE_STORE", str(tmp_path / "store"))
+    newer = load_events(raw, message_ids=messages[6:8].to_list())
+    assert newer.events.collect().height > 0 and any("http-2" in s for s in newer.sources)
+
+
+def test_an_old_store_without_the_id_columns_answers_a_message_id_read(tmp_path):
+    raw = tmp_path / "raw"
+    generate(raw, spans=300)
+    ingest(raw, tmp_path / "store")
+    for part in (tmp_path / "store").glob("*.parquet"):  # as a version before app ids wrote it
+        pl.read_parquet(part).drop("app_message_id").write_parquet(part)
+    events = load_events(tmp_path / "store", app_message_ids=["nope"]).events.collect()
+    assert events.height == 0 and "app_message_id" in events.columns

@@ -406,3 +406,144 @@ def test_since_and_until_bound_span_starts(tmp_path):
         load_events(tmp_path / "s", since=naive).events.collect().height
         == full.filter(pl.col("ts") >= since).height
     )
+
+
+# --- reads by message id (spans of HTTP-started answers carry no conversation) ----------------
+
+
+def span_lines(rows: list[dict], service: str = "web") -> list[dict]:
+    """Event-table rows as OTLP documents, one span per line (batches split by the needle)."""
+    from wsanalyze.verdicts.testing import otlp_span
+
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    return [
+        {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": [otlp_span(r)]}]}]}
+        for r in rows
+    ]
+
+
+def untagged(rows: list[dict], tag: int) -> list[dict]:
+    """The rows as an answer started over HTTP writes them: no conversation, new span ids."""
+    return [dict(r, conversation_id=None, span_id=f"{tag:04x}{i:012x}") for i, r in enumerate(rows)]
+
+
+def untagged_only(ids: list[str]) -> pl.Expr:
+    return pl.col("conversation_id").is_null() & pl.col("message_id").is_in(ids)
+
+
+@pytest.mark.parametrize("asked", [2, 12], ids=["a find per id", "one pass over the id keys"])
+def test_message_ids_read_the_untagged_spans_of_those_messages_only(tmp_path, asked):
+    generate(tmp_path / "s", spans=3000)
+    full = load_events(tmp_path / "s").events.collect()
+    messages = full["message_id"].drop_nulls().unique().sort().to_list()
+    chains = full.filter(pl.col("message_id").is_in(messages[:8]) & pl.col("hop").is_in(["task"]))
+    write_lines(tmp_path / "s" / "http-web-9.jsonl", span_lines(untagged(chains.to_dicts(), 1)))
+    full = load_events(tmp_path / "s").events.collect()
+    ids = messages[:2] if asked == 2 else messages[:6] + messages[20:26]  # 6,7 not asked
+    result = load_events(tmp_path / "s", message_ids=ids)
+    got = result.events.collect()
+    expected = full.filter(untagged_only(ids))
+    assert expected.height > 0 and result.problems == []
+    assert got.sort("span_id").equals(expected.sort("span_id"))
+    # the tagged spans of those messages stay with their conversation's read
+    assert full.filter(pl.col("message_id").is_in(ids)).height > got.height
+
+
+def test_lines_without_the_message_ids_are_never_decoded(tmp_path):
+    from wsanalyze.verdicts.testing import Trace
+
+    t = Trace("conv-a")
+    rec = t.receive("m1", "k1", 10)
+    t.enqueue("m2", rec, 11, conversation_id=None)  # untagged, another message
+    t.enqueue("m1", rec, 12, conversation_id=None)
+    t.task("m1", rec, 13, conversation_id=None)
+    docs = span_lines(t.rows)
+    path = write_lines(tmp_path / "t.jsonl", [*docs[:2], '{"resourceSpans": [oops}', *docs[2:]])
+    assert load_events(path).problems  # a full read trips over the bad line
+    for ids in (["m1"], ["m1", "x1", "x2", "x3", "x4", "x5"]):
+        result = load_events(path, message_ids=ids)
+        events = result.events.collect()
+        assert result.problems == []  # the bad line holds no id: never parsed
+        assert sorted(events["name"]) == ["ws.enqueue", "ws.task"]
+        assert events["conversation_id"].null_count() == 2 and set(events["message_id"]) == {"m1"}
+
+
+def test_many_message_ids_are_found_in_any_key_order_and_json_escaping(tmp_path):
+    from wsanalyze.verdicts.testing import Trace
+
+    t = Trace("conv-a")
+    t.enqueue("msg/0001", "p", 11, conversation_id=None)
+    t.task("msg/0001", "p", 12, conversation_id=None)
+    t.task("msg/0002", "p", 13, conversation_id=None)
+    first, second, third = span_lines(t.rows)
+    attrs = first["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    attrs[:] = [{"value": kv["value"], "key": kv["key"]} for kv in attrs]  # value before key
+    go_style = json.dumps(second).replace("/", "\\/")
+    path = write_lines(tmp_path / "t.jsonl", [first, go_style, third])
+    ids = ["msg/0001", "n1", "n2", "n3", "n4", "n5"]
+    events = load_events(path, message_ids=ids).events.collect()
+    assert sorted(events["name"]) == ["ws.enqueue", "ws.task"]
+    assert set(events["message_id"]) == {"msg/0001"}
+
+
+def test_message_id_read_of_a_zstd_stream(tmp_path):
+    from wsanalyze.verdicts.testing import Trace
+
+    t = Trace("conv-a")
+    rec = t.receive("m1", "k1", 10)
+    t.task("m1", rec, 13, conversation_id=None)
+    t.task("m2", rec, 14, conversation_id=None)
+    text = "\n".join(json.dumps(d) for d in span_lines(t.rows)) + "\n"
+    path = tmp_path / "traces.jsonl.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(text.encode()))
+    result = load_events(path, message_ids=["m1"])
+    events = result.events.collect()
+    assert result.problems == [] and events["message_id"].to_list() == ["m1"]
+    assert events["name"].to_list() == ["ws.task"] and result.window_end is not None
+
+
+def test_app_message_ids_find_the_spans_naming_the_id_tagged_or_not(tmp_path):
+    from wsanalyze.verdicts.testing import Trace
+
+    t = Trace("conv-a")
+    rec = t.receive("m1", "k1", 10, app_message_id="db-42")
+    t.task("m1", rec, 13, conversation_id=None)
+    t.receive("m2", "k1", 20, app_message_id="db-43")
+    path = write_lines(tmp_path / "t.jsonl", span_lines(t.rows))
+    by_app = load_events(path, app_message_ids=["db-42"]).events.collect()
+    assert by_app.select("name", "conversation_id").rows() == [("ws.receive", "conv-a")]
+    by_message = load_events(path, app_message_ids=["m1"]).events.collect().sort("ts")
+    assert by_message["conversation_id"].to_list() == ["conv-a", None]
+
+
+def test_remote_readers_answer_a_message_id_read_with_nothing():
+    import socket
+
+    from wsanalyze.sources import Query
+    from wsanalyze.sources.jaeger import JaegerReader
+    from wsanalyze.sources.tempo import TempoReader
+
+    with socket.socket() as s:  # a closed port: any request would fail as "unreachable"
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for scheme, reader in (("jaeger", JaegerReader), ("tempo", TempoReader)):
+        spec = f"{scheme}://127.0.0.1:{port}"
+        assert load_events(spec, message_ids=["m1"]).events.collect().height == 0
+        assert load_events(spec, app_message_ids=["db-1"]).events.collect().height == 0
+        direct = reader(spec).read(Query(message_ids=("m1",)))
+        assert direct.events.collect().height == 0
+
+
+def test_query_defaults_select_everything_and_a_conversation_alone():
+    from wsanalyze.sources import Query
+
+    assert Query().predicate() is None and not Query().by_message
+    frame = pl.DataFrame(
+        {"conversation_id": ["a", None, None, "b"], "message_id": ["m1", "m1", "m2", "m1"],
+         "app_message_id": [None, None, None, "db-1"]}
+    )  # fmt: skip
+    pick = lambda q: frame.filter(q.predicate())["conversation_id"].to_list()  # noqa: E731
+    assert pick(Query(conversation_id="a")) == ["a"]
+    assert pick(Query(message_ids=("m1",))) == [None]
+    assert pick(Query(conversation_id="a", message_ids=("m1", "m2"))) == ["a", None, None]
+    assert pick(Query(app_message_ids=("db-1",))) == ["b"]

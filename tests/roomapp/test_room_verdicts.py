@@ -177,3 +177,18 @@ def test_a_bad_subprotocol_token_is_rejected_at_auth(room_run: RoomRun) -> None:
     assert room_run.played["room_auth_rejected"].notes["close_code"] == 4001
     v = room_run.report("room_auth_rejected").verdict
     assert (v.outcome, v.hop, v.cause) == ("rejected", "auth", "auth_rejected"), v.summary
+
+
+def test_every_command_gives_each_conversation_the_verdict_its_report_gives(
+    room_run: RoomRun,
+) -> None:
+    """`conversations` (the whole store at once) and `conversation <id>` agree, store by store."""
+    stores = {str(p.stack.trace_dir) for p in room_run.played.values()}
+    listed = {}
+    for store in stores:
+        rows, _ = conversation_list(traces=store)
+        listed.update({row.conversation_id: row.verdict for row in rows})
+    for name, played in room_run.played.items():
+        v = room_run.report(name).verdict
+        row = listed[played.conversation_id]
+        assert (row.outcome, row.hop, row.cause) == (v.outcome, v.hop, v.cause), name

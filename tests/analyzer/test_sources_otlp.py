@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, Status, StatusCode
 from wsanalyze.events import SCHEMA
 from wsanalyze.sources import SourceError, load_events, open_source
+from wsanalyze.sources._otlp import _FIND_MAX_NEEDLES
 from wsanalyze.sources.otlp_files import OtlpFilesReader
 from wstrace import conventions as C
 
@@ -431,6 +432,9 @@ def untagged_only(ids: list[str]) -> pl.Expr:
     return pl.col("conversation_id").is_null() & pl.col("message_id").is_in(ids)
 
 
+MANY = [f"x{i}" for i in range(_FIND_MAX_NEEDLES)]  # with one more: the one-pass search
+
+
 @pytest.mark.parametrize("asked", [2, 12], ids=["a find per id", "one pass over the id keys"])
 def test_message_ids_read_the_untagged_spans_of_those_messages_only(tmp_path, asked):
     generate(tmp_path / "s", spans=3000)
@@ -460,7 +464,7 @@ def test_lines_without_the_message_ids_are_never_decoded(tmp_path):
     docs = span_lines(t.rows)
     path = write_lines(tmp_path / "t.jsonl", [*docs[:2], '{"resourceSpans": [oops}', *docs[2:]])
     assert load_events(path).problems  # a full read trips over the bad line
-    for ids in (["m1"], ["m1", "x1", "x2", "x3", "x4", "x5"]):
+    for ids in (["m1"], ["m1", *MANY]):
         result = load_events(path, message_ids=ids)
         events = result.events.collect()
         assert result.problems == []  # the bad line holds no id: never parsed
@@ -480,7 +484,7 @@ def test_many_message_ids_are_found_in_any_key_order_and_json_escaping(tmp_path)
     attrs[:] = [{"value": kv["value"], "key": kv["key"]} for kv in attrs]  # value before key
     go_style = json.dumps(second).replace("/", "\\/")
     path = write_lines(tmp_path / "t.jsonl", [first, go_style, third])
-    ids = ["msg/0001", "n1", "n2", "n3", "n4", "n5"]
+    ids = ["msg/0001", *MANY]
     events = load_events(path, message_ids=ids).events.collect()
     assert sorted(events["name"]) == ["ws.enqueue", "ws.task"]
     assert set(events["message_id"]) == {"msg/0001"}

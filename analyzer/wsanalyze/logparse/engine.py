@@ -2,9 +2,15 @@
 
 Per rule, a literal pre-filter (`needle`) keeps the candidates, one regex
 extracts its named groups; when two rules claim a record the lower priority
-wins. Records no rule claimed still become events when they carry wstrace's
-id fields (`trace_id=… span_id=… conversation_id=…`, event `app_log`,
-confidence "exact") or are logged at ERROR/CRITICAL (event `log_error`).
+wins. Records no rule claimed are read as the app's own structured lines
+(`structured`: logfmt, JSON, the user's patterns — ids, close codes, levels,
+task events; confidence "exact" when they carry an id); the rest still become
+events when they carry wstrace's id fields or are logged at ERROR/CRITICAL
+(event `log_error`).
+
+Every text a row shows (`detail`, `exception`, `status_message`, `attributes`)
+passes through wstrace's redaction here, where rows are made, so no view can
+show a token, a `Bearer …` value, a JWT, a cookie or a DRF `Token …` key.
 
 Time: the engine's timestamp when there is one (Docker API, `docker logs -t`,
 compose `-t`, json-file). The producer's own stamp (local time, often whole
@@ -16,13 +22,18 @@ its lines that have no engine stamp. Plain logs with neither use `tz`
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 from wstrace.conventions import DEFAULT_CONVERSATION_PATTERN
+from wstrace.redact import REDACTED, redact_text
 
 from wsanalyze.events import TS, conform
+from wsanalyze.logmap import EMPTY, LogMap
 from wsanalyze.logparse import celery, channels_redis, daphne, redis
 from wsanalyze.logparse.framing import records
 from wsanalyze.logparse.rules import Rule
+from wsanalyze.logparse.structured import structured_rows
 
 RULES: tuple[Rule, ...] = (
     *daphne.RULES,
@@ -80,6 +91,31 @@ _STAMPS = (
     (r"^\d+:[XCSM] (\d\d \w{3} \d{4} \d\d:\d\d:\d\d\.\d{3}) ", "%d %b %Y %H:%M:%S%.f"),
     (r"^\[(\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d)\]", "%d/%b/%Y %H:%M:%S"),
 )
+
+
+# Cheap pre-filter: only texts holding one of these go through the (Python) redaction.
+# Every name wstrace's redaction treats as secret contains one of them.
+_SECRET_HINTS = [
+    "token", "jwt", "auth", "apikey", "api_key", "api-key", "password", "secret", "session",
+    "cookie", "bearer", "basic", "eyj",
+]  # fmt: skip
+# DRF's `Authorization: Token <key>`: wstrace's redaction knows Bearer and Basic only.
+_SCHEME_TOKEN = re.compile(r"(?i)(\b(?:token|api-key)\s+)([A-Za-z0-9._~+/=-]{16,})")
+
+
+def redact_log_text(text: str) -> str:
+    """A log text with its secrets replaced (wstrace's rules plus DRF `Token <key>`)."""
+    return redact_text(_SCHEME_TOKEN.sub(rf"\g<1>{REDACTED}", text))
+
+
+def redacted(col: pl.Expr) -> pl.Expr:
+    """`col` with secrets replaced; texts without a hint of one are left as they are."""
+    suspicious = col.str.contains_any(_SECRET_HINTS, ascii_case_insensitive=True)
+    return (
+        pl.when(suspicious)
+        .then(col.map_elements(redact_log_text, return_dtype=pl.String, skip_nulls=True))
+        .otherwise(col)
+    )
 
 
 def _rule_frame(cand: pl.DataFrame, rule: Rule) -> pl.DataFrame:
@@ -159,7 +195,9 @@ def _time(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
         )
     else:
         from_local = local_utc - pl.duration(seconds=pl.col("_offset_s"), time_unit="ns")
-    return frame.with_columns(pl.coalesce(pl.col("engine_ts"), from_local).cast(TS).alias("ts"))
+    # an app's stamp that names its zone (JSON/logfmt `timestamp`) beats a guessed offset
+    ts = pl.coalesce(pl.col("engine_ts"), pl.col("_s_ts"), from_local)
+    return frame.with_columns(ts.cast(TS).alias("ts"))
 
 
 def parse_records(
@@ -167,13 +205,17 @@ def parse_records(
     *,
     tz: str | None = None,
     conversation_pattern: str = DEFAULT_CONVERSATION_PATTERN,
+    log_map: LogMap | None = None,
 ) -> pl.LazyFrame:
     """Records (see framing.records) → rows of the event table, source "log"."""
     recs = recs.lazy().collect().with_row_index("_rid")
     claimed = _claimed(recs)
 
-    # Records no rule claimed: keep those that carry ids or are errors.
-    rest = recs.select("_rid", "line").join(claimed.select("_rid"), on="_rid", how="anti")
+    # Records no producer rule claimed: the app's own structured lines first ...
+    unclaimed = recs.join(claimed.select("_rid"), on="_rid", how="anti")
+    app = structured_rows(unclaimed, log_map or EMPTY)
+    # ... then the others that carry ids or are errors.
+    rest = unclaimed.select("_rid", "line").join(app.select("_rid"), on="_rid", how="anti")
     rest = rest.filter(pl.col("line").str.contains_any(["_id=", "ERROR", "CRITICAL", "FATAL"]))
     rest = rest.with_columns(
         pl.col("line").str.extract(_LEVEL_RE, 1).alias("_level"),
@@ -196,7 +238,8 @@ def parse_records(
         pl.lit(None, dtype=pl.String).alias("cause"),
         pl.lit(99, dtype=pl.Int32).alias("_prio"),
     )
-    events = pl.concat([claimed, rest], how="vertical").join(recs, on="_rid", how="inner")
+    events = pl.concat([claimed, rest], how="vertical")
+    events = pl.concat([events, app], how="diagonal_relaxed").join(recs, on="_rid", how="inner")
     return _finish(events, tz=tz, conversation_pattern=conversation_pattern).lazy()
 
 
@@ -208,8 +251,8 @@ def _subset(frame: pl.DataFrame, mask: pl.Expr, exprs: list[pl.Expr]) -> pl.Data
 
 def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> pl.DataFrame:
     ev = ev.with_columns(
-        _local_stamp().alias("_local"),
-        pl.col("line").str.extract(_LEVEL_RE, 1).alias("_level"),
+        pl.coalesce(_local_stamp(), pl.col("_s_local")).alias("_local"),
+        pl.coalesce(pl.col("_s_level"), pl.col("line").str.extract(_LEVEL_RE, 1)).alias("_level"),
     )
     ev = _subset(
         ev,
@@ -224,19 +267,25 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
     ev = _time(ev, tz)
     from_path = pl.col("path").str.extract(conversation_pattern, 1)
     from_group = pl.col("group").str.extract(channels_redis.GROUP_CONVERSATION, 1)
-    conversation = pl.coalesce(pl.col("_conversation_id"), from_path, from_group)
+    conversation = pl.coalesce(
+        pl.col("_conversation_id"), pl.col("_s_conversation_id"), from_path, from_group
+    )
+    exact = (
+        pl.col("_conversation_id").is_not_null()
+        | pl.col("_trace_id").is_not_null()
+        | pl.col("_s_exact").fill_null(False)
+    )
     confidence = (
-        pl.when(pl.col("_conversation_id").is_not_null() | pl.col("_trace_id").is_not_null())
+        pl.when(exact)
         .then(pl.lit("exact"))
         .when(from_path.is_not_null() | from_group.is_not_null())
         .then(pl.lit("path"))
         .otherwise(None)
     )
     exc_line = pl.col("_exc_line").str.replace(r"^(?:[A-Za-z_]\w*\.)+", "")
-    exception = (
-        pl.when(pl.col("status") == "error")
-        .then(pl.coalesce(exc_line, pl.col("exc")))
-        .otherwise(None)
+    exception = pl.coalesce(
+        pl.col("_s_exception"),
+        pl.when(pl.col("status") == "error").then(pl.coalesce(exc_line, pl.col("exc"))),
     )
     unregistered_id = pl.col("text").str.extract(celery.UNREGISTERED_TASK_ID, 1)  # null: 1 line
     attributes = pl.struct(
@@ -253,19 +302,25 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
         pl.col("msg"),
         pl.col("process"),
     ).struct.json_encode()
+    # the app's own key/values (structured lines), under "fields"
+    attributes = (
+        pl.when(pl.col("_s_attrs").is_not_null())
+        .then(attributes.str.strip_suffix("}") + ',"fields":' + pl.col("_s_attrs") + "}")
+        .otherwise(attributes)
+    )
     out = ev.select(
         pl.col("ts"),
         pl.lit("log").alias("source"),
         pl.col("service"),
         conversation.alias("conversation_id"),
-        pl.col("_connection_id").alias("connection_id"),
-        pl.col("_message_id").alias("message_id"),
+        pl.coalesce("_connection_id", "_s_connection_id").alias("connection_id"),
+        pl.coalesce("_message_id", "_s_message_id").alias("message_id"),
         pl.col("hop"),
         pl.col("event"),
         pl.col("name"),
         pl.col("status"),
-        pl.col("exc").alias("status_message"),
-        exception.alias("exception"),
+        redacted(pl.col("exc")).alias("status_message"),
+        redacted(exception).alias("exception"),
         pl.col("cause"),
         pl.col("close_code"),
         pl.col("closed_by"),
@@ -274,12 +329,15 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
         pl.col("over_capacity").cast(pl.Int64, strict=False),
         pl.col("members").cast(pl.Int64, strict=False),
         pl.col("group"),
-        pl.coalesce(pl.col("task_id"), unregistered_id).alias("task_id"),
-        pl.col("task_name"),
-        pl.col("_trace_id").str.to_lowercase().alias("trace_id"),
-        pl.col("_span_id").str.to_lowercase().alias("span_id"),
-        attributes.alias("attributes"),
-        pl.coalesce(pl.col("text"), pl.col("line")).str.slice(0, 2000).alias("detail"),
+        pl.coalesce(pl.col("task_id"), pl.col("_s_task_id"), unregistered_id).alias("task_id"),
+        pl.coalesce("task_name", "_s_task_name").alias("task_name"),
+        pl.col("_s_queue").alias("queue"),
+        pl.coalesce("_trace_id", "_s_trace_id").str.to_lowercase().alias("trace_id"),
+        pl.coalesce("_span_id", "_s_span_id").str.to_lowercase().alias("span_id"),
+        redacted(attributes).alias("attributes"),
+        redacted(
+            pl.coalesce(pl.col("_s_detail"), pl.col("text"), pl.col("line")).str.slice(0, 2000)
+        ).alias("detail"),
         (pl.col("origin") + ":" + pl.col("lineno").cast(pl.String)).alias("origin"),
         confidence.alias("confidence"),
         pl.col("_rid"),
@@ -292,6 +350,9 @@ def parse_lines(
     *,
     tz: str | None = None,
     conversation_pattern: str = DEFAULT_CONVERSATION_PATTERN,
+    log_map: LogMap | None = None,
 ) -> pl.LazyFrame:
-    """A lines frame (see framing) → event-table rows."""
-    return parse_records(records(lines), tz=tz, conversation_pattern=conversation_pattern)
+    """A lines frame (see framing) → event-table rows (`log_map`: the app's keys/patterns)."""
+    return parse_records(
+        records(lines), tz=tz, conversation_pattern=conversation_pattern, log_map=log_map
+    )

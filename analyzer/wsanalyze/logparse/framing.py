@@ -40,19 +40,25 @@ COMPOSE_RE = rf"^(?P<name>[^\s|]+)\s*\| (?:(?P<ts>{ENGINE_TS_RE}) ?)?(?P<line>.*
 DOCKER_T_RE = rf"^(?P<ts>{ENGINE_TS_RE}) (?P<line>.*)$"
 
 # A line that starts a new record: it opens with a time stamp one of the known
-# producers writes (Python logging asctime, Celery, Daphne access, Redis, ISO).
+# producers writes (Python logging asctime, Celery, Daphne access, Redis, ISO), or it is
+# an app's structured line (a JSON object, logfmt's `key=`, a level word) — without the
+# last three, an app's unstamped lines would be glued to the stamped record above them.
 HEADER_RE = (
     r"^(?:\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d"  # logging asctime, Celery, ISO
     r"|\S+ \S+ \S+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\]"  # Daphne access
     r"|\d+:[XCSM] \d\d \w{3} \d{4} "  # Redis
     r"|\d+:signal-handler"  # Redis
     r"|\[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\]"  # Django runserver
+    r"|\{\s*\"|\{\s*$"  # a JSON object (one line, or the first of a pretty-printed one)
+    r"|[A-Za-z_@][\w.@-]*=\S"  # logfmt
+    r"|(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)[\s:]"  # `%(levelname)s ...` formats
     r")"
 )
-# A line that continues the record above it: traceback frames and exception lines.
+# A line that continues the record above it: traceback frames and exception lines, and
+# the closing brace of a pretty-printed JSON object.
 CONTINUATION_RE = (
     r"^(?:\s|$|Traceback \(most recent call last\)|During handling of the above"
-    r"|The above exception was|\"\"\"$"
+    r"|The above exception was|\"\"\"$|[}\]],?\s*$"
     r"|[A-Za-z_][\w.]*(?:Error|Exception|Exceeded|Exit|Interrupt|Warning|Full)\b)"
 )
 
@@ -115,13 +121,16 @@ def sniff(path: Path) -> str:
     head = [ln for ln in head if ln.strip()][:20]
     if not head:
         return "plain"
-    if all(ln.startswith("{") for ln in head[:3]) and '"log"' in head[0]:
+    # json-file lines carry the engine's three keys; an app's JSON log lines do not
+    engine_keys = ('"log"', '"stream"', '"time"')
+    if all(ln.startswith("{") for ln in head[:3]) and all(k in head[0] for k in engine_keys):
         return "json"
     votes = {"compose": 0, "docker": 0}
     for ln in head:
         if re.match(DOCKER_T_RE, ln):
             votes["docker"] += 1
-        elif re.match(COMPOSE_RE, ln):
+        elif re.match(COMPOSE_RE, ln) and not ln.startswith("{"):
+            # (a JSON line whose text holds " | " is not a compose prefix)
             votes["compose"] += 1
     if max(votes.values()) * 2 >= len(head):
         return max(votes, key=votes.get)

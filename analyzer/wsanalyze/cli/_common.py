@@ -48,6 +48,16 @@ Logs = Annotated[
         help="Container logs: a compose log file, json-file logs, a directory, or docker[:PROJECT].",
     ),
 ]
+LogMapFile = Annotated[
+    str | None,
+    typer.Option(
+        "--log-map",
+        metavar="FILE",
+        envvar="WSANALYZE_LOG_MAP",
+        help="How to read the app's own log lines: a TOML or JSON file of log_keys and "
+        "log_patterns (default: [tool.wsanalyze] of the nearest pyproject.toml; see docs/logs.md).",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 Since = Annotated[
     str | None,
@@ -98,6 +108,7 @@ def clean_errors() -> Iterator[None]:
 
     ``WSANALYZE_DEBUG=1`` lets unexpected exceptions through with their traceback.
     """
+    from ..logmap import LogMapError
     from ..sources.base import SourceError
     from ..verdicts.api import AnalysisError
     from ..verdicts.closecodes import CloseCodesError
@@ -106,7 +117,7 @@ def clean_errors() -> Iterator[None]:
         yield
     except typer.Exit:
         raise
-    except (AnalysisError, SourceError, CloseCodesError) as exc:
+    except (AnalysisError, SourceError, CloseCodesError, LogMapError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
@@ -145,6 +156,21 @@ def close_codes(value: str | None):
         return parse_close_codes(value)
     except CloseCodesError as exc:
         fail(str(exc))
+
+
+@contextlib.contextmanager
+def log_map(path: str | None) -> Iterator[None]:
+    """Within the block, --logs are read with the --log-map FILE (else [tool.wsanalyze])."""
+    from ..logmap import LogMapError, load_log_map, using_log_map
+
+    loaded = None
+    if path is not None:
+        try:
+            loaded = load_log_map(path)
+        except LogMapError as exc:
+            fail(str(exc))
+    with using_log_map(loaded):
+        yield
 
 
 def in_flight(seconds: float) -> timedelta:

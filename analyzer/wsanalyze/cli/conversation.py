@@ -12,6 +12,7 @@ from ._common import (
     CloseCodes,
     InFlight,
     Json,
+    LogMapFile,
     Logs,
     Traces,
     clean_errors,
@@ -20,6 +21,7 @@ from ._common import (
     err_console,
     fail,
     in_flight,
+    log_map,
     parse_time,
     print_json,
 )
@@ -31,6 +33,7 @@ def conversation(
     ],
     traces: Traces = None,
     logs: Logs = None,
+    log_map_: LogMapFile = None,
     json_: Json = False,
     html: Annotated[
         Path | None,
@@ -51,7 +54,7 @@ def conversation(
     from ..render.terminal import conversation_view
     from ..verdicts.api import conversation_report
 
-    with clean_errors():
+    with clean_errors(), log_map(log_map_):
         report = conversation_report(
             conversation_id,
             traces=traces,

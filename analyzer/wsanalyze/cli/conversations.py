@@ -12,6 +12,7 @@ from ._common import (
     CloseCodes,
     InFlight,
     Json,
+    LogMapFile,
     Logs,
     Since,
     Traces,
@@ -21,6 +22,7 @@ from ._common import (
     console,
     fail,
     in_flight,
+    log_map,
     parse_time,
     print_json,
 )
@@ -29,6 +31,7 @@ from ._common import (
 def conversations(
     traces: Traces = None,
     logs: Logs = None,
+    log_map_: LogMapFile = None,
     since: Since = None,
     until: Until = None,
     outcome: Annotated[
@@ -58,7 +61,7 @@ def conversations(
         fail(f"--outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}")
     if cause is not None and cause not in KNOWN_CAUSES:
         fail(f"--cause: unknown cause {cause!r}; causes: {', '.join(KNOWN_CAUSES)}")
-    with clean_errors():
+    with clean_errors(), log_map(log_map_):
         rows, problems = conversation_list(
             traces=traces,
             logs=logs,

@@ -6,6 +6,7 @@ from ._common import (
     CloseCodes,
     InFlight,
     Json,
+    LogMapFile,
     Logs,
     Since,
     Traces,
@@ -14,6 +15,7 @@ from ._common import (
     close_codes,
     console,
     in_flight,
+    log_map,
     parse_time,
     print_json,
 )
@@ -22,6 +24,7 @@ from ._common import (
 def lost(
     traces: Traces = None,
     logs: Logs = None,
+    log_map_: LogMapFile = None,
     since: Since = None,
     until: Until = None,
     json_: Json = False,
@@ -33,7 +36,7 @@ def lost(
     from ..render.terminal import lost_view
     from ..verdicts.api import lost_report
 
-    with clean_errors():
+    with clean_errors(), log_map(log_map_):
         report = lost_report(
             traces=traces,
             logs=logs,

@@ -337,6 +337,8 @@ def records(lines: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     # elsewhere only lines that look like a traceback do.
     stamped = pl.col("_head").mean().over("part") >= 0.1
     cont = (~pl.col("_head")) & (stamped | pl.col("line").str.contains(CONTINUATION_RE))
+    # the first line of a part continues nothing: it is a record of its own, not lost
+    cont = cont & (pl.int_range(pl.len()).over("part") > 0)
     lf = lf.with_columns(cont.alias("_cont"))
     lf = lf.with_columns((~pl.col("_cont")).cast(pl.Int64).cum_sum().over("part").alias("_rec"))
     tails = (

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from wsanalyze.events import conform, empty_events
+from wsanalyze.logmap import LogMap, current_log_map
 from wsanalyze.logparse import parse_lines
 from wsanalyze.logparse.correlate import correlate
 from wsanalyze.logparse.framing import LINES_SCHEMA, split_timestamped
@@ -52,9 +53,17 @@ def _api_time(moment: datetime | None) -> float | None:
 class DockerLogsReader:
     """The logs of one compose project's containers (or of every compose project)."""
 
-    def __init__(self, project: str | None = None, *, client=None, tz: str | None = None):
+    def __init__(
+        self,
+        project: str | None = None,
+        *,
+        client=None,
+        tz: str | None = None,
+        log_map: LogMap | None = None,
+    ):
         self.project = project
         self.tz = tz
+        self.log_map = log_map
         self._client = client
         self.description = f"docker:{project}" if project else "docker (every compose project)"
 
@@ -115,7 +124,8 @@ class DockerLogsReader:
         frame, sources, problems = self.lines(query)
         if frame.is_empty():
             return ReadResult(empty_events(), problems, sources)
-        events = correlate(window(parse_lines(frame, tz=self.tz), query).collect())
+        log_map = self.log_map if self.log_map is not None else current_log_map()
+        events = correlate(window(parse_lines(frame, tz=self.tz, log_map=log_map), query).collect())
         return ReadResult(
             events=conform(events.lazy()),
             problems=problems,

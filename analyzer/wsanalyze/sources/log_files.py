@@ -13,7 +13,10 @@ the stream). A directory is read recursively (`*.log` — `*-json.log` included 
     result = reader.read(Query(conversation_id="abc"))
 
 `load_log_events(spec, ...)` is the one call commands make, mirroring
-`wsanalyze.sources.load_events` for traces.
+`wsanalyze.sources.load_events` for traces. The app's own keys and line patterns
+(``wsanalyze.logmap``, docs/logs.md) come from `log_map`, else from the map a
+command set with `using_log_map` (``--log-map``), else from ``[tool.wsanalyze]``
+of the nearest pyproject.toml.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from wsanalyze.events import conform, empty_events
+from wsanalyze.logmap import LogMap, current_log_map
 from wsanalyze.logparse import parse_lines, read_file
 from wsanalyze.logparse.correlate import correlate
 from wsanalyze.sources.base import Query, ReadResult, SourceError
@@ -57,9 +61,12 @@ def window_end(events: pl.DataFrame) -> datetime | None:
 class LogFilesReader:
     """Log files (one file or a directory tree) read and parsed in one go."""
 
-    def __init__(self, path: str | os.PathLike, *, tz: str | None = None):
+    def __init__(
+        self, path: str | os.PathLike, *, tz: str | None = None, log_map: LogMap | None = None
+    ):
         self.path = Path(path)
         self.tz = tz
+        self.log_map = log_map
         self.description = f"logs {self.path}"
 
     def files(self) -> list[Path]:
@@ -88,7 +95,11 @@ class LogFilesReader:
                 problems.append(f"{path}: unreadable log file: {exc}")
         if not frames:
             return ReadResult(empty_events(), problems, [str(p) for p in files])
-        events = parse_lines(pl.concat(frames, how="vertical"), tz=self.tz)
+        events = parse_lines(
+            pl.concat(frames, how="vertical"),
+            tz=self.tz,
+            log_map=self.log_map if self.log_map is not None else current_log_map(),
+        )
         events = correlate(window(events, query).collect())
         return ReadResult(
             events=conform(events.lazy()),
@@ -101,14 +112,15 @@ class LogFilesReader:
 LOG_TZ_ENV = "WSANALYZE_LOG_TZ"
 
 
-def open_logs(spec: str | os.PathLike, *, tz: str | None = None):
+def open_logs(spec: str | os.PathLike, *, tz: str | None = None, log_map: LogMap | None = None):
     """The reader for a `--logs` value: a file, a directory, `docker` or `docker:PROJECT`.
 
     `tz` (default ``$WSANALYZE_LOG_TZ``, else UTC) is the zone of the producers' own
     stamps in lines that have no engine timestamp (plain process logs). Django sets
     the process zone from TIME_ZONE (America/Chicago unless configured), so a plain
     Daphne or Celery log of a default project needs ``WSANALYZE_LOG_TZ=America/Chicago``.
-    Lines with engine stamps need nothing: the offset is measured.
+    Lines with engine stamps need nothing: the offset is measured. `log_map`: the app's
+    own keys and patterns (default: `current_log_map()` when the logs are read).
     """
     tz = tz or os.environ.get(LOG_TZ_ENV) or None
     text = os.fspath(spec)
@@ -116,11 +128,11 @@ def open_logs(spec: str | os.PathLike, *, tz: str | None = None):
         from wsanalyze.sources.docker_logs import DockerLogsReader
 
         project = text.split(":", 1)[1] if ":" in text else None
-        return DockerLogsReader(project or None, tz=tz)
+        return DockerLogsReader(project or None, tz=tz, log_map=log_map)
     path = Path(text)
     if not path.exists():
         raise SourceError(f"no logs at {path.resolve()}: no such file or directory")
-    return LogFilesReader(path, tz=tz)
+    return LogFilesReader(path, tz=tz, log_map=log_map)
 
 
 def load_log_events(
@@ -130,6 +142,7 @@ def load_log_events(
     since: datetime | None = None,
     until: datetime | None = None,
     tz: str | None = None,
+    log_map: LogMap | None = None,
 ) -> ReadResult:
     """Log events of a `--logs` source within a time window, correlated.
 
@@ -138,6 +151,6 @@ def load_log_events(
     says how: see ``wsanalyze.logparse.correlate``); callers that also have
     spans correlate again by task id over both (``correlate(pl.concat(...))``).
     """
-    reader = open_logs(spec, tz=tz)
+    reader = open_logs(spec, tz=tz, log_map=log_map)
     result = reader.read(Query(conversation_id=conversation_id, since=since, until=until))
     return result

@@ -141,25 +141,17 @@ WSTRACE = {
 # Containers run in UTC; so do Daphne's local-time access stamps then.
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
 
+# The app's own events are logfmt lines (config/logfmt.py) carrying the conversation
+# and, where known, the message and task ids, so `wsanalyze --logs` joins them exactly;
+# with wstrace installed they also carry trace_id/span_id/connection_id.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "formatters": {"logfmt": {"()": "config.logfmt.LogfmtFormatter"}},
+    "handlers": {"logfmt": {"class": "logging.StreamHandler", "formatter": "logfmt"}},
     "loggers": {
         # "N of M channels over capacity in group ..." is logged at INFO.
         "channels_redis": {"level": "INFO"},
-        "core": {"level": "INFO"},
+        "core": {"level": "INFO", "handlers": ["logfmt"], "propagate": False},
     },
 }
-if "wstrace" in INSTALLED_APPS:
-    # The app's own lines carry trace_id=… span_id=… conversation_id=… so
-    # `wsanalyze --logs` joins them to the spans exactly.
-    LOGGING["formatters"] = {
-        "correlated": {
-            "()": "wstrace.logging.CorrelationFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        }
-    }
-    LOGGING["handlers"] = {
-        "correlated": {"class": "logging.StreamHandler", "formatter": "correlated"}
-    }
-    LOGGING["loggers"]["core"] = {"level": "INFO", "handlers": ["correlated"], "propagate": False}

@@ -111,8 +111,13 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
+# The app's own events are JSON lines (config/jsonlog.py, the shape python-json-logger
+# writes) carrying the conversation and, where known, the message and task ids, so
+# `wsanalyze --logs` joins them exactly.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "loggers": {"rooms": {"level": "INFO"}},
+    "formatters": {"json": {"()": "config.jsonlog.JsonFormatter"}},
+    "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "loggers": {"rooms": {"level": "INFO", "handlers": ["json"], "propagate": False}},
 }

@@ -17,9 +17,13 @@ Message text may also carry ``chunks=N`` / ``delay=S`` (stream shape) and
 
 from __future__ import annotations
 
+import logging
 import re
 
+from config.jsonlog import log_event
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 BOTS = ("bot", "streambot", "pubsub")
 FAULTS = {
@@ -86,4 +90,14 @@ def start_bot(bot: str, conversation_id: str, message_id: str, text: str):
     from .tasks import answer_bot, pubsub_bot, stream_bot
 
     task = {"bot": answer_bot, "streambot": stream_bot, "pubsub": pubsub_bot}[bot]
-    return task.delay(conversation_id, message_id, text)
+    result = task.delay(conversation_id, message_id, text)
+    log_event(
+        logger,
+        "message queued",
+        conversation_id=conversation_id,
+        message_id=message_id,
+        task_id=result.id,
+        task_name=task.name,
+        queue=task.app.conf.task_default_queue,
+    )
+    return result

@@ -26,6 +26,7 @@ import uuid
 import redis.asyncio as aioredis
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from config.celery import app as celery_app
+from config.jsonlog import log_event
 from django.conf import settings
 
 from .auth import SUBPROTOCOL
@@ -65,6 +66,13 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         if not _authenticated(self.scope):
             # Accept first so the browser sees the app's close code, not a failed handshake.
             await self.accept(subprotocol=subprotocol)
+            log_event(
+                logger,
+                "ws rejected",
+                conversation_id=self.conversation_id,
+                close_code=CLOSE_UNAUTHENTICATED,
+                reason="unauthenticated",
+            )
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = self.scope["user"].id
@@ -73,8 +81,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.joined = True
         await self.redis.sadd(participants_key(self.conversation_id), self.user_id)
         await self.accept(subprotocol=subprotocol)
+        log_event(
+            logger, "ws connected", conversation_id=self.conversation_id, user_id=self.user_id
+        )
 
     async def disconnect(self, code):
+        log_event(logger, "ws disconnected", conversation_id=self.conversation_id, close_code=code)
         for stream in list(self.streams.values()):
             stream.cancel()
         for stream in list(self.streams.values()):
@@ -107,6 +119,9 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def on_message(self, message_id: str, content: dict) -> None:
         """Echo to the room, notify participants, start the mentioned bot."""
         text = str(content.get("text") or "")
+        log_event(
+            logger, "message received", conversation_id=self.conversation_id, message_id=message_id
+        )
         await self.channel_layer.group_send(
             self.group,
             {"type": "room.message", "message_id": message_id, "user": self.user_id, "text": text},
@@ -155,6 +170,13 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             stored = await self.redis.get(task_key(target))
             task_id = stored.decode() if stored else None
         if task_id is not None:
+            log_event(
+                logger,
+                "stop requested: revoking task",
+                conversation_id=self.conversation_id,
+                message_id=target,
+                task_id=task_id,
+            )
             celery_app.control.revoke(task_id, terminate=True)
         stream = self.streams.get(target)
         if stream is not None:

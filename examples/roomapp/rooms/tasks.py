@@ -16,7 +16,9 @@ import time
 import redis
 from asgiref.sync import async_to_sync
 from celery import shared_task
+from celery.signals import task_failure, task_postrun, task_prerun
 from channels.layers import get_channel_layer
+from config.jsonlog import log_event
 from django.conf import settings
 
 from .bots import answer_channel, fault_of, room_group, stream_shape
@@ -81,7 +83,13 @@ def stream_bot(conversation_id: str, message_id: str, text: str) -> dict:
         time.sleep(delay)
         _maybe_fail(fault, seq)
     group_send(group, {"type": "bot.done", "message_id": message_id, "chunks": count})
-    logger.info("streamed %d chunks for message %s", count, message_id)
+    log_event(
+        logger,
+        "streamed chunks",
+        conversation_id=conversation_id,
+        message_id=message_id,
+        chunks=count,
+    )
     return {"conversation_id": conversation_id, "message_id": message_id, "chunks": count}
 
 
@@ -102,5 +110,54 @@ def pubsub_bot(conversation_id: str, message_id: str, text: str) -> dict:
             _maybe_fail(fault, seq)
         done = {"type": "done", "message_id": message_id, "chunks": count}
         receivers.append(client.publish(channel, json.dumps(done)))
-    logger.info("published %d chunks for message %s to %s", count, message_id, receivers)
+    log_event(
+        logger,
+        "published chunks",
+        conversation_id=conversation_id,
+        message_id=message_id,
+        chunks=count,
+        receivers=receivers,
+    )
     return {"conversation_id": conversation_id, "message_id": message_id, "receivers": receivers}
+
+
+# --- the app's own lines about its tasks (JSON, config/jsonlog.py) ------------------------
+def _ids(task_id: str, args: tuple | list | None) -> dict:
+    """The conversation and message a bot task works for (its first two arguments)."""
+    args = list(args or ())
+    return {
+        "conversation_id": args[0] if args else None,
+        "message_id": args[1] if len(args) > 1 else None,
+        "task_id": task_id,
+    }
+
+
+def _ours(task) -> bool:
+    return bool(getattr(task, "name", "")) and task.name.startswith("rooms.tasks.")
+
+
+@task_prerun.connect
+def _log_task_started(task_id=None, task=None, args=None, **kwargs) -> None:
+    if _ours(task):
+        log_event(logger, "task started", task_name=task.name, **_ids(task_id, args))
+
+
+@task_postrun.connect
+def _log_task_finished(task_id=None, task=None, args=None, state=None, **kwargs) -> None:
+    if _ours(task) and state == "SUCCESS":
+        log_event(logger, "task finished", task_name=task.name, **_ids(task_id, args))
+
+
+@task_failure.connect
+def _log_task_raised(
+    sender=None, task_id=None, exception=None, args=None, einfo=None, **kw
+) -> None:
+    if _ours(sender):
+        log_event(
+            logger,
+            "task raised",
+            level=logging.ERROR,
+            exc_info=(type(exception), exception, exception.__traceback__) if exception else None,
+            task_name=sender.name,
+            **_ids(task_id, args),
+        )

@@ -27,6 +27,7 @@ from collections import deque
 
 from celery.result import AsyncResult
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from config.logfmt import log_event
 from django.conf import settings
 
 from .tasks import fault_in, group_name, run_agent
@@ -41,6 +42,11 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_RATE_LIMITED = 4004
 CLOSE_INVALID_MESSAGE = 4005
+CLOSE_REASONS = {
+    CLOSE_UNAUTHENTICATED: "unauthenticated",
+    CLOSE_RATE_LIMITED: "rate_limited",
+    CLOSE_INVALID_MESSAGE: "invalid_message",
+}
 TASK_WAIT_TIMEOUT = 30.0
 
 
@@ -63,8 +69,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.joined = True
         await self.accept()
+        log_event(logger, "ws connected", conv=self.conversation_id, user=user.id)
 
     async def disconnect(self, code):
+        log_event(logger, "ws disconnected", conv=self.conversation_id, code=code)
         for task in self.rejoin_tasks:
             task.cancel()
         if self.joined:
@@ -75,6 +83,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Leave the group and close the socket once, with an application close code."""
         if not self.closing:
             self.closing = True
+            reason = CLOSE_REASONS.get(code)
+            log_event(logger, "ws closing", conv=self.conversation_id, code=code, reason=reason)
             await self.leave_group()
             await self.close(code=code)
 
@@ -88,7 +98,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             # The client left while its answer was streaming; the disconnect event
             # is on its way. Without this, the consumer would crash on every such race.
             self.closing = True
-            logger.info("client of %s left mid-stream: dropping the rest", self.group)
+            log_event(
+                logger, "client left mid-stream: dropping the rest", conv=self.conversation_id
+            )
 
     def allow_frame(self) -> bool:
         """Count one frame against the sliding-window rate limit."""
@@ -119,14 +131,25 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close_with(CLOSE_INVALID_MESSAGE)
             return
         message_id = str(content.get("id") or uuid.uuid4().hex)
+        log_event(logger, "message received", conv=self.conversation_id, message_id=message_id)
         fault = fault_in(text)
         if fault == "consumer_gone":
             await self.leave_group()
         args = (self.conversation_id, message_id, text)
         if fault == "no_worker":
-            result = run_agent.apply_async(args, queue=settings.CHAT_PRIORITY_QUEUE)
+            queue = settings.CHAT_PRIORITY_QUEUE
+            result = run_agent.apply_async(args, queue=queue)
         else:
+            queue = settings.CELERY_TASK_DEFAULT_QUEUE
             result = run_agent.delay(*args)
+        log_event(
+            logger,
+            "message queued",
+            conv=self.conversation_id,
+            message_id=message_id,
+            task=result.id,
+            queue=queue,
+        )
         self.task_ids[message_id] = result.id
         await self.send_frame({"type": "ack", "id": message_id, "task_id": result.id})
         if fault == "consumer_gone":
@@ -164,7 +187,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if event.get("slow"):
             await asyncio.sleep(event["slow"])
         frame = {"type": "chunk", "message_id": event["message_id"], "seq": event["seq"]}
-        frame["content"] = event["content"]
+        try:
+            frame["content"] = event["content"]
+        except KeyError:
+            # Not handled (Daphne closes 1011 as before); logged so the logs say which message.
+            log_event(
+                logger,
+                "chunk handler raised",
+                level=logging.ERROR,
+                exc_info=True,
+                conv=self.conversation_id,
+                message_id=event["message_id"],
+                seq=event["seq"],
+            )
+            raise
         await self.send_frame(frame)
 
     async def chat_done(self, event):

@@ -27,6 +27,7 @@ import time
 from asgiref.sync import async_to_sync
 from celery import shared_task
 from channels.layers import get_channel_layer
+from config.logfmt import log_event
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -123,9 +124,8 @@ def chunk_event(message_id: str, seq: int, text: str, fault: str | None, slow: f
     return event
 
 
-@shared_task(name="core.agents.tasks.run_agent")
-def run_agent(conversation_id: str, message_id: str, content: str) -> dict:
-    """Run the agent for one message and stream its answer to the conversation."""
+def _stream_answer(conversation_id: str, message_id: str, content: str) -> int:
+    """Stream the answer chunk by chunk to the conversation's group; return the chunk count."""
     fault = fault_in(content)
     count, delay, slow = stream_plan(fault)
     group = group_name(conversation_id)
@@ -137,5 +137,18 @@ def run_agent(conversation_id: str, message_id: str, content: str) -> dict:
         if delay:
             time.sleep(delay)
     group_send(group, {"type": "chat.done", "message_id": message_id, "chunks": count})
-    logger.info("answered message %s in conversation %s: %d chunks", message_id, group, count)
+    return count
+
+
+@shared_task(name="core.agents.tasks.run_agent")
+def run_agent(conversation_id: str, message_id: str, content: str) -> dict:
+    """Run the agent for one message and stream its answer to the conversation."""
+    ids = {"conv": conversation_id, "message_id": message_id, "task": run_agent.request.id}
+    log_event(logger, "task started", **ids)
+    try:
+        count = _stream_answer(conversation_id, message_id, content)
+    except Exception:
+        log_event(logger, "task raised", level=logging.ERROR, exc_info=True, **ids)
+        raise
+    log_event(logger, "task finished", chunks=count, **ids)
     return {"conversation_id": conversation_id, "message_id": message_id, "published": count}

@@ -228,6 +228,13 @@ def test_bare_words_are_the_message_of_a_logfmt_line(tmp_path):
     ]
 
 
+def test_a_disconnect_without_a_code_is_still_a_disconnect(tmp_path):
+    events = _parse(tmp_path, "client disconnected conv=d1\nreconnect scheduled conv=d2\n")
+    rows = {r["conversation_id"]: r for r in events.iter_rows(named=True)}
+    assert (rows["d1"]["hop"], rows["d1"]["close_code"]) == ("disconnect", None)
+    assert rows["d2"]["hop"] is None
+
+
 def test_msg_is_a_message_id_only_when_shaped_like_one(tmp_path):
     text = 'msg=m-17 conv=a\nmsg=hello conv=b\nmsg="task queued" conv=c msg_id=x-99\n'
     events = _parse(tmp_path, text).sort("conversation_id")

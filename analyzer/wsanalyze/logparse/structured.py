@@ -307,22 +307,29 @@ def key_table(log_map: LogMap = EMPTY) -> pl.DataFrame:
 def _fields(pairs: pl.DataFrame, log_map: LogMap) -> pl.DataFrame:
     """Long pairs → one row per record, one column per field (best key's value)."""
     table = key_table(log_map)
-    lowered = pl.col("key").str.to_lowercase()
-    pairs = pairs.with_row_index("_pos").with_columns(
-        lowered.alias("_full"), lowered.str.extract(r"([^.]+)$", 1).alias("_last")
+    to_field = dict(zip(table["_k"], table["field"], strict=True))
+    to_rank = dict(zip(table["_k"], table["_rank"], strict=True))
+    lowered = pl.col("_key")
+    # a dotted key that is not known whole counts by its last part (`ctx.conversation_id`)
+    last = lowered.str.extract(r"([^.]+)$", 1)
+    lookup = (
+        pl.when(lowered.is_in(list(to_field)) | ~lowered.str.contains(".", literal=True))
+        .then(lowered)
+        .otherwise(last)
     )
-    by_full = pairs.join(table, left_on="_full", right_on="_k", how="left")
-    by_last = pairs.join(table, left_on="_last", right_on="_k", how="inner").select(
-        "_pos", pl.col("field").alias("_f2"), pl.col("_rank").alias("_r2")
-    )
-    pairs = by_full.join(by_last, on="_pos", how="left").select(
-        "_rid",
-        "_pos",
-        "_src",
-        "value",
-        pl.col("_full").alias("_key"),
-        pl.coalesce("field", "_f2").alias("field"),
-        pl.coalesce("_rank", "_r2").alias("_rank"),
+    pairs = (
+        pairs.with_row_index("_pos")
+        .with_columns(pl.col("key").str.to_lowercase().alias("_key"))
+        .with_columns(lookup.alias("_lookup"))
+        .with_columns(
+            pl.col("_lookup")
+            .replace_strict(to_field, default=None, return_dtype=pl.String)
+            .alias("field"),
+            pl.col("_lookup")
+            .replace_strict(to_rank, default=None, return_dtype=pl.Int32)
+            .alias("_rank"),
+        )
+        .select("_rid", "_pos", "_src", "value", "_key", "field", "_rank")
     )
     value = pl.col("value").str.strip_chars()
     id_like = ["conversation", "connection", "message", "task", "trace", "span", "user", "queue"]
@@ -367,27 +374,20 @@ def _fields(pairs: pl.DataFrame, log_map: LogMap) -> pl.DataFrame:
     return wide.join(explicit, on="_rid", how="left")
 
 
+def _json_string(col: pl.Expr) -> pl.Expr:
+    """A string column as JSON string literals (escaped by polars' own JSON writer)."""
+    return pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+
+
 def _attrs(pairs: pl.DataFrame) -> pl.DataFrame:
     """The raw key/values of each record as one JSON object (first value of a repeated key)."""
-    if pairs.is_empty():
-        return pl.DataFrame(schema={"_rid": pl.UInt32, "_s_attrs": pl.String})
+    member = _json_string(pl.col("key")) + ":" + _json_string(pl.col("value"))
     return (
-        pairs.filter(pl.col("_src") != _SRC_PATTERN)
-        .vstack(pairs.filter(pl.col("_src") == _SRC_PATTERN))
+        pairs.sort("_rid", pl.col("_src") == _SRC_PATTERN, maintain_order=True)
         .unique(["_rid", "key"], keep="first", maintain_order=True)
         .group_by("_rid", maintain_order=True)
-        .agg(pl.col("key"), pl.col("value"))
-        .select(
-            "_rid",
-            pl.struct("key", "value")
-            .map_elements(
-                lambda s: json.dumps(
-                    dict(zip(s["key"], s["value"], strict=True)), ensure_ascii=False
-                ),
-                return_dtype=pl.String,
-            )
-            .alias("_s_attrs"),
-        )
+        .agg(member.str.join(",").alias("_s_attrs"))
+        .with_columns((pl.lit("{") + pl.col("_s_attrs") + "}").alias("_s_attrs"))
     )
 
 
@@ -448,8 +448,8 @@ def _exception(exc: pl.Expr, record_text: pl.Expr) -> pl.Expr:
     return pl.when(truthy).then(from_text).otherwise(from_value)
 
 
-def _words_match(text: pl.Expr, regex: str) -> pl.Expr:
-    return text.str.to_lowercase().str.contains(regex).fill_null(False)
+def _words_match(lowered: pl.Expr, regex: str) -> pl.Expr:
+    return lowered.str.contains(regex).fill_null(False)
 
 
 def _task_event(text: pl.Expr, is_error: pl.Expr) -> pl.Expr:
@@ -553,7 +553,9 @@ def structured_rows(recs: pl.DataFrame, log_map: LogMap = EMPTY) -> pl.DataFrame
 
 def _rows(frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(pl.coalesce("f_text", "_words").alias("text_f"))
-    text = pl.coalesce(pl.col("text_f"), pl.col("line"))
+    # the words that say what happened, lowercased once for every test below
+    frame = frame.with_columns(pl.coalesce("text_f", "line").str.to_lowercase().alias("_lc"))
+    text = pl.col("_lc")
     level = pl.coalesce(
         _level(pl.col("f_level")),
         pl.col("line")
@@ -566,7 +568,11 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
     close_code = pl.col("f_close_code").cast(pl.Int32, strict=False)
     has_task = pl.col("f_task").is_not_null()
     explicit_close = pl.col("_close_key").fill_null(False)
-    closes = close_code.is_not_null() & (_words_match(text, _CLOSE_WORDS) | explicit_close)
+    # a socket that went away says so even without a code (a client that simply left)
+    left = (pl.col("f_conversation").is_not_null() | pl.col("f_connection").is_not_null()) & (
+        _words_match(text, r"\bdisconnect(?:ed|ing)?\b")
+    )
+    closes = (close_code.is_not_null() & (_words_match(text, _CLOSE_WORDS) | explicit_close)) | left
     enqueues = has_task & _words_match(text, _ENQUEUE_WORDS)
     task_event = pl.when(has_task).then(_task_event(text, is_error))
     accepts = (

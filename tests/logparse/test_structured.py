@@ -409,3 +409,17 @@ def test_the_cli_reports_a_bad_log_map_in_one_line(tmp_path):
     assert "log_keys.convo" in output and "bad.toml" in output
     assert "Traceback" not in output
     assert len(output.splitlines()) <= 2  # one line, however rich wraps it
+
+
+def test_the_cli_log_map_reaches_the_conversation_report(tmp_path):
+    (tmp_path / "map.toml").write_text(MAP_TOML)
+    (tmp_path / "app.log").write_text(ROOM_LINE)
+    args = ["conversation", "r9", "--logs", str(tmp_path / "app.log"), "--json"]
+    without = CliRunner().invoke(cli_app, args)
+    assert without.exit_code == 1  # nothing names r9 without the pattern
+    result = CliRunner().invoke(cli_app, [*args, "--log-map", str(tmp_path / "map.toml")])
+    assert result.exit_code == 0, result.output
+    timeline = json.loads(result.output)["timeline"]
+    assert [(t["hop"], t["detail"]) for t in timeline] == [
+        ("disconnect", "room r9 closed with 4003")
+    ]

@@ -18,6 +18,8 @@ class Verdict:
     hop: str | None
     cause: str
     summary: str = ""
+    # how sure: "exact" (spans, or log lines with exact ids), "path", "time", "inferred"
+    confidence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class ConnectionVerdict:
     hop: str | None = None
     summary: str = ""
     failed_ts: datetime | None = None
+    confidence: str = "exact"  # see Verdict.confidence
+    evidence: tuple[str, ...] = ()  # the log lines it was read from (spans need none)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class MessageVerdict:
     rule: str = ""
     frame_type: str | None = None
     app_ids: tuple[str, ...] = ()  # the ids the app itself put in the frames
+    confidence: str = "exact"  # see Verdict.confidence
+    log_only: bool = False  # read from log lines alone (no span of it)
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,7 @@ class ConnectionSummary:
     outcome: str
     cause: str
     hop: str | None = None
+    confidence: str = "exact"  # see Verdict.confidence
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def test_a_window_cutting_a_conversation_still_judges_all_of_it(store):
     assert "conv-healthy" not in by_id  # over before the window
 
 
-def test_logs_only_conversation_uses_the_log_diagnosis(tmp_path):
+def test_logs_only_conversation_is_judged_by_the_same_engine(tmp_path):
     log = tmp_path / "web.log"
     log.write_text(
         '127.0.0.1:40000 - - [02/Jan/2026:10:00:00] "WSCONNECTING /ws/chat/conv-logs/" - -\n'
@@ -225,7 +225,14 @@ def test_logs_only_conversation_uses_the_log_diagnosis(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["verdict"]["outcome"] == "rejected"
-    assert "logs only" in data["verdict"]["summary"]
+    assert data["verdict"]["cause"] == "handshake_rejected"
+    assert data["verdict"]["confidence"] == "path"  # the conversation is named by the path
+    assert "from log lines" in data["verdict"]["summary"]
+    assert data["connections"][0]["evidence"][0].startswith("log: ")
+    listed = json.loads(run("conversations", "--logs", str(log), "--json").stdout)
+    assert [(r["verdict"]["outcome"], r["verdict"]["cause"]) for r in listed] == [
+        ("rejected", "handshake_rejected")
+    ]
     missing = run("conversation", "conv-nope", "--logs", str(log))
     assert missing.exit_code == 1 and "conv-logs" in missing.stderr
 

@@ -29,7 +29,10 @@ def report():
 def test_json_has_exactly_the_contract_keys(report):
     data = json.loads(render_json.dumps(render_json.conversation_json(report)))
     assert {"conversation_id", "verdict", "connections", "messages", "timeline"} <= set(data)
-    assert set(data["verdict"]) == {"outcome", "hop", "cause", "summary"}
+    # the contract's keys, plus (additive) how sure the verdict is
+    assert set(data["verdict"]) == {"outcome", "hop", "cause", "summary", "confidence"}
+    assert data["verdict"]["confidence"] == "exact"  # spans decided it
+    assert {m["confidence"] for m in data["messages"]} == {"exact"}
     assert {"connection_id", "opened", "closed", "close_code", "outcome", "cause"} <= set(
         data["connections"][0]
     )
@@ -52,6 +55,7 @@ def test_json_has_exactly_the_contract_keys(report):
         "hop": "deliver",
         "cause": "consumer_gone",
         "summary": data["verdict"]["summary"],
+        "confidence": "exact",
     }
 
 

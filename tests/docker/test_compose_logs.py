@@ -21,12 +21,19 @@ import polars as pl
 import pytest
 from wsanalyze.demo.client import converse
 from wsanalyze.demo.stack import Stack, find_redis_server, free_port
-from wsanalyze.logparse.diagnose import diagnose
 from wsanalyze.sources.base import Query, SourceError
 from wsanalyze.sources.docker_logs import DockerLogsReader
 from wsanalyze.sources.log_files import load_log_events
 
 from tests.docker.engine import host_mounts, wait_for_log
+
+
+def judge(events: pl.DataFrame, conversation: str):
+    """The one engine's report of a conversation from log rows alone."""
+    from wsanalyze.verdicts import analyze_conversation
+
+    return analyze_conversation(events.lazy(), conversation)
+
 
 pytestmark = pytest.mark.docker
 
@@ -268,23 +275,24 @@ def test_since_and_until_are_pushed_to_the_engine(project, api_events):
 
 # conversation → (outcome, hop, cause, confidence) that the logs alone support
 LOG_ONLY = {
-    "c-healthy": ("unknown", None, "unknown", "time"),  # delivery is never logged
-    "c-taskfail": ("lost", "task", "task_failed", "time"),
+    # the task succeeded while the socket was open: delivered, inferred (no log shows frames)
+    "c-healthy": ("delivered", "send", "ok", "inferred"),
+    "c-taskfail": ("lost", "task", "task_failed", "path"),
     "c-crash": ("lost", "deliver", "consumer_error", "time"),
     "c-origin": ("rejected", "connect", "handshake_rejected", "path"),
-    # the task went to a queue nobody consumes: logs show a connection that ran no task
-    "c-noworker": ("unknown", None, "unknown", "path"),
+    # the app logged the enqueue to a queue nobody consumes; no worker's line received it
+    "c-noworker": ("lost", "task", "no_worker", "path"),
 }
+# ... unless the logs end within the in-flight horizon of the enqueue: then a busy worker
+# might still take it, and the verdict says the evidence ran out instead
+HONEST = {"c-noworker": ("lost", "task", "unknown", "path")}
 
 
 @pytest.mark.parametrize("conversation", sorted(LOG_ONLY))
 def test_log_only_verdicts_from_the_api(api_events, conversation):
-    diagnosis = diagnose(api_events, conversation)
-    v = diagnosis.verdict
-    assert (v.outcome, v.hop, v.cause, v.confidence) == LOG_ONLY[conversation], v.summary
-    assert v.wstrace_would_add
-    doc = diagnosis.to_dict()
-    assert doc["verdict"]["confidence"] == v.confidence and doc["timeline"]
+    v = judge(api_events, conversation).verdict
+    got = (v.outcome, v.hop, v.cause, v.confidence)
+    assert got in (LOG_ONLY[conversation], HONEST.get(conversation)), v.summary
 
 
 def test_log_only_verdicts_are_the_same_from_files_and_the_api(api_events, log_dir):
@@ -292,23 +300,21 @@ def test_log_only_verdicts_are_the_same_from_files_and_the_api(api_events, log_d
     files = files.filter(~pl.col("origin").str.contains("compose.log"))
     compose = load_log_events(log_dir / "compose" / "compose.log").events.collect()
     for conversation in LOG_ONLY:
-        expected = diagnose(api_events, conversation).verdict
+        expected = judge(api_events, conversation).verdict
         for frame in (files, compose):
-            got = diagnose(frame, conversation).verdict
+            got = judge(frame, conversation).verdict
             assert (got.outcome, got.hop, got.cause, got.confidence) == (
                 expected.outcome, expected.hop, expected.cause, expected.confidence
             )  # fmt: skip
 
 
 def test_the_log_only_report_renders_with_the_conversation_json_contract(api_events):
-    from wsanalyze.logparse.diagnose import diagnose_report
     from wsanalyze.render.json import conversation_json
 
-    doc = conversation_json(diagnose_report(api_events, "c-taskfail"))
-    assert (
-        doc["verdict"]["cause"] == "task_failed" and "confidence: time" in doc["verdict"]["summary"]
-    )
-    assert doc["messages"][0]["message_id"].startswith("task:")
+    doc = conversation_json(judge(api_events, "c-taskfail"))
+    assert doc["verdict"]["cause"] == "task_failed" and doc["verdict"]["confidence"]
+    message = doc["messages"][0]
+    assert message["confidence"] and any(e.startswith("log: ") for e in message["evidence"])
     assert {"ts", "source", "service", "hop", "event"} <= set(doc["timeline"][0])
 
 

@@ -19,10 +19,10 @@ import polars as pl
 import pytest
 from wsanalyze.demo.client import converse
 from wsanalyze.demo.stack import Stack, find_redis_server, free_port
-from wsanalyze.logparse.diagnose import diagnose
 from wsanalyze.sources.base import Query
 from wsanalyze.sources.docker_logs import DockerLogsReader
 from wsanalyze.sources.log_files import load_log_events
+from wsanalyze.verdicts import analyze_conversation
 
 from tests.docker.engine import host_mounts, wait_for_log
 
@@ -119,6 +119,6 @@ def test_compose_logs_t_gives_the_same_events_as_the_api(compose_project):
         .equals(api.select(COMPARED).sort(COMPARED, nulls_last=True))
     )
     for conversation, cause in (("rc-taskfail", "task_failed"), ("rc-crash", "consumer_error")):
-        assert diagnose(from_file, conversation).verdict.cause == cause
-        assert diagnose(api, conversation).verdict.cause == cause
+        assert analyze_conversation(from_file.lazy(), conversation).verdict.cause == cause
+        assert analyze_conversation(api.lazy(), conversation).verdict.cause == cause
     assert set(from_file.filter(pl.col("event") == "app_exception")["service"]) == {"web"}

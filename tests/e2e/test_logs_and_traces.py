@@ -29,10 +29,16 @@ def test_celery_lines_join_the_conversation_by_task_id(shared_stack: Any, tmp_pa
             shutil.copy(stack.workdir / name, logs / name)
         report = conversation_report(conversation, traces=str(stack.trace_dir), logs=str(logs))
         lines = [e for e in report.timeline if e.source == "log" and task_id in e.detail]
-        if len(lines) >= 2 and report.verdict.outcome == "delivered":
+        spans = [e for e in report.timeline if e.source == "trace" and e.hop == "task"]
+        # (the worker's lines may come before its spans: the logs then fill the run)
+        if len(lines) >= 2 and spans and report.verdict.outcome == "delivered":
             break
         time.sleep(0.2)
     assert report.verdict.outcome == "delivered"
+    # the task's log lines join its spans and are not counted again: one run, no duplicate
+    (message,) = report.messages
+    assert (message.cause, message.confidence, message.log_only) == ("ok", "exact", False)
+    assert any(line.startswith("task: 1 run(s)") for line in message.evidence), message.evidence
 
     task_lines = [e for e in report.timeline if e.source == "log" and task_id in e.detail]
     assert {e.event for e in task_lines} >= {"task_received", "task_succeeded"}

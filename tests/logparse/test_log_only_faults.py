@@ -1,43 +1,41 @@
-"""Every fault of the example app, diagnosed from its Daphne and Celery logs alone.
+"""Every fault of the example app, judged from its process logs alone by the one engine.
 
 The real stack plays each scenario of `wsanalyze.demo.run` on the core layer (the two
 worker-misconfiguration faults on stacks of their own); the stacks' process logs
-(`web.log`, `worker.log`: plain, stdout and stderr together) are all the analyzer
-gets. Each verdict must be right, or `unknown` with a reason — never a wrong cause.
+(`web.log`, `worker.log`: Daphne's access lines, Celery's lines and the app's own
+logfmt lines, stdout and stderr together) are all the analyzer gets. Log lines become
+chain rows of the event table (`verdicts.logchains`) and the same rules as for spans
+decide. Each verdict must be right, or an honest `unknown`; `conversations` and
+`conversation` must agree.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import polars as pl
 import pytest
 from wsanalyze.demo.run import from_app, play
-from wsanalyze.logparse.diagnose import diagnose
-from wsanalyze.sources.log_files import load_log_events
+from wsanalyze.verdicts.api import conversation_list, conversation_report
 
 pytestmark = pytest.mark.stack
 
+HONEST = ("unknown", None, "unknown")
 # scenario → acceptable (outcome, hop, cause) from logs alone
 EXPECTED: dict[str, set[tuple[str, str | None, str]]] = {
-    "healthy": {("unknown", None, "unknown")},  # deliveries are not logged
-    "auth_rejected": {("unknown", None, "unknown")},  # 4001 after accept: no code logged
+    # the task succeeded while the socket was open: delivered, confidence "inferred"
+    "healthy": {("delivered", "send", "ok")},
+    "auth_rejected": {("rejected", "auth", "auth_rejected")},  # the app logged code=4001
+    # a close before accept is Daphne's WSREJECT / 403, and the app logged no reason
     "origin_rejected": {("rejected", "connect", "handshake_rejected")},
-    # the 4004 close lands while tasks still run (lost) or after they ended (unknown)
-    "rate_limited": {
-        ("lost", "send", "unknown"),
-        ("unknown", None, "unknown"),
-        ("in_flight", "task", "unknown"),  # its last tasks still ran when the logs ended
-    },
-    "invalid_message": {("unknown", None, "unknown")},
-    "no_worker": {("unknown", None, "unknown")},
+    "rate_limited": {("rejected", "receive", "rate_limited")},
+    "invalid_message": {("rejected", "receive", "invalid_message")},
+    "no_worker": {("lost", "task", "no_worker")},
     "task_failed": {("lost", "task", "task_failed")},
-    "client_disconnected": {("lost", "send", "unknown")},
-    "consumer_gone": {("unknown", None, "unknown")},  # silent in every log
-    "channel_full": {("lost", "publish", "channel_full")},
+    "client_disconnected": {("lost", "deliver", "client_disconnected")},
+    # silent in every log: the task succeeded while the socket was open (inferred)
+    "consumer_gone": {("delivered", "send", "ok")},
+    "channel_full": {("lost", "publish", "channel_full")},  # channels_redis's INFO line
     "consumer_error": {("lost", "deliver", "consumer_error")},
     "channel_layer_unavailable": {("lost", "publish", "channel_layer_unavailable")},
-    "layer_mismatch": {("unknown", None, "unknown")},  # silent in every log
+    "layer_mismatch": {("delivered", "send", "ok")},  # silent in every log (inferred)
 }
 
 
@@ -48,13 +46,11 @@ def played(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("logonly")
     scenarios = from_app("core")
     assert {s.name for s in scenarios} == set(EXPECTED), "a fault of the app has no expectation"
-    # the rate-limit burst leaves the worker a backlog: play it last, so the other
-    # conversations' tasks reach an idle worker (a busy one makes time correlation refuse)
+    # the rate-limit burst leaves the worker a backlog: play it last
     scenarios = sorted(scenarios, key=lambda s: s.name == "rate_limited")
 
     def pause(text: str) -> None:
-        # Daphne's access stamps are whole seconds: one conversation per second at least,
-        # or time alone cannot tell back-to-back conversations apart (it then says unknown)
+        # Daphne's access stamps are whole seconds: one conversation per second at least
         if text.startswith("conversation:"):
             time.sleep(1.1)
 
@@ -63,23 +59,28 @@ def played(tmp_path_factory):
     assert not errors, errors
     stacks = sorted(p for p in workdir.glob("stack-*") if p.is_dir())
     # only the process logs: the traces the stacks also wrote are not read
-    events = {d: load_log_events(d).events.collect() for d in stacks}
-    return runs, events
-
-
-def _events_of(events: dict[Path, pl.DataFrame], conversation_id: str) -> pl.DataFrame:
-    for frame in events.values():
-        if frame.filter(pl.col("conversation_id") == conversation_id).height:
-            return frame
-    raise AssertionError(f"no log line names {conversation_id}")
+    listed = {}
+    for d in stacks:
+        rows, _ = conversation_list(logs=str(d))
+        listed.update({r.conversation_id: (r, d) for r in rows})
+    return runs, listed
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
 def test_log_only_verdict_is_right_or_honestly_unknown(played, scenario):
-    runs, events = played
+    runs, listed = played
     run = next(r for r in runs if r.scenario.name == scenario)
-    frame = _events_of(events, run.conversation_id)
-    v = diagnose(frame, run.conversation_id).verdict
-    assert (v.outcome, v.hop, v.cause) in EXPECTED[scenario], v.summary
-    assert v.summary and v.confidence in ("exact", "path", "time")
-    assert v.wstrace_would_add
+    row, stack_dir = listed[run.conversation_id]
+    report = conversation_report(run.conversation_id, logs=str(stack_dir))
+    v = report.verdict
+    assert (v.outcome, v.hop, v.cause) in EXPECTED[scenario] | {HONEST}, (v, report.messages)
+    # `conversations` and `conversation` give the same verdict for the same evidence
+    assert (row.verdict.outcome, row.verdict.hop, row.verdict.cause) == (v.outcome, v.hop, v.cause)
+    assert v.summary and v.confidence in ("exact", "path", "time", "inferred")
+    if (v.outcome, v.cause) == ("delivered", "ok"):
+        assert v.confidence == "inferred"  # no log shows a frame reaching the client
+        assert all(m.confidence == "inferred" for m in report.messages)
+        assert any("ws.send" in line for m in report.messages for line in m.evidence)
+    for m in report.messages:  # every log-only verdict names the lines it was read from
+        assert any(line.startswith("log: ") for line in m.evidence)
+    assert {e.source for e in report.timeline} == {"log"}

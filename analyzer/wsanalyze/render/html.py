@@ -171,9 +171,16 @@ def to_html(report: ConversationReport) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Conversation <span class=mono>{escape(report.conversation_id)}</span></h1>",
         f'<div class="verdict" id="verdict" style="--c:{colour}" data-outcome="{escape(v.outcome)}" '
-        f'data-hop="{escape(v.hop or "")}" data-cause="{escape(v.cause)}">'
+        f'data-hop="{escape(v.hop or "")}" data-cause="{escape(v.cause)}" '
+        f'data-confidence="{escape(v.confidence or "")}">'
         f"<b>{escape(v.outcome)}</b> · hop <b>{escape(v.hop or '-')}</b> · cause "
-        f"<b>{escape(v.cause)}</b><br>{escape(v.summary)}</div>",
+        f"<b>{escape(v.cause)}</b>"
+        + (
+            f" · confidence <b>{escape(v.confidence)}</b>"
+            if v.confidence not in (None, "exact")
+            else ""
+        )
+        + f"<br>{escape(v.summary)}</div>",
         "<h2>Swimlanes</h2>",
         f'<div style="overflow-x:auto">{swimlanes(report)}</div>',
     ]

@@ -28,7 +28,9 @@ def iso(ts: datetime | None) -> str | None:
 
 
 def verdict_dict(v: Verdict) -> dict[str, Any]:
-    return {"outcome": v.outcome, "hop": v.hop, "cause": v.cause, "summary": v.summary}
+    out = {"outcome": v.outcome, "hop": v.hop, "cause": v.cause, "summary": v.summary}
+    out["confidence"] = v.confidence  # additive
+    return out
 
 
 def connection_dict(k: ConnectionVerdict) -> dict[str, Any]:
@@ -43,6 +45,8 @@ def connection_dict(k: ConnectionVerdict) -> dict[str, Any]:
         "closed_by": k.closed_by,
         "hop": k.hop,
         "summary": k.summary,
+        "confidence": k.confidence,
+        "evidence": list(k.evidence),
     }
 
 
@@ -81,6 +85,7 @@ def message_dict(m: MessageVerdict) -> dict[str, Any]:
         "summary": m.summary,
         "frame_type": m.frame_type,
         "app_ids": list(m.app_ids),
+        "confidence": m.confidence,
     }
 
 
@@ -150,6 +155,7 @@ def connections_json(rows: list[ConnectionSummary]) -> list[dict[str, Any]]:
             "outcome": r.outcome,
             "hop": r.hop,
             "cause": r.cause,
+            "confidence": r.confidence,
         }
         for r in rows
     ]

@@ -41,6 +41,8 @@ def verdict_line(v: Verdict) -> Text:
     text.append(v.outcome.upper(), style=OUTCOME_STYLE.get(v.outcome, "bold"))
     text.append(f"  hop={v.hop or '-'}  cause=", style="dim")
     text.append(v.cause, style="bold")
+    if v.confidence and v.confidence != "exact":  # from log lines: how sure
+        text.append(f"  confidence={v.confidence}", style="dim")
     return text
 
 

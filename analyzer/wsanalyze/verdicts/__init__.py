@@ -38,6 +38,7 @@ from .chains import attach
 from .closecodes import CloseCodes, cause_hop, code_cause, code_hop
 from .evidence import chain_lines
 from .invariants import enforce, strict, violations
+from .logchains import is_chain_log, log_chains, raw_log
 from .rules import RULES, Rule
 
 HANDSHAKE_TIMEOUT = timedelta(seconds=4.5)
@@ -134,7 +135,10 @@ def connection_verdicts(
                 )
             )
         )
-        .with_columns(close_ts=pl.coalesce("server_close_ts", "disconnect_ts", "opened"))
+        .with_columns(
+            close_ts=pl.coalesce("server_close_ts", "disconnect_ts", "opened"),
+            confidence=F.confidence_name("confidence_rank"),
+        )
         .drop("_refused_cause", "_closed_cause")
     )
 
@@ -173,6 +177,8 @@ def message_verdicts(
                 "close_code",
                 "close_ts",
                 "close_parent",
+                "confidence_rank",
+                "log_only",
             )
         ],
     )
@@ -184,6 +190,7 @@ def message_verdicts(
         .join(F.revokers(events), left_on="enq_task_id", right_on="task_id", how="left")
         .join(F.frame_types(events), left_on="revoked_by", right_on="message_id", how="left")
         .join(F.consumed_queues(events), how="cross")
+        .join(F.worker_logs(events), how="cross")
         .with_columns(
             consumer_layers=n("consumer_layers").fill_null(pl.lit([], pl.List(pl.String))),
             consumed_queues=n("consumed_queues").fill_null(pl.lit([], pl.List(pl.String))),
@@ -196,7 +203,7 @@ def message_verdicts(
             idle_s=(n("window_end") - n("last_ts")).dt.total_milliseconds() / 1000.0,
         )
     )
-    frame = frame.with_columns(
+    frame = _log_facts(frame).with_columns(
         rule=_first_match(rules, "name"),
         outcome=_first_match(rules, "outcome"),
         hop=_first_match(rules, "hop"),
@@ -210,6 +217,64 @@ def message_verdicts(
         .otherwise(pl.coalesce("err_ts", "empty_publish_ts", "last_ts")),
         is_failure=n("outcome").is_in(["lost", "rejected"])
         | ((n("outcome") == "delivered") & (n("cause") != "ok")),
+        confidence=pl.when(n("rule") == "log_delivered")
+        .then(pl.lit("inferred"))
+        .otherwise(F.confidence_name("_conf_rank")),
+    ).drop("_conf_rank")
+
+
+ANSWER_GRACE = timedelta(seconds=0.5)
+"""A worker logs success a moment after the last frame went out: a close this soon after the
+task's end does not prove the answer was cut off."""
+
+
+def _log_facts(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """What log-only messages can show (``verdicts.logchains``): deliveries are never logged.
+
+    A log-only message is complete when its task succeeded before its connection closed
+    (or the connection is still open): ``log_delivered`` then says delivered, inferred.
+    It was cut off (``log_cut``) when the task ended surely after the close: a Daphne
+    stamp is a whole second, so the close may be up to 1 s later than it reads.
+    """
+    n = pl.col
+    whole = (n("conn_closed").dt.nanosecond() == 0) & n("conn_log_only").fill_null(False)
+    grace = pl.lit(ANSWER_GRACE)
+    close_hi = n("conn_closed") + pl.when(whole).then(pl.lit(timedelta(seconds=1))).otherwise(grace)
+    # the task's success is logged a moment after its last frame went out
+    close_lo = n("conn_closed") + pl.when(whole).then(pl.lit(timedelta(0))).otherwise(grace)
+    before = (
+        (n("tasks_done") > 0)
+        & ~n("task_open")
+        & (n("conn_closed").is_null() | (n("task_end_ts") <= close_lo))
+    ).fill_null(False)
+    pending = n("task_open") | ((n("n_enqueue") > 0) & ~n("task_seen"))
+    closed = n("conn_closed").is_not_null()
+    return frame.with_columns(
+        conn_close_hi=close_hi,
+        # cut off by the close: ended surely after it, or still waiting when it came (and
+        # the logs end soon after, so nothing else explains the missing end)
+        log_cut=(
+            n("log_only")
+            & closed
+            & (
+                (n("task_end_ts").is_not_null() & (n("task_end_ts") > close_hi))
+                | (pending & n("recent") & (n("first_ts") <= n("conn_closed")))
+            )
+        ).fill_null(False),
+        complete=pl.when(n("log_only"))
+        .then(before & ~n("any_error") & ~n("channel_full"))
+        .otherwise(n("complete")),
+        # what logs cannot show (frames received, chunks delivered) is not "missing"
+        first_missing=pl.when(n("log_only") & (n("n_receive") == 0))
+        .then(
+            pl.when((n("n_enqueue") > 0) & ~n("task_seen"))
+            .then(pl.lit(c.HOP_TASK))
+            .when(n("task_seen") | (n("n_publish") > 0))
+            .then(pl.lit(c.HOP_DELIVER))
+            .otherwise(n("first_missing"))
+        )
+        .otherwise(n("first_missing")),
+        _conf_rank=pl.max_horizontal("confidence_rank", "conn_confidence_rank"),
     )
 
 
@@ -245,7 +310,9 @@ def _message(
     specific = rule.evidence(f) if rule else []
     hint = (rule.hint(f) if rule else None) or hint_for(f["cause"])
     hops = tuple(hop for hop in c.MESSAGE_HOPS if f.get(f"n_{hop}"))
-    evidence = [*chain_lines(f), *specific, *_stream_lines(streams, receivers)]
+    chain = [] if f.get("log_only") else chain_lines(f)
+    logged = list(f.get("log_lines") or ())
+    evidence = [*chain, *specific, *_stream_lines(streams, receivers), *logged]
     return MessageVerdict(
         message_id=f["message_id"],
         connection_id=f.get("connection_id"),
@@ -269,6 +336,8 @@ def _message(
         rule=f["rule"] or "",
         frame_type=f.get("frame_type"),
         app_ids=tuple(f.get("app_ids") or ()),
+        confidence=f.get("confidence") or "exact",
+        log_only=bool(f.get("log_only")),
     )
 
 
@@ -299,6 +368,8 @@ def _connection(f: Mapping[str, Any]) -> ConnectionVerdict:
     else:
         shown = f"{code} " if code is not None else ""
         summary = f"closed {shown}by {f.get('closed_by') or '?'}: {f['cause']}"
+    if f.get("log_only"):
+        summary += " (from log lines)"
     return ConnectionVerdict(
         connection_id=f["connection_id"],
         opened=f.get("opened"),
@@ -310,10 +381,19 @@ def _connection(f: Mapping[str, Any]) -> ConnectionVerdict:
         hop=f.get("hop"),
         summary=summary,
         failed_ts=f.get("close_ts"),
+        confidence=f.get("confidence") or "exact",
+        evidence=tuple(f.get("log_lines") or ()),
     )
 
 
 _HOP_RANK = {hop: i for i, hop in enumerate(c.HOPS)}
+_CONF_RANK = {"exact": 0, "path": 1, "time": 2, "inferred": 3}
+NO_MESSAGES_IN_LOGS = (
+    "from logs only: the connection opened and closed and no line ties a task or message to "
+    "it; Daphne logs no frames, so whether messages were sent (and a server close code) is "
+    "not in the logs. wstrace's ws.receive spans, or app lines naming the conversation, "
+    "would tell"
+)
 
 
 def _rank(when: datetime | None, kind: int, hop: str | None) -> tuple:
@@ -331,14 +411,17 @@ def conversation_verdict(
         if conn.outcome in ("rejected", "lost"):
             text = f"connection {conn.connection_id} {conn.summary}"
             key = _rank(conn.failed_ts or conn.closed or conn.opened, 1, conn.hop)
-            failures.append((key, Verdict(conn.outcome, conn.hop, conn.cause, text)))
+            verdict = Verdict(conn.outcome, conn.hop, conn.cause, text, conn.confidence)
+            failures.append((key, verdict))
     for msg in messages:
         if msg.outcome in ("lost", "rejected") or (
             msg.outcome == "delivered" and msg.cause != "ok"
         ):
             text = f"message {msg.message_id} {msg.summary}"
-            key = _rank(msg.failed_ts, 0, msg.hop)
-            failures.append((key, Verdict(msg.outcome, msg.hop, msg.cause, text)))
+            # from logs, a close that cut answers off is told by the connection itself
+            consequence = msg.log_only and msg.rule == "server_close"
+            key = _rank(msg.failed_ts, 2 if consequence else 0, msg.hop)
+            failures.append((key, Verdict(msg.outcome, msg.hop, msg.cause, text, msg.confidence)))
     if failures:
         failures.sort(key=lambda item: item[0])
         return failures[0][1]
@@ -346,12 +429,22 @@ def conversation_verdict(
     if pending:
         first = pending[0]
         return Verdict(
-            "in_flight", first.hop, first.cause, f"message {first.message_id} {first.summary}"
+            "in_flight",
+            first.hop,
+            first.cause,
+            f"message {first.message_id} {first.summary}",
+            first.confidence,
         )
     if messages:
-        return Verdict("delivered", "send", "ok", f"all {len(messages)} message(s) delivered")
+        weakest = max((m.confidence for m in messages), key=lambda x: _CONF_RANK.get(x, 0))
+        text = f"all {len(messages)} message(s) delivered"
+        if weakest == "inferred":
+            text += " (inferred from logs: the tasks succeeded while the connection was open)"
+        return Verdict("delivered", "send", "ok", text, weakest)
+    if connections and all(k.evidence for k in connections):  # log lines only
+        return Verdict("unknown", None, "unknown", NO_MESSAGES_IN_LOGS, "path")
     if connections:
-        return Verdict("delivered", None, "ok", "connected; no messages were sent")
+        return Verdict("delivered", None, "ok", "connected; no messages were sent", "exact")
     return Verdict("lost", None, "unknown", "no spans for this conversation")
 
 
@@ -368,6 +461,7 @@ def analyze_conversation(
     """The full report for one conversation: verdicts, evidence, hints and the merged timeline."""
     from ..timeline import build_timeline
 
+    events = log_chains(events)
     end = _window_end(events, window_end)
     is_worker = (
         (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
@@ -386,8 +480,13 @@ def analyze_conversation(
             loose.filter(pl.col("trace_id").is_null()).join(tasks, on="task_id", how="semi"),
         ]
     )
-    table = attach(fill_ids(pl.concat([own, orphans, events.filter(is_worker)])))
-    mine = table.filter((pl.col("conversation_id") == conversation_id) | is_worker).lazy()
+    # the workers' raw log lines stay in: whether workers logged at all is a fact (no_worker)
+    workers_logged = raw_log() & (pl.col("name") == "celery").fill_null(False)
+    workers = events.filter(is_worker | (workers_logged & pl.col("conversation_id").is_null()))
+    table = attach(fill_ids(pl.concat([own, orphans, workers]).unique(maintain_order=True)))
+    mine = table.filter(
+        (pl.col("conversation_id") == conversation_id) | is_worker | workers_logged
+    ).lazy()
     conns = (
         connection_verdicts(mine, close_codes)
         .filter(pl.col("conversation_id") == conversation_id)
@@ -408,7 +507,7 @@ def analyze_conversation(
         _message(row, streams.get(row["message_id"], ()), receivers.get(row["message_id"], ()))
         for row in msgs.iter_rows(named=True)
     )
-    conv_rows = annotated.filter(pl.col("conversation_id") == conversation_id)
+    conv_rows = annotated.filter((pl.col("conversation_id") == conversation_id) & ~is_chain_log())
     return ConversationReport(
         conversation_id=conversation_id,
         verdict=conversation_verdict(connections, messages),
@@ -439,6 +538,7 @@ def list_connections(
     events: pl.LazyFrame, close_codes: CloseCodes | None = None
 ) -> list[ConnectionSummary]:
     """Every connection (those of no conversation too), newest first."""
+    events = log_chains(events)
     frame = (
         connection_verdicts(events, close_codes)
         .sort("opened", descending=True, nulls_last=True)
@@ -456,6 +556,7 @@ def list_connections(
             outcome=r["outcome"],
             cause=r["cause"],
             hop=r.get("hop"),
+            confidence=r.get("confidence") or "exact",
         )
         for r in frame.iter_rows(named=True)
     ]
@@ -481,7 +582,12 @@ def _failures(events: pl.LazyFrame, msgs: pl.LazyFrame, conns: pl.LazyFrame) -> 
         "cause",
         pl.col("failed_ts").alias("at"),
         "is_failure",
-        pl.lit(0).alias("kind_rank"),
+        pl.when((pl.col("rule") == "server_close") & pl.col("log_only"))
+        .then(pl.lit(2))
+        .otherwise(pl.lit(0))
+        .alias("kind_rank"),
+        "confidence",
+        pl.lit(False).alias("log_conn"),
     )
     k = conns.select(
         "conversation_id",
@@ -493,6 +599,8 @@ def _failures(events: pl.LazyFrame, msgs: pl.LazyFrame, conns: pl.LazyFrame) -> 
         pl.col("close_ts").alias("at"),
         pl.col("outcome").is_in(["rejected", "lost"]).alias("is_failure"),
         pl.lit(1).alias("kind_rank"),
+        "confidence",
+        pl.col("log_only").fill_null(False).alias("log_conn"),
     )
     return pl.concat([m, k], how="vertical_relaxed")
 
@@ -505,6 +613,7 @@ def summarize_conversations(
     close_codes: CloseCodes | None = None,
 ) -> list[ConversationSummary]:
     """One verdict per conversation (first failure in time), newest first."""
+    events = log_chains(events)
     end = _window_end(events, window_end)
     msgs = message_verdicts(events, window_end=end, in_flight=in_flight, close_codes=close_codes)
     if strict():  # the test suite: every verdict listed is checked (costs a second pass)
@@ -516,14 +625,20 @@ def summarize_conversations(
     )
     is_msg = pl.col("kind") == "message"
     per = items.group_by("conversation_id").agg(
-        pl.struct("kind", "item_id", "outcome", "hop", "cause")
+        pl.struct("kind", "item_id", "outcome", "hop", "cause", "confidence")
         .filter(pl.col("is_failure"))
         .first()
         .alias("fail"),
-        pl.struct("kind", "item_id", "outcome", "hop", "cause")
+        pl.struct("kind", "item_id", "outcome", "hop", "cause", "confidence")
         .filter(is_msg & (pl.col("outcome") == "in_flight"))
         .first()
         .alias("pending"),
+        pl.col("confidence")
+        .filter(is_msg)
+        .replace_strict(_CONF_RANK, default=0, return_dtype=pl.Int32)
+        .max()
+        .alias("weakest"),
+        pl.col("log_conn").sum().alias("log_connections"),
         (pl.col("kind") == "connection").sum().alias("connections"),
         is_msg.sum().alias("messages"),
         (is_msg & (pl.col("outcome") == "lost")).sum().alias("lost"),
@@ -572,11 +687,18 @@ def _summary_verdict(row: Mapping[str, Any]) -> Verdict:
     if item and item.get("outcome"):
         what = f"{item['kind']} {item['item_id']}"
         text = f"{what}: {item['outcome']} at {item['hop']} ({item['cause']})"
-        return Verdict(item["outcome"], item["hop"], item["cause"], text)
+        return Verdict(item["outcome"], item["hop"], item["cause"], text, item.get("confidence"))
     if row.get("messages"):
-        return Verdict("delivered", "send", "ok", f"all {row['messages']} message(s) delivered")
+        names = {v: k for k, v in _CONF_RANK.items()}
+        weakest = names.get(row.get("weakest") or 0, "exact")
+        text = f"all {row['messages']} message(s) delivered"
+        if weakest == "inferred":
+            text += " (inferred from logs: the tasks succeeded while the connection was open)"
+        return Verdict("delivered", "send", "ok", text, weakest)
+    if row.get("connections") and row.get("log_connections") == row.get("connections"):
+        return Verdict("unknown", None, "unknown", NO_MESSAGES_IN_LOGS, "path")
     if row.get("connections"):
-        return Verdict("delivered", None, "ok", "connected; no messages were sent")
+        return Verdict("delivered", None, "ok", "connected; no messages were sent", "exact")
     return Verdict("lost", None, "unknown", "no connection or message spans")
 
 
@@ -595,6 +717,7 @@ def aggregate_lost(
     ``since``/``until`` select messages by when they started; each is judged on all
     of its evidence.
     """
+    events = log_chains(events)
     end = _window_end(events, window_end)
     msgs = message_verdicts(events, window_end=end, in_flight=in_flight, close_codes=close_codes)
     if since is not None:

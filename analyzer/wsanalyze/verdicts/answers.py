@@ -32,6 +32,8 @@ from __future__ import annotations
 import polars as pl
 from wstrace import conventions as c
 
+from .logchains import raw_log
+
 _NOT_HOPS = (c.EV_GROUP_ADD, c.EV_GROUP_DISCARD, c.EV_REVOKE, c.EV_WORKER_READY)
 _RUN_EVENTS = (c.EV_RECEIVE, c.EV_HTTP_REQUEST, c.EV_TASK, c.EV_DELIVER, c.EV_REDIS_MESSAGE)
 
@@ -300,7 +302,8 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
         _answers=pl.col("_answers").fill_null(False),
         _stream_absent=pl.col("_stream_absent").fill_null(False),
         _dlv_orphan=pl.col("_dlv_orphan").fill_null(False),
-        _chain=is_chain_row(),
+        # raw log lines are evidence to show; their chain rows (verdicts.logchains) count
+        _chain=is_chain_row() & ~raw_log(),
     ).lazy()
 
 

@@ -99,13 +99,10 @@ def _load(
             sources += [str(s) for s in result.sources]
             if result.window_end:
                 ends.append(result.window_end)
-        both = logs is not None and bool(frames)
         if logs is not None:
-            # With spans too, read every log line: a Celery line names only its task id,
-            # which the spans tie to a conversation (exact), so filter after the join.
-            log_result = _load_logs(
-                logs, conversation_id=None if both else conversation_id, since=since, until=until
-            )
+            # Read every log line: a Celery line names only its task id, which a span or
+            # an app line ties to a conversation (exact) or time does; filter after the join.
+            log_result = _load_logs(logs, since=since, until=until)
             frames.append(log_result.events)
             problems += log_result.problems
             sources += [str(s) for s in log_result.sources]
@@ -116,21 +113,27 @@ def _load(
     except OSError as exc:
         raise AnalysisError(f"cannot read {exc.filename or 'the source'}: {exc.strerror}") from None
     events = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-    if len(frames) > 1:
-        events = _join_by_task_id(events, conversation_id)
+    if logs is not None:
+        events = _log_chains(events, conversation_id)
     return events, problems, sources, (max(ends) if ends else None)
 
 
-def _join_by_task_id(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFrame:
-    """Log rows take the conversation of the spans that share their Celery task id."""
-    from ..logparse.correlate import correlate
+def _log_chains(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFrame:
+    """Log rows joined to their conversations and made chain rows (``verdicts.logchains``):
+    the one engine then decides from spans, logs or both. With a conversation asked for,
+    only its log rows are kept (worker facts too)."""
+    from .logchains import log_chains
 
-    joined = correlate(events).lazy()
+    joined = log_chains(events).collect().lazy()
     if conversation_id is None:
         return joined
-    return joined.filter(
-        (pl.col("source") != "log") | (pl.col("conversation_id") == conversation_id)
-    )
+    keep = (
+        (pl.col("source") != "log")
+        | (pl.col("conversation_id") == conversation_id)
+        | (pl.col("event") == c.EV_WORKER_READY)
+        | (pl.col("name") == "celery")  # whether workers logged at all (no_worker needs it)
+    ).fill_null(False)
+    return joined.filter(keep)
 
 
 def _load_logs(logs, **query):
@@ -163,8 +166,8 @@ def conversation_report(
 ) -> ConversationReport:
     """Load one conversation's evidence and analyze it.
 
-    With logs and no spans for the conversation (wstrace not enabled), the log-only
-    diagnosis of ``wsanalyze.logparse.diagnose`` answers, with its confidence.
+    Log lines are chain rows of the same table (``verdicts.logchains``): from logs
+    alone, spans alone or both, the same rules decide, each verdict with its confidence.
     An id no conversation has but one conversation's message carries (the message id
     or the app's own id for it) analyzes that conversation, saying so in ``problems``.
     """
@@ -185,9 +188,6 @@ def conversation_report(
             )
             note = f"conversation {holder} holds message {conversation_id}"
             return replace(report, problems=(note, *report.problems))
-    spans = own.filter(pl.col("source") == "trace").select(pl.len()).collect().item()
-    if logs is not None and spans == 0:
-        return _logs_only_report(conversation_id, logs, traces, problems, sources)
     if own.select(pl.len()).collect().item() == 0:
         known = _known_ids(traces, logs)
         where = _where(sources, traces)
@@ -204,7 +204,7 @@ def conversation_report(
     if traces is not None or logs is None:
         events = _with_untagged_chains(events, conversation_id, traces, at)
     report = analyze_conversation(events, conversation_id, **kwargs)
-    if _needs_worker_facts(report, events):
+    if (traces is not None or logs is None) and _needs_worker_facts(report, events):
         workers, _, _, _ = _load(traces, None)
         extra = workers.filter(_is_worker())
         report = analyze_conversation(pl.concat([events, extra]), conversation_id, **kwargs)
@@ -270,29 +270,6 @@ def _known_ids(traces, logs) -> list[str]:
     if logs is not None:
         ids.update(known_conversations(_load_logs(logs).events))
     return sorted(ids)
-
-
-def _logs_only_report(conversation_id, logs, traces, problems, sources) -> ConversationReport:
-    """The log-only diagnosis (every service's lines are needed to correlate by task and time)."""
-    try:
-        from ..logparse.diagnose import diagnose_report
-    except ImportError:
-        raise AnalysisError(
-            "no spans for this conversation and no log diagnosis in this build"
-        ) from None
-    all_logs = _load_logs(logs)
-    known = known_conversations(all_logs.events)
-    if conversation_id not in known:
-        where = f"{logs}" + (f" and {traces}" if traces else "")
-        close = difflib.get_close_matches(conversation_id, known, n=3, cutoff=0.3)
-        raise UnknownConversation(conversation_id, close, where)
-    return diagnose_report(
-        all_logs.events,
-        conversation_id,
-        window_end=all_logs.window_end,
-        problems=tuple(problems),
-        sources=tuple(sources),
-    )
 
 
 def _needs_worker_facts(report: ConversationReport, events: pl.LazyFrame) -> bool:

@@ -11,6 +11,7 @@ import polars as pl
 from wstrace import conventions as c
 
 from .answers import annotate
+from .logchains import RANK, raw_log
 
 MESSAGE_HOPS = c.MESSAGE_HOPS
 _EV_BUFFER_OVERFLOW = getattr(c, "EV_BUFFER_OVERFLOW", "buffer_overflow")
@@ -78,6 +79,7 @@ def _masks() -> list[pl.Expr]:
             pl.when(is_hop).then(pl.col("cause")).alias(f"_cause_{hop}"),
             pl.when(is_hop).then(pl.col("ts")).alias(f"_ts_{hop}"),
             pl.when(bad).then(pl.col("ts")).alias(f"_errts_{hop}"),
+            pl.when(is_hop).then(pl.col("source")).alias(f"_src_{hop}"),
         ]
     publish = (hop_is(c.HOP_PUBLISH) & chain).fill_null(False)
     answer = publish & pl.col("_answers")
@@ -157,8 +159,23 @@ def _masks() -> list[pl.Expr]:
         pl.when(deliver).then(pl.col("connection_id")).alias("_dlv_conn"),
         pl.when(drop).then(pl.col("span_id")).alias("_dropped"),
         _end().alias("_end"),
+        (pl.col("source") == "log").fill_null(False).alias("_from_log"),
+        pl.when(pl.col("source") == "log").then(pl.col("detail")).alias("_log_detail"),
+        _conf_rank().alias("_conf"),
     ]
     return out
+
+
+def _conf_rank() -> pl.Expr:
+    """How sure a row is: spans 0 (exact); log rows their confidence's rank."""
+    rank = pl.col("confidence").replace_strict(RANK, default=2, return_dtype=pl.Int32)
+    return pl.when(pl.col("source") == "log").then(rank).otherwise(pl.lit(0, pl.Int32))
+
+
+def confidence_name(column: str) -> pl.Expr:
+    """A confidence rank column back to its name."""
+    names = {v: k for k, v in RANK.items()}
+    return pl.col(column).replace_strict(names, default="time", return_dtype=pl.String)
 
 
 def _message_aggs() -> list[pl.Expr]:
@@ -182,6 +199,7 @@ def _message_aggs() -> list[pl.Expr]:
             n(f"_cause_{hop}").max().alias(f"cause_{hop}"),
             n(f"_ts_{hop}").min().alias(f"ts_{hop}"),
             n(f"_errts_{hop}").min().alias(f"err_ts_{hop}"),
+            n(f"_src_{hop}").max().alias(f"src_{hop}"),
         ]
     aggs += [
         n("_queue").max().alias("queue"),
@@ -230,6 +248,16 @@ def _message_aggs() -> list[pl.Expr]:
         n("_pub_ts").max().alias("last_publish_ts"),
         n("_dlv_conn").max().alias("deliver_connection_id"),
         _distinct("_dropped").alias("dropped"),
+        # log evidence: rows made from log lines (verdicts.logchains), how sure, which lines
+        n("_from_log").all().alias("log_only"),
+        n("_from_log").any().alias("has_log"),
+        n("_conf").max().alias("confidence_rank"),
+        n("_log_detail")
+        .drop_nulls()
+        .str.split("\n")
+        .explode()
+        .unique(maintain_order=True)
+        .alias("log_lines"),
     ]
     return aggs
 
@@ -352,6 +380,7 @@ def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
     # their own, never part of a conversation's verdict
     rows = events.filter(
         pl.col("connection_id").is_not_null()
+        & ~raw_log()
         & (
             pl.col("hop").is_in(c.CONNECTION_HOPS)
             | pl.col("name").is_in(_CONN_SPANS)
@@ -395,6 +424,15 @@ def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
         _first("group", group_add).alias("group"),
         pl.col("ts").filter(group_add).min().alias("group_add_ts"),
         pl.col("route").drop_nulls().first().alias("route"),
+        (pl.col("source") == "log").fill_null(False).all().alias("log_only"),
+        _conf_rank().max().alias("confidence_rank"),
+        pl.col("detail")
+        .filter(pl.col("source") == "log")
+        .drop_nulls()
+        .str.split("\n")
+        .explode()
+        .unique(maintain_order=True)
+        .alias("log_lines"),
     )
     n = pl.col
     return facts.with_columns(
@@ -444,10 +482,23 @@ def consumer_layers(events: pl.LazyFrame) -> pl.LazyFrame:
 
 def consumed_queues(events: pl.LazyFrame) -> pl.LazyFrame:
     """The queues every ready worker consumes (one row; empty list when unknown)."""
+    # a Celery "ready." log line names no queues: it says nothing about what is consumed
     ready = events.filter(
-        (pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY)
+        ((pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY))
+        & ((pl.col("source") != "log") | pl.col("queues").is_not_null()).fill_null(True)
     )
     return ready.select(
         pl.col("queues").explode().drop_nulls().unique().sort().implode().alias("consumed_queues"),
         (pl.len() > 0).alias("workers_known"),
+    )
+
+
+def worker_logs(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Whether any Celery worker's log lines were read (one row): only then can the logs say
+    that no worker received a task."""
+    return events.select(
+        ((pl.col("source") == "log") & (pl.col("name") == "celery"))
+        .fill_null(False)
+        .any()
+        .alias("worker_logs")
     )

@@ -60,6 +60,16 @@ def after_server_close() -> pl.Expr:
     ).fill_null(False)
 
 
+def from_spans() -> pl.Expr:
+    """Trace-shaped reasoning holds: the message has spans, or (logs only) was cut off."""
+    return ~pl.col("log_only") | pl.col("log_cut")
+
+
+def source(f: Facts, hop: str) -> str:
+    """What recorded a hop: its span (``ws.task``), or the log lines it was read from."""
+    return f"ws.{hop}" if f.get(f"src_{hop}") != "log" else f"the {hop}'s log lines"
+
+
 def at(ts: datetime | None) -> str:
     """A time as HH:MM:SS.mmm (UTC)."""
     return ts.strftime("%H:%M:%S.%f")[:-3] if ts else "?"

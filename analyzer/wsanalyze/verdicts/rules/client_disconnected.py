@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ._base import Rule, at, col, incomplete
+from ._base import Rule, at, col, from_spans, incomplete
 
 
 def _evidence(f):
@@ -24,6 +24,7 @@ RULES = (
         name="client_disconnected",
         priority=120,
         when=incomplete()
+        & from_spans()
         & (col("conn_closed_by") == "client")
         & col("conn_closed").is_not_null()
         & _before_loss

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from ._base import Rule, at, col, incomplete
 
-_enqueued_only = incomplete() & (col("n_enqueue") > 0) & ~col("task_seen") & ~col("any_error")
+# from logs alone, "no worker received it" needs the workers' logs
+_enqueued_only = (
+    incomplete()
+    & (col("n_enqueue") > 0)
+    & ~col("task_seen")
+    & ~col("any_error")
+    # from logs: the workers' logs were read, and they go on past the horizon (a busy worker
+    # may still take it)
+    & (~col("log_only") | (col("worker_logs") & ~col("recent")))
+)
 
 
 def _queues(f):
@@ -12,6 +21,12 @@ def _queues(f):
 
 
 def _evidence(f):
+    if f.get("src_enqueue") == "log":
+        return [
+            f"the app logged the enqueue of {f.get('task_name') or 'the task'} "
+            f"(queue {f.get('queue')!r}) at {at(f.get('ts_enqueue'))}; no worker's log says "
+            "it was received"
+        ]
     lines = [
         f"ws.enqueue of {f.get('task_name') or 'the task'} to queue {f.get('queue')!r} at "
         f"{at(f.get('ts_enqueue'))}; no ws.task"

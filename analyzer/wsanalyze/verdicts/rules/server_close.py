@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ._base import Rule, at, col, incomplete
+from ._base import Rule, at, col, from_spans, incomplete
 
 _MESSAGE_HOPS = ["receive", "enqueue", "task", "publish", "deliver", "send"]
 
@@ -41,6 +41,7 @@ RULES = (
         name="server_close",
         priority=100,
         when=incomplete()
+        & from_spans()
         & col("conn_outcome").is_in(["rejected", "lost"])
         & (col("conn_closed").is_null() | (col("conn_closed") >= col("first_ts"))),
         cause=col("conn_cause"),

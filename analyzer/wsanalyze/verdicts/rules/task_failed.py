@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ._base import Rule, col, exc
+from ._base import Rule, col, exc, source
 
 
 def _evidence(f):
-    where = "ws.task" if f["err_hop"] == "task" else "ws.publish (inside the task)"
+    where = source(f, "task") if f["err_hop"] == "task" else "ws.publish (inside the task)"
     lines = [f"{where} errored: {exc(f)}"]
     if f["err_hop"] == "publish" and f.get("err_task"):
         lines.append("ws.task errored too, because its publish raised")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Rule, at, col, exc, incomplete
+from ._base import Rule, at, col, exc, incomplete, source
 
 _HINT = (
     "Set soft/hard time limits on the task, catch SoftTimeLimitExceeded to send a terminal "
@@ -11,7 +11,7 @@ _HINT = (
 
 
 def _open_evidence(f):
-    lines = [f"ws.task started at {at(f.get('ts_task'))} and has no end"]
+    lines = [f"{source(f, 'task')}: started at {at(f.get('ts_task'))}, no end"]
     if not f.get("n_task"):
         lines = [f"{f['n_publish']} ws.publish span(s) exist but their ws.task never ended"]
     lines.append(
@@ -63,7 +63,7 @@ RULES = (
         when=(col("err_hop") == "task") & col("exc_stuck"),
         cause="task_stuck",
         hop="task",
-        evidence=lambda f: [f"ws.task ended with {exc(f)}"],
+        evidence=lambda f: [f"{source(f, 'task')}: ended with {exc(f)}"],
         hint=lambda f: _HINT,
     ),
     Rule(

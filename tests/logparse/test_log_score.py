@@ -1,0 +1,69 @@
+"""The log-only score on a few scenarios of each example app: never a wrong verdict.
+
+Runs ``benchmarks/bench_log_verdicts.py``'s own scoring (real stacks with wstrace
+disabled, each conversation judged from its stack's ``web.log`` / ``worker.log``
+alone) on three scenarios of the chat app (logfmt) and three of the room app
+(JSON lines). Each must get the right verdict or an honest ``unknown``: a wrong
+verdict (or a crash of the analyzer) where ``unknown`` was due fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT = ("healthy", "auth_rejected", "task_failed")
+ROOMS = ("room_bot", "room_task_failed", "room_auth_rejected")
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(120)]
+
+
+def bench() -> ModuleType:
+    path = ROOT / "benchmarks" / "bench_log_verdicts.py"
+    spec = importlib.util.spec_from_file_location("bench_log_verdicts", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> list:
+    return bench().run_benchmark(tmp_path_factory.mktemp("logscore"), chat=CHAT, rooms=ROOMS)
+
+
+def test_the_grades_mean_what_the_benchmark_says() -> None:
+    grade = bench().grade
+    assert grade(("lost", "task", "no_worker"), ("lost", "task", "no_worker")) == "right"
+    assert grade(("lost", "publish", "channel_full"), ("lost", "deliver", "channel_full"),
+                 ("deliver",)) == "right"  # fmt: skip
+    assert grade(("lost", "task", "no_worker"), ("lost", "task", "unknown")) == "unknown"
+    assert grade(("lost", "task", "no_worker"), ("unknown", None, "unknown")) == "unknown"
+    # "lost" for a delivered conversation claims a loss: wrong, even with an unknown cause
+    assert grade(("delivered", "send", "ok"), ("lost", "task", "unknown")) == "wrong"
+    assert grade(("lost", "deliver", "consumer_gone"), ("delivered", "send", "ok")) == "wrong"
+
+
+def test_every_scenario_was_played_and_judged(scored: list) -> None:
+    assert [(s.app, s.scenario) for s in scored] == [
+        *(("chatapp", name) for name in CHAT),
+        *(("roomapp", name) for name in ROOMS),
+    ]
+    assert not [s for s in scored if s.client_error], "a client failed"
+
+
+def test_no_scenario_gets_a_wrong_verdict_from_logs_alone(scored: list) -> None:
+    bad = [(s.app, s.scenario, s.got, s.summary) for s in scored if s.grade not in ("right", "unknown")]  # fmt: skip
+    assert not bad, bad
+
+
+def test_the_subset_is_judged_right_from_logs_alone(scored: list) -> None:
+    """These six are the plainest cases: logs alone say all of them."""
+    assert [s.scenario for s in scored if s.grade != "right"] == []
+    assert all(s.confidence in ("exact", "path", "time", "inferred") for s in scored)

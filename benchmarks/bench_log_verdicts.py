@@ -22,9 +22,10 @@ dir>)`` (what ``wsanalyze conversation <cid> --logs DIR --json`` prints) and its
 (outcome, hop, cause) against the scenario's expected verdict:
 
 * **right**: the expected verdict (a scenario's alternative hops count);
-* **unknown**: an honest ``unknown`` — the cause (or outcome) is ``unknown`` and
-  the outcome claims nothing else (``unknown`` or the expected outcome);
-* **wrong**: anything else, including ``lost / unknown`` for a delivered conversation.
+* **unknown**: an honest ``unknown`` — the outcome or the cause is ``unknown``
+  (``lost / unknown`` is how the engine says "cut off or not, the logs cannot
+  tell"; the JSON keeps the outcome, so such cases can be told apart);
+* **wrong**: any other verdict; **error**: the analyzer raised.
 
 Prints the table and the totals; ``--json FILE`` writes every verdict with its
 confidence, summary and evidence.
@@ -102,7 +103,7 @@ def grade(expect: Expect, got: Expect, other_hops: Sequence[str] = ()) -> str:
     outcome, hop, cause = got
     if (outcome, cause) == (want_outcome, want_cause) and hop in (want_hop, *other_hops):
         return "right"
-    if "unknown" in (outcome, cause) and outcome in ("unknown", want_outcome):
+    if "unknown" in (outcome, cause):
         return "unknown"
     return "wrong"
 

@@ -8,6 +8,9 @@ Soft time limit (0.5s) exceeded for chat.slow[69e1c0ff-...]
 Received unregistered task of type 'chat.not_registered'.   (task id in the record text)
 Task handler raised error: WorkerLostError('Worker exited prematurely: signal 9 ...')
 consumer: Cannot connect to redis://:**@127.0.0.1:6379/0: Error 111 connecting ...
+Terminating 8832aa16-... (Signals.SIGTERM)          (revoke(terminate=True), worker/control.py)
+Discarding revoked task: chat.run_agent[8832aa16-...]   (revoked before it ran, worker/request.py)
+Tasks flagged as revoked: 8832aa16-...              (a revoke command; one id only)
 """
 
 from __future__ import annotations
@@ -87,6 +90,32 @@ RULES: tuple[Rule, ...] = (
         status="error",
         cause="task_stuck",
         priority=15,
+    ),
+    Rule(
+        "task_terminating",
+        "celery",
+        "Terminating ",
+        r"Terminating (?P<task_id>[0-9a-fA-F-]{8,}) \((?P<exc>[^)]*)\)",
+        hop="task",
+        cause="task_revoked",
+        priority=10,
+    ),
+    Rule(
+        "task_revoked_discarded",
+        "celery",
+        "Discarding revoked task: ",
+        rf"Discarding revoked task: {_TASK}",
+        hop="task",
+        cause="task_revoked",
+        priority=10,
+    ),
+    Rule(
+        "task_revoke_flagged",
+        "celery",
+        "Tasks flagged as revoked: ",
+        r"Tasks flagged as revoked: (?P<task_id>[0-9a-fA-F-]{8,})\s*$",
+        hop="task",
+        priority=10,
     ),
     Rule(
         "worker_process_exited",

@@ -311,7 +311,7 @@ def _message(
     hint = (rule.hint(f) if rule else None) or hint_for(f["cause"])
     hops = tuple(hop for hop in c.MESSAGE_HOPS if f.get(f"n_{hop}"))
     chain = [] if f.get("log_only") else chain_lines(f)
-    logged = list(f.get("log_lines") or ())
+    logged = list(dict.fromkeys([*(f.get("log_lines") or ()), *(f.get("log_evidence") or ())]))
     evidence = [*chain, *specific, *_stream_lines(streams, receivers), *logged]
     return MessageVerdict(
         message_id=f["message_id"],

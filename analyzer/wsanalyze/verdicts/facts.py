@@ -11,7 +11,7 @@ import polars as pl
 from wstrace import conventions as c
 
 from .answers import annotate
-from .logchains import RANK, raw_log
+from .logchains import LOG_EVIDENCE, RANK, raw_log
 
 MESSAGE_HOPS = c.MESSAGE_HOPS
 _EV_BUFFER_OVERFLOW = getattr(c, "EV_BUFFER_OVERFLOW", "buffer_overflow")
@@ -126,6 +126,8 @@ def _masks() -> list[pl.Expr]:
         revoked.alias("_revoked"),
         pl.when(revoked).then(pl.col("task_id")).alias("_revoked_task"),
         pl.when(revoked).then(pl.col("ts")).alias("_revoked_ts"),
+        pl.when(revoked).then(pl.col("source") == "log").alias("_revoked_log"),
+        (hop_is(c.HOP_TASK) & chain & (event == c.EV_TASK_LOST)).fill_null(False).alias("_lost"),
         # published = the layer call returned (a refusal for capacity still counts; a raise does not)
         answered_ok.alias("_pub_ok"),
         answer.alias("_pub_any"),
@@ -214,6 +216,8 @@ def _message_aggs() -> list[pl.Expr]:
         n("_revoked").any().alias("revoked"),
         n("_revoked_task").max().alias("revoked_task_id"),
         n("_revoked_ts").min().alias("revoked_ts"),
+        n("_revoked_log").min().fill_null(False).alias("revoked_from_log"),
+        n("_lost").any().alias("task_lost"),
         n("_enq_task_id").max().alias("enq_task_id"),
         n("_pub_ok").sum().cast(pl.Int64).alias("published"),
         n("_pub_any").sum().cast(pl.Int64).alias("publish_attempts"),
@@ -262,6 +266,28 @@ def _message_aggs() -> list[pl.Expr]:
     return aggs
 
 
+def log_evidence(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Per message with spans: log lines tied to it exactly (``logchains.LOG_EVIDENCE`` rows),
+    shown in its evidence; they take part in no fact."""
+    return (
+        events.filter(
+            (pl.col("kind") == LOG_EVIDENCE).fill_null(False)
+            & pl.col("message_id").is_not_null()
+            & pl.col("conversation_id").is_not_null()
+        )
+        .group_by("conversation_id", "message_id")
+        .agg(
+            pl.col("detail")
+            .sort_by("ts")
+            .drop_nulls()
+            .str.split("\n")
+            .explode()
+            .unique(maintain_order=True)
+            .alias("log_evidence")
+        )
+    )
+
+
 def _latest_error(column: str) -> pl.Expr:
     """Value of ``{column}_{hop}`` at the latest errored hop along the chain."""
     out = None
@@ -280,7 +306,10 @@ def message_facts(events: pl.LazyFrame) -> pl.LazyFrame:
         & pl.col("_chain")
     )
     facts = (
-        rows.with_columns(_masks()).group_by("conversation_id", "message_id").agg(_message_aggs())
+        rows.with_columns(_masks())
+        .group_by("conversation_id", "message_id")
+        .agg(_message_aggs())
+        .join(log_evidence(events), on=["conversation_id", "message_id"], how="left")
     )
     n = pl.col
     # a publish from another run than the message's own receive (or a delivery whose

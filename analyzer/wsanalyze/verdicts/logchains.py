@@ -40,6 +40,11 @@ from ..events import SCHEMA, conform
 
 LOG_CHAIN = "log_chain"
 """``kind`` of a chain row made from log lines."""
+LOG_EVIDENCE = "log_evidence"
+"""``kind`` of an evidence-only row: log lines tied exactly to a message that has spans.
+
+It takes part in no fact (spans decided the verdict); ``facts.log_evidence`` lists its
+lines in that message's evidence."""
 PRODUCERS = ("daphne", "celery", "redis", "channels_redis")
 """Log producers whose formats the parser knows; any other row is the app's own line."""
 RANK = {"exact": 0, "path": 1, "time": 2, "inferred": 3}
@@ -49,7 +54,7 @@ _WHOLE = timedelta(seconds=1)
 
 def is_chain_log() -> pl.Expr:
     """Rows made here (the raw log rows are evidence only)."""
-    return (pl.col("kind") == LOG_CHAIN).fill_null(False)
+    return pl.col("kind").is_in((LOG_CHAIN, LOG_EVIDENCE)).fill_null(False)
 
 
 def raw_log() -> pl.Expr:
@@ -81,7 +86,7 @@ def _row(**values) -> dict:
     row = {name: None for name in SCHEMA}
     row.update(values)
     row["source"] = "log"
-    row["kind"] = LOG_CHAIN
+    row["kind"] = values.get("kind") or LOG_CHAIN
     return row
 
 
@@ -110,7 +115,7 @@ def log_chains(events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     from ..logparse.correlate import correlate
 
     frame = correlate(frame)
-    rows = _connection_rows(frame) + _task_rows(frame)
+    rows = _connection_rows(frame) + _task_rows(frame) + _message_evidence(frame)
     if not rows:
         return frame.lazy()
     extra = conform(pl.DataFrame(rows, schema=SCHEMA, strict=False).lazy()).collect()
@@ -317,11 +322,124 @@ def _task_rows(frame: pl.DataFrame) -> list[dict]:
     traced = _traced_conversations(frame)
     conns = log_connections(frame)
     lost = _worker_lost(frame.filter(raw_log()), logs)
+    owner = _span_owners(spans)
     out: list[dict] = []
     for (task_id,), rows in logs.sort("ts").group_by("task_id", maintain_order=True):
+        if task_id in ran and task_id in owner:
+            out += _task_evidence(rows, owner[task_id], lost.get(task_id))
         out += _one_task(task_id, rows, enq_spans.get(task_id), task_id in ran, traced, conns,
                          lost.get(task_id))  # fmt: skip
     return out + _over_capacity(frame.filter(raw_log()), out)
+
+
+def _span_owners(spans: pl.DataFrame) -> dict[str, dict]:
+    """task id → the (conversation, message) its spans name (enqueue first, then the run)."""
+    rows = (
+        spans.filter(
+            pl.col("task_id").is_not_null()
+            & pl.col("message_id").is_not_null()
+            & pl.col("conversation_id").is_not_null()
+        )
+        .with_columns(_o=pl.when(pl.col("hop") == c.HOP_ENQUEUE).then(0).otherwise(1))
+        .sort("_o", "ts")
+        .unique("task_id", keep="first")
+    )
+    return {r["task_id"]: r for r in rows.iter_rows(named=True)}
+
+
+def _evidence_row(owner: dict, lines: list[dict], notes: dict[int, str] | None = None) -> dict:
+    """One evidence-only row: log lines tied exactly to a message whose spans decide it."""
+    notes = notes or {}
+    text = [_line(r) + notes.get(id(r), "") for r in lines]
+    first = lines[0]
+    return _row(kind=LOG_EVIDENCE, service=first.get("service"), ts=first["ts"],
+                conversation_id=owner["conversation_id"], message_id=owner["message_id"],
+                task_id=owner.get("task_id"), name=first.get("name") or "app",
+                event=LOG_EVIDENCE, confidence="exact",
+                detail="\n".join(dict.fromkeys(text)))  # fmt: skip
+
+
+def _task_evidence(rows: pl.DataFrame, owner: dict, lost: dict | None) -> list[dict]:
+    """The log lines of a task whose run has spans: evidence of its message, never a run.
+
+    Celery's lines and the app's lines carrying the task id join exactly; the worker's
+    ``WorkerLostError`` line (no task id) joins when it was the one task open there.
+    """
+    recs = [r for r in rows.to_dicts() if not r.get("conversation_id")
+            or r["conversation_id"] == owner["conversation_id"]]  # fmt: skip
+    notes: dict[int, str] = {}
+    if lost is not None:
+        recs.append(lost)
+        notes[id(lost)] = (
+            f" [no task id on this line: the one task open on {lost.get('service') or '?'} then]"
+        )
+    if not recs:
+        return []
+    return [_evidence_row(owner, sorted(recs, key=lambda r: r["ts"]), notes)]
+
+
+def _message_evidence(frame: pl.DataFrame) -> list[dict]:
+    """App lines naming a message id its spans carry (no task id): evidence of that message."""
+    raw = frame.filter(
+        raw_log() & pl.col("message_id").is_not_null() & pl.col("task_id").is_null()
+    )
+    if raw.is_empty():
+        return []
+    spans = frame.filter((pl.col("source") != "log") & pl.col("message_id").is_not_null())
+    owners = {
+        r["message_id"]: r
+        for r in spans.filter(pl.col("conversation_id").is_not_null())
+        .select("message_id", "conversation_id")
+        .unique("message_id", keep="first")
+        .iter_rows(named=True)
+    }
+    out = []
+    for (message,), rows in raw.sort("ts").group_by("message_id", maintain_order=True):
+        owner = owners.get(message)
+        if owner is None:
+            continue
+        recs = [r for r in rows.to_dicts() if not r.get("conversation_id")
+                or r["conversation_id"] == owner["conversation_id"]]  # fmt: skip
+        if recs:
+            out.append(_evidence_row(owner, recs))
+    return out
+
+
+_REVOKES = ("task_terminating", "task_revoked_discarded", "task_revoke_flagged")
+
+
+def _revoke_rows(base: dict, celery: list[dict], conf: str | None) -> list[dict]:
+    """Celery's revoke lines for a task → one ``task_revoked`` row (never a run).
+
+    ``Terminating <id> (signal)`` and ``Discarding revoked task`` say it was stopped;
+    ``Tasks flagged as revoked: <id>`` only that a revoke was asked for: it counts unless
+    the task had already succeeded (a revoke that comes too late stops nothing).
+    """
+    lines = [r for r in celery if r.get("event") in _REVOKES]
+    if not lines:
+        return []
+    done = [r["ts"] for r in celery if r.get("event") == "task_succeeded"]
+    said = [
+        r for r in lines
+        if r["event"] != "task_revoke_flagged" or not done or r["ts"] < min(done)
+    ]  # fmt: skip
+    if not said:
+        return []
+    first = said[0]
+    how = first.get("exception") or first.get("status_message")
+    if first["event"] == "task_terminating":
+        how = f"terminated ({how})" if how else "terminated"
+    elif first["event"] == "task_revoked_discarded":
+        how = "discarded before it ran (revoked)"
+    else:
+        how = "revoked"
+    return [
+        _row(**{**base, "service": first["service"]}, ts=first["ts"], end_ts=first["ts"],
+             hop=c.HOP_TASK, event=c.EV_TASK_REVOKED, name="celery", status="unset",
+             cause="task_revoked", status_message=how,
+             confidence=weakest(conf, first.get("confidence")),
+             detail="\n".join(_line(r) for r in said))
+    ]  # fmt: skip
 
 
 def _over_capacity(raw: pl.DataFrame, made: list[dict]) -> list[dict]:
@@ -429,6 +547,8 @@ def _one_task(task_id, rows: pl.DataFrame, enq_span, has_run, traced, conns, los
                  status="ok", queue=src.get("queue"),
                  confidence=weakest(conf, src.get("confidence")), detail="\n".join(lines))
         )  # fmt: skip
+    if not has_run:
+        out += _revoke_rows(base, celery, conf)
     if has_run or start is None:
         return out
     after = [r for r in celery if r["ts"] >= start["ts"]]

@@ -70,6 +70,18 @@ def source(f: Facts, hop: str) -> str:
     return f"ws.{hop}" if f.get(f"src_{hop}") != "log" else f"the {hop}'s log lines"
 
 
+def span_source(f: Facts, hop: str) -> str:
+    """Like :func:`source`, saying "span" outright (for evidence listed beside log lines)."""
+    if f.get(f"src_{hop}") == "log":
+        return f"the {hop}'s log lines"
+    if hop == "task" and f.get("task_lost"):
+        return (
+            "ws.task_lost (span, recorded by the worker's main process: its child running "
+            "the task died)"
+        )
+    return f"ws.{hop} (span)"
+
+
 def at(ts: datetime | None) -> str:
     """A time as HH:MM:SS.mmm (UTC)."""
     return ts.strftime("%H:%M:%S.%f")[:-3] if ts else "?"

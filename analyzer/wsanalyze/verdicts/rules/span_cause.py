@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Rule, col, exc
+from ._base import Rule, col, exc, span_source
 
 RULES = (
     Rule(
@@ -11,6 +11,8 @@ RULES = (
         when=col("any_error") & col("err_cause").is_not_null(),
         cause=col("err_cause"),
         hop=col("err_hop"),
-        evidence=lambda f: [f"ws.{f['err_hop']} errored with ws.cause={f['err_cause']}: {exc(f)}"],
+        evidence=lambda f: [
+            f"{span_source(f, f['err_hop'])} errored with ws.cause={f['err_cause']}: {exc(f)}"
+        ],
     ),
 )

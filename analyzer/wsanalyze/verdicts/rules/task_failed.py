@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ._base import Rule, col, exc, source
+from ._base import Rule, col, exc, span_source
 
 
 def _evidence(f):
-    where = source(f, "task") if f["err_hop"] == "task" else "ws.publish (inside the task)"
+    where = span_source(f, "task") if f["err_hop"] == "task" else "ws.publish (inside the task)"
     lines = [f"{where} errored: {exc(f)}"]
     if f["err_hop"] == "publish" and f.get("err_task"):
         lines.append("ws.task errored too, because its publish raised")

@@ -11,8 +11,11 @@ from ._base import Rule, at, col
 
 
 def _evidence(f):
+    what = "ws.task_revoked (span)"
+    if f.get("revoked_from_log"):
+        what = "the worker's revoke line (Terminating / Discarding revoked task, from its log)"
     lines = [
-        f"ws.task_revoked for {f.get('task_name') or 'the task'} at {at(f.get('revoked_ts'))}"
+        f"{what} for {f.get('task_name') or 'the task'} at {at(f.get('revoked_ts'))}"
         + (f": {f['err_exc']}" if f.get("err_exc") else "")
     ]
     if f.get("revoked_by"):
@@ -21,7 +24,12 @@ def _evidence(f):
             f"revoked by message {f['revoked_by']}{kind} at {at(f.get('revoke_ts'))} "
             "(ws.revoke in the web process)"
         )
-    lines.append(f"chunks published {f['published']}, delivered {f['delivered']}, sent {f['sent']}")
+    if f.get("log_only"):
+        lines.append("chunks are not in the logs (wstrace's ws.publish/ws.send spans would count them)")
+    else:
+        lines.append(
+            f"chunks published {f['published']}, delivered {f['delivered']}, sent {f['sent']}"
+        )
     return lines
 
 

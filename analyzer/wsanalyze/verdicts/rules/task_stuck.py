@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Rule, at, col, exc, incomplete, source
+from ._base import Rule, at, col, exc, incomplete, source, span_source
 
 _HINT = (
     "Set soft/hard time limits on the task, catch SoftTimeLimitExceeded to send a terminal "
@@ -41,6 +41,12 @@ def _lost_run_evidence(f):
     return lines
 
 
+def _stuck_error(f):
+    if f.get("task_lost"):
+        return f"{span_source(f, 'task')}: {exc(f)}"
+    return f"{source(f, 'task')}: ended with {exc(f)}"
+
+
 # Past this, a run's spans would have been exported (the flush interval is 1 s).
 _EXPORT_GRACE_S = 3.0
 
@@ -63,7 +69,7 @@ RULES = (
         when=(col("err_hop") == "task") & col("exc_stuck"),
         cause="task_stuck",
         hop="task",
-        evidence=lambda f: [f"{source(f, 'task')}: ended with {exc(f)}"],
+        evidence=lambda f: [_stuck_error(f)],
         hint=lambda f: _HINT,
     ),
     Rule(

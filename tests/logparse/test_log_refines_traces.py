@@ -1,0 +1,219 @@
+"""With traces and logs: log lines tied to a message exactly are listed in its evidence,
+prefixed with their source, even when its spans decided the verdict; they never count
+as a run of the task (no duplicate delivery). Also Celery's revoke lines from logs alone.
+
+Spans come from ``wsanalyze.verdicts.testing.Trace`` written as OTLP files; log lines are
+in the formats the real Celery worker and the example app print (see test_log_verdicts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsanalyze.verdicts.api import conversation_list, conversation_report
+from wsanalyze.verdicts.testing import START, Trace, write_otlp
+from wstrace import conventions as c
+
+TASK = "336da05e-7c3b-4122-97dc-90cbd469fb51"
+OTHER = "9f1c2b3a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
+LOST = (
+    "Task handler raised error: WorkerLostError('Worker exited prematurely: "
+    "signal 9 (SIGKILL) Job: 0.')"
+)
+
+
+def stamp(ms: float) -> str:
+    """Celery's local stamp (UTC here) ``ms`` after the traces' start."""
+    from datetime import timedelta
+
+    t = START + timedelta(milliseconds=ms)
+    return t.strftime("%Y-%m-%d %H:%M:%S,") + f"{t.microsecond // 1000:03d}"
+
+
+def celery(ms: float, text: str, level: str = "INFO", proc: str = "MainProcess") -> str:
+    return f"[{stamp(ms)}: {level}/{proc}] {text}"
+
+
+def received(ms: float, task: str = TASK) -> str:
+    return celery(ms, f"Task chat.tasks.run_agent[{task}] received")
+
+
+def succeeded(ms: float, task: str = TASK) -> str:
+    return celery(ms, f"Task chat.tasks.run_agent[{task}] succeeded in 0.05s: None",
+                  proc="ForkPoolWorker-1")  # fmt: skip
+
+
+def with_task_id(t: Trace, task: str = TASK) -> Trace:
+    for row in t.rows:
+        if row.get("task_id"):
+            row["task_id"] = task
+    return t
+
+
+def store(tmp_path: Path, t: Trace, worker: list[str], web: list[str] = ()) -> tuple[str, str]:
+    traces, logs = tmp_path / "traces", tmp_path / "logs"
+    write_otlp(t, traces)
+    logs.mkdir()
+    (logs / "worker.log").write_text("\n".join(worker) + "\n")
+    if web:
+        (logs / "web.log").write_text("\n".join(web) + "\n")
+    return str(traces), str(logs)
+
+
+def killed_child(t: Trace) -> dict[str, str]:
+    """receive → enqueue → ws.task_lost: the child died, the main process recorded the loss."""
+    conn = t.connect("k1")
+    rec = t.receive("m1", "k1", 10)
+    enq = t.enqueue("m1", rec, 11)
+    t.span(
+        "ws.task_lost", c.HOP_TASK, c.EV_TASK_LOST, 2000, 0, parent=enq, service="worker",
+        message_id="m1", task_id="x", task_name="chat.tasks.run_agent", status="error",
+        cause="task_stuck", exception="WorkerLostError: Worker exited prematurely: signal 9",
+    )  # fmt: skip
+    t.disconnect("k1", 20000)
+    return {"connect": conn, "receive": rec, "enqueue": enq}
+
+
+def test_a_sigkilled_child_lists_the_workers_workerlosterror_line_next_to_ws_task_lost(
+    tmp_path,
+):
+    t = Trace("c1")
+    killed_child(t)
+    traces, logs = store(
+        tmp_path, with_task_id(t), [received(15), celery(1990, LOST, level="ERROR")]
+    )
+    report = conversation_report("c1", traces=traces, logs=logs)
+    (m,) = report.messages
+    assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_stuck"), m.summary
+    assert m.confidence == "exact" and not m.log_only
+    assert any(line.startswith("ws.task_lost (span, recorded by the worker's main process")
+               for line in m.evidence), m.evidence  # fmt: skip
+    lost = [line for line in m.evidence if "WorkerLostError(" in line]
+    assert len(lost) == 1 and lost[0].startswith("log: worker (celery) 10:00:01.990: "), lost
+    assert "the one task open on worker" in lost[0]
+    assert any(line.startswith("log: worker (celery) 10:00:00.015: ") and "received" in line
+               for line in m.evidence)  # fmt: skip
+
+
+def test_a_workerlosterror_with_two_tasks_open_on_the_worker_joins_neither(tmp_path):
+    t = Trace("c1")
+    killed_child(t)
+    worker = [received(15), received(16, OTHER), celery(1990, LOST, level="ERROR")]
+    traces, logs = store(tmp_path, with_task_id(t), worker)
+    (m,) = conversation_report("c1", traces=traces, logs=logs).messages
+    assert m.cause == "task_stuck"
+    assert not any("WorkerLostError(" in line for line in m.evidence), m.evidence
+    assert any("received" in line and line.startswith("log: ") for line in m.evidence)
+
+
+def test_a_raised_unexpected_line_is_evidence_of_a_task_failed_verdict_from_spans(tmp_path):
+    t = Trace("c1")
+    t.connect("k1")
+    rec = t.receive("m1", "k1", 10)
+    enq = t.enqueue("m1", rec, 11)
+    t.task("m1", enq, 15, 30, status="error", exception="KeyError: 'x'")
+    t.disconnect("k1", 5000)
+    raised = celery(44, f"Task chat.tasks.run_agent[{TASK}] raised unexpected: KeyError('x')",
+                    level="ERROR", proc="ForkPoolWorker-1")  # fmt: skip
+    traces, logs = store(tmp_path, with_task_id(t), [received(14), raised])
+    (m,) = conversation_report("c1", traces=traces, logs=logs).messages
+    assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_failed"), m.summary
+    assert any(line.startswith("log: worker (celery) 10:00:00.044: ")
+               and "raised unexpected: KeyError" in line for line in m.evidence), m.evidence
+    assert any(line.startswith("ws.task (span) errored") for line in m.evidence), m.evidence
+
+
+def test_a_task_with_spans_and_log_lines_is_one_run_and_still_delivered(tmp_path):
+    t = Trace("c1")
+    t.connect("k1")
+    t.message("m1", "k1", 10, chunks=2)
+    t.disconnect("k1", 5000)
+    traces, logs = store(tmp_path, with_task_id(t), [received(14), succeeded(50)])
+    report = conversation_report("c1", traces=traces, logs=logs)
+    (m,) = report.messages
+    assert (m.outcome, m.cause) == ("delivered", "ok"), m.summary
+    assert m.confidence == "exact"
+    assert "task: 1 run(s)" in " ".join(m.evidence), m.evidence
+    assert any("succeeded in" in line and line.startswith("log: ") for line in m.evidence)
+    rows, _ = conversation_list(traces=traces, logs=logs)
+    assert [(r.verdict.outcome, r.verdict.cause) for r in rows] == [("delivered", "ok")]
+
+
+def test_an_app_line_naming_the_message_joins_its_evidence_and_another_message_does_not(
+    tmp_path,
+):
+    t = Trace("c1")
+    t.connect("k1")
+    t.message("m1", "k1", 10, chunks=1)
+    t.message("m2", "k1", 100, chunks=1)
+    t.disconnect("k1", 5000)
+    web = [f'ts=2026-01-02T10:00:00.012Z level=info msg="frame received" conv=c1 message_id=m1']
+    traces, logs = store(tmp_path, t, [], web)
+    report = conversation_report("c1", traces=traces, logs=logs)
+    by_id = {m.message_id: m for m in report.messages}
+    assert any(line.startswith("log: web (app) 10:00:00.012: ") and "frame received" in line
+               for line in by_id["m1"].evidence), by_id["m1"].evidence  # fmt: skip
+    assert not any("frame received" in line for line in by_id["m2"].evidence)
+    assert (by_id["m1"].outcome, by_id["m1"].cause) == ("delivered", "ok")
+
+
+# --- revoke lines, logs alone ---------------------------------------------------------------
+
+T = "2026-12-04T07:41"
+
+
+def access(second: str, verb: str, conv: str, port: int = 55212) -> str:
+    return f'127.0.0.1:{port} - - [04/Dec/2026:07:41:{second}] "{verb} /ws/chat/{conv}/" - -'
+
+
+def app(ms: str, msg: str, conv: str, **kv: str) -> str:
+    extra = "".join(f" {k}={v}" for k, v in kv.items())
+    return f'ts={T}:{ms}Z level=info logger=core.agents.consumers msg="{msg}" conv={conv}{extra}'
+
+
+def worker(ms: str, text: str, level: str = "INFO", proc: str = "MainProcess") -> str:
+    return f"[2026-12-04 07:41:{ms}: {level}/{proc}] {text}"
+
+
+def log_only(tmp_path: Path, worker_lines: list[str]) -> str:
+    web = [
+        access("25", "WSCONNECTING", "c1"), access("25", "WSCONNECT", "c1"),
+        app("25.864", "message queued", "c1", message_id="m1", task=TASK, queue="celery"),
+        access("40", "WSDISCONNECT", "c1"), app("40.100", "ws disconnected", "c1", code="1000"),
+    ]  # fmt: skip
+    (tmp_path / "web.log").write_text("\n".join(web) + "\n")
+    (tmp_path / "worker.log").write_text("\n".join(worker_lines) + "\n")
+    return str(tmp_path)
+
+
+def test_a_terminated_task_from_logs_alone_is_task_revoked(tmp_path):
+    logs = log_only(tmp_path, [
+        worker("25,866", f"Task core.agents.tasks.run_agent[{TASK}] received"),
+        worker("27,000", f"Terminating {TASK} (Signals.SIGTERM)"),
+    ])  # fmt: skip
+    report = conversation_report("c1", logs=logs)
+    (m,) = report.messages
+    assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_revoked"), m.summary
+    assert any(f"Terminating {TASK} (Signals.SIGTERM)" in line and line.startswith("log: worker")
+               for line in m.evidence), m.evidence  # fmt: skip
+    assert any(line.startswith("the worker's revoke line") for line in m.evidence), m.evidence
+    rows, _ = conversation_list(logs=logs)
+    assert (rows[0].verdict.outcome, rows[0].verdict.cause) == ("lost", "task_revoked")
+
+
+def test_a_revoked_task_discarded_before_it_ran_is_task_revoked(tmp_path):
+    line = f"Discarding revoked task: core.agents.tasks.run_agent[{TASK}]"
+    logs = log_only(tmp_path, [worker("26,000", line)])
+    (m,) = conversation_report("c1", logs=logs).messages
+    assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_revoked"), m.summary
+
+
+def test_a_revoke_flagged_after_the_task_succeeded_stops_nothing(tmp_path):
+    logs = log_only(tmp_path, [
+        worker("25,866", f"Task core.agents.tasks.run_agent[{TASK}] received"),
+        worker("26,100", f"Task core.agents.tasks.run_agent[{TASK}] succeeded in 0.2s: None",
+               proc="ForkPoolWorker-1"),
+        worker("30,000", f"Tasks flagged as revoked: {TASK}"),
+    ])  # fmt: skip
+    (m,) = conversation_report("c1", logs=logs).messages
+    assert (m.outcome, m.cause) == ("delivered", "ok"), m.summary

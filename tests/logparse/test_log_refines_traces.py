@@ -8,8 +8,11 @@ in the formats the real Celery worker and the example app print (see test_log_ve
 
 from __future__ import annotations
 
+import shutil
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from wsanalyze.verdicts.api import conversation_list, conversation_report
 from wsanalyze.verdicts.testing import START, Trace, write_otlp
 from wstrace import conventions as c
@@ -118,8 +121,11 @@ def test_a_raised_unexpected_line_is_evidence_of_a_task_failed_verdict_from_span
     traces, logs = store(tmp_path, with_task_id(t), [received(14), raised])
     (m,) = conversation_report("c1", traces=traces, logs=logs).messages
     assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_failed"), m.summary
-    assert any(line.startswith("log: worker (celery) 10:00:00.044: ")
-               and "raised unexpected: KeyError" in line for line in m.evidence), m.evidence
+    assert any(
+        line.startswith("log: worker (celery) 10:00:00.044: ")
+        and "raised unexpected: KeyError" in line
+        for line in m.evidence
+    ), m.evidence
     assert any(line.startswith("ws.task (span) errored") for line in m.evidence), m.evidence
 
 
@@ -147,7 +153,7 @@ def test_an_app_line_naming_the_message_joins_its_evidence_and_another_message_d
     t.message("m1", "k1", 10, chunks=1)
     t.message("m2", "k1", 100, chunks=1)
     t.disconnect("k1", 5000)
-    web = [f'ts=2026-01-02T10:00:00.012Z level=info msg="frame received" conv=c1 message_id=m1']
+    web = ['ts=2026-01-02T10:00:00.012Z level=info msg="frame received" conv=c1 message_id=m1']
     traces, logs = store(tmp_path, t, [], web)
     report = conversation_report("c1", traces=traces, logs=logs)
     by_id = {m.message_id: m for m in report.messages}
@@ -217,3 +223,123 @@ def test_a_revoke_flagged_after_the_task_succeeded_stops_nothing(tmp_path):
     ])  # fmt: skip
     (m,) = conversation_report("c1", logs=logs).messages
     assert (m.outcome, m.cause) == ("delivered", "ok"), m.summary
+
+
+# --- Redis and broker errors, logs alone -------------------------------------------------------
+
+REFUSED = "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+
+
+def test_a_redis_error_inside_the_one_running_task_is_channel_layer_unavailable(tmp_path):
+    logs = log_only(tmp_path, [
+        worker("25,866", f"Task core.agents.tasks.run_agent[{TASK}] received"),
+        worker("26,500", f"layer send failed: {REFUSED}", level="ERROR", proc="ForkPoolWorker-1"),
+    ])  # fmt: skip
+    report = conversation_report("c1", logs=logs)
+    (m,) = report.messages
+    assert (m.outcome, m.hop, m.cause) == ("lost", "publish", "channel_layer_unavailable"), (
+        m.summary
+    )
+    assert m.confidence == "time"  # the error line names no task: joined by time
+    assert any(
+        line.startswith("log: worker (app) 07:41:26.500: ")
+        and "Error 111" in line
+        and "the one task running on worker" in line
+        for line in m.evidence
+    ), m.evidence
+    rows, _ = conversation_list(logs=logs)
+    assert rows[0].verdict.cause == "channel_layer_unavailable"
+
+
+def test_a_redis_error_while_two_tasks_ran_on_the_worker_joins_neither(tmp_path):
+    logs = log_only(tmp_path, [
+        worker("25,866", f"Task core.agents.tasks.run_agent[{TASK}] received"),
+        worker("25,900", f"Task core.agents.tasks.run_agent[{OTHER}] received"),
+        worker("26,500", f"layer send failed: {REFUSED}", level="ERROR", proc="ForkPoolWorker-1"),
+    ])  # fmt: skip
+    m = next(m for m in conversation_report("c1", logs=logs).messages if m.message_id == "m1")
+    assert m.cause != "channel_layer_unavailable", m.summary
+    assert not any("Error 111" in line for line in m.evidence), m.evidence
+
+
+def broker_down(ms: str) -> str:
+    return worker(ms, f"consumer: Cannot connect to redis://127.0.0.1:6379/0: {REFUSED}\n"
+                      "Trying again in 2.00 seconds... (1/100)\n", level="ERROR")  # fmt: skip
+
+
+def test_a_task_enqueued_while_the_workers_broker_was_down_is_broker_unavailable(tmp_path):
+    logs = log_only(tmp_path, [
+        worker("10,000", "celery@host ready."), broker_down("20,000"), broker_down("22,000"),
+    ])  # fmt: skip
+    report = conversation_report("c1", logs=logs)
+    (m,) = report.messages
+    assert (m.outcome, m.hop, m.cause) == ("lost", "enqueue", "broker_unavailable"), m.summary
+    assert any(
+        line.startswith("log: worker (celery) 07:41:20.000: ")
+        and "consumer: Cannot connect to redis://" in line
+        for line in m.evidence
+    ), m.evidence
+    assert any(line.startswith("no worker received the task") for line in m.evidence)
+    rows, _ = conversation_list(logs=logs)
+    assert rows[0].verdict.cause == "broker_unavailable"
+
+
+def test_a_broker_that_came_back_before_the_enqueue_is_not_the_cause(tmp_path):
+    logs = log_only(tmp_path, [
+        worker("10,000", "celery@host ready."), broker_down("20,000"),
+        worker("24,000", "Connected to redis://127.0.0.1:6379/0"),
+    ])  # fmt: skip
+    (m,) = conversation_report("c1", logs=logs).messages
+    assert m.cause != "broker_unavailable", m.summary
+
+
+# --- real captured output ------------------------------------------------------------------------
+
+
+@pytest.mark.stack
+def test_a_really_killed_prefork_child_is_task_stuck_from_spans_with_the_workers_lines(
+    captured, tmp_path
+):
+    """The worker's real output (tests/logparse/capture.py SIGKILLs chat.killed's child) beside
+    spans for that task: the spans decide, the worker's lines are its evidence; the
+    WorkerLostError line (no task id on it) joins the one task the worker never finished."""
+    import polars as pl
+    from wsanalyze.logparse import parse_lines, read_file
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for path in captured.files["celery"]:
+        shutil.copy(path, logs / f"worker.{path.name.split('.')[-1]}.log")
+    events = parse_lines(pl.concat([read_file(p) for p in logs.iterdir()])).collect()
+    killed = events.filter(
+        (pl.col("event") == "task_received") & (pl.col("task_name") == "chat.killed")
+    ).row(0, named=True)
+    lost = events.filter(pl.col("event") == "worker_lost").row(0, named=True)
+    t = Trace("c-killed", start=killed["ts"] - timedelta(milliseconds=20))
+    t.connect("k1")
+    rec = t.receive("m1", "k1", 5)
+    enq = t.enqueue("m1", rec, 10)
+    at = (lost["ts"] - t.start).total_seconds() * 1000
+    t.span(
+        "ws.task_lost", c.HOP_TASK, c.EV_TASK_LOST, at, 0, parent=enq, service="worker",
+        message_id="m1", task_id="x", task_name="chat.killed", status="error",
+        cause="task_stuck", exception="WorkerLostError: Worker exited prematurely: signal 9",
+    )  # fmt: skip
+    t.disconnect("k1", at + 5000)
+    with_task_id(t, killed["task_id"])
+    write_otlp(t, tmp_path / "traces")
+    report = conversation_report("c-killed", traces=str(tmp_path / "traces"), logs=str(logs))
+    (m,) = report.messages
+    assert (m.outcome, m.hop, m.cause, m.confidence) == ("lost", "task", "task_stuck", "exact")
+    assert any(line.startswith("ws.task_lost (span") for line in m.evidence), m.evidence
+    mine = [line for line in m.evidence if line.startswith("log: ")]
+    assert any(f"chat.killed[{killed['task_id']}] received" in line for line in mine), mine
+    # the tasks the worker had received by then and that never logged an end
+    ends = ("task_succeeded", "task_failed", "task_time_limit")
+    ended = set(events.filter(pl.col("event").is_in(ends))["task_id"])
+    received = events.filter((pl.col("event") == "task_received") & (pl.col("ts") <= lost["ts"]))
+    open_ = set(received["task_id"]) - ended
+    assert open_ == {killed["task_id"]}  # the capture: every other task logged its end
+    joined = [line for line in mine if "WorkerLostError(" in line]
+    assert len(joined) == 1 and joined[0].startswith("log: worker (celery) "), mine
+    assert "the one task open on worker then" in joined[0]

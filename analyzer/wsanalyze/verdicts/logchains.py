@@ -322,14 +322,104 @@ def _task_rows(frame: pl.DataFrame) -> list[dict]:
     traced = _traced_conversations(frame)
     conns = log_connections(frame)
     lost = _worker_lost(frame.filter(raw_log()), logs)
+    layer = _layer_errors(frame.filter(raw_log()), logs)
+    down = _broker_down(frame.filter(raw_log()))
     owner = _span_owners(spans)
     out: list[dict] = []
     for (task_id,), rows in logs.sort("ts").group_by("task_id", maintain_order=True):
         if task_id in ran and task_id in owner:
             out += _task_evidence(rows, owner[task_id], lost.get(task_id))
         out += _one_task(task_id, rows, enq_spans.get(task_id), task_id in ran, traced, conns,
-                         lost.get(task_id))  # fmt: skip
+                         lost.get(task_id), layer.get(task_id), down)  # fmt: skip
     return out + _over_capacity(frame.filter(raw_log()), out)
+
+
+_UNAVAILABLE = (
+    r"(?i)error 111|connection refused|connecting to|connection closed by server|"
+    r"timeout connecting|connectionerror|connectionreset"
+)
+
+
+def _runs(tasks: pl.DataFrame) -> list[dict]:
+    """Celery's task runs from their lines: task id, service, received, first end (or None)."""
+    celery = tasks.filter(pl.col("name") == "celery")
+    received = (
+        celery.filter(pl.col("event") == "task_received")
+        .group_by("task_id")
+        .agg(pl.col("ts").min().alias("rcv"), pl.col("service").first())
+    )
+    ended = (
+        celery.filter(pl.col("event").is_in(_END_EVENTS))
+        .group_by("task_id")
+        .agg(pl.col("ts").min().alias("end"))
+    )
+    return received.join(ended, on="task_id", how="left").to_dicts()
+
+
+def _layer_errors(raw: pl.DataFrame, tasks: pl.DataFrame) -> dict[str, dict]:
+    """task id → a Redis connection error line (no task id on it) its worker logged while
+    that task was the one running there (several running: it joins none)."""
+    lines = (
+        raw.filter(
+            pl.col("task_id").is_null()
+            & (pl.col("status") == "error").fill_null(False)
+            & (pl.col("name") != "celery").fill_null(True)
+            & (
+                (pl.col("event") == "redis_error")
+                | pl.coalesce("exception", "detail").str.contains(_UNAVAILABLE).fill_null(False)
+            )
+        )
+        .sort("ts")
+        .to_dicts()
+    )
+    if not lines:
+        return {}
+    runs = _runs(tasks)
+    out: dict[str, dict] = {}
+    for line in lines:
+        found = [
+            r for r in runs
+            if r["service"] == line["service"] and r["rcv"] <= line["ts"]
+            and (r["end"] is None or line["ts"] <= r["end"])
+        ]  # fmt: skip
+        if len(found) == 1:
+            out.setdefault(found[0]["task_id"], line)
+    return out
+
+
+_DOWN = ("broker_unreachable", "broker_lost")
+_UP = ("broker_connected", "worker_ready", "task_received")
+
+
+def _broker_down(raw: pl.DataFrame) -> dict[str, list[tuple]]:
+    """Per worker service (Celery lines): the spans of time its broker connection was down,
+    (first error line, until) — ``until`` None while it never came back."""
+    celery = raw.filter((pl.col("name") == "celery").fill_null(False)).sort("ts")
+    out: dict[str, list[tuple]] = {}
+    for (service,), rows in celery.group_by("service", maintain_order=True):
+        spans: list[tuple] = []
+        first = None
+        for r in rows.iter_rows(named=True):
+            if r["event"] in _DOWN and first is None:
+                first = r
+            elif r["event"] in _UP and first is not None:
+                spans.append((first, r["ts"]))
+                first = None
+        if first is not None:
+            spans.append((first, None))
+        out[service] = spans
+    return out
+
+
+def _broker_line(down: dict[str, list[tuple]], ts: datetime) -> dict | None:
+    """The broker error line of the one worker that logged, when it was down at ``ts``."""
+    if len(down) != 1:
+        return None  # several workers (or none): which one would have taken it is unknown
+    (spans,) = down.values()
+    for first, until in spans:
+        if first["ts"] <= ts + _WHOLE and (until is None or ts <= until):
+            return first
+    return None
 
 
 def _span_owners(spans: pl.DataFrame) -> dict[str, dict]:
@@ -380,9 +470,7 @@ def _task_evidence(rows: pl.DataFrame, owner: dict, lost: dict | None) -> list[d
 
 def _message_evidence(frame: pl.DataFrame) -> list[dict]:
     """App lines naming a message id its spans carry (no task id): evidence of that message."""
-    raw = frame.filter(
-        raw_log() & pl.col("message_id").is_not_null() & pl.col("task_id").is_null()
-    )
+    raw = frame.filter(raw_log() & pl.col("message_id").is_not_null() & pl.col("task_id").is_null())
     if raw.is_empty():
         return []
     spans = frame.filter((pl.col("source") != "log") & pl.col("message_id").is_not_null())
@@ -501,7 +589,8 @@ def _worker_lost(raw: pl.DataFrame, tasks: pl.DataFrame) -> dict[str, dict]:
     return out
 
 
-def _one_task(task_id, rows: pl.DataFrame, enq_span, has_run, traced, conns, lost) -> list[dict]:
+def _one_task(task_id, rows: pl.DataFrame, enq_span, has_run, traced, conns, lost,
+              layer=None, down=None) -> list[dict]:  # fmt: skip
     recs = rows.to_dicts()
     celery = [r for r in recs if r.get("name") == "celery"]
     app = [r for r in recs if r.get("name") not in PRODUCERS]
@@ -541,11 +630,17 @@ def _one_task(task_id, rows: pl.DataFrame, enq_span, has_run, traced, conns, los
     if enq_span is None and (enqueue is not None or (unregistered and start is None)):
         src = enqueue or unregistered
         lines = [_line(src)] + ([_line(unregistered)] if unregistered and enqueue else [])
+        broker = _broker_line(down or {}, src["ts"]) if start is None else None
+        status, exception, enq_conf = "ok", None, weakest(conf, src.get("confidence"))
+        if broker is not None:  # never received, enqueued while the worker's broker was down
+            status, enq_conf = "error", weakest(enq_conf, "time")
+            exception = broker.get("exception") or broker.get("status_message") or "broker down"
+            lines.append(_line(broker) + " [the only worker's broker connection was down then]")
         out.append(
             _row(**{**base, "service": src["service"]}, ts=src["ts"], end_ts=src["ts"],
                  hop=c.HOP_ENQUEUE, event=c.EV_ENQUEUE, name=src.get("name") or "app",
-                 status="ok", queue=src.get("queue"),
-                 confidence=weakest(conf, src.get("confidence")), detail="\n".join(lines))
+                 status=status, exception=exception, status_message=exception,
+                 queue=src.get("queue"), confidence=enq_conf, detail="\n".join(lines))
         )  # fmt: skip
     if not has_run:
         out += _revoke_rows(base, celery, conf)
@@ -575,13 +670,23 @@ def _one_task(task_id, rows: pl.DataFrame, enq_span, has_run, traced, conns, los
     elif soft is not None:
         status, end_ts = "error", soft["ts"]
         exception = f"SoftTimeLimitExceeded: {soft.get('detail')}"
+    if status != "ok" and exception is None and layer is not None:
+        status, end_ts = "error", end_ts or layer["ts"]
+        exception = layer.get("exception") or layer.get("status_message") or layer.get("detail")
+        layer = {
+            **layer,
+            "detail": (layer.get("detail") or "").split("\n", 1)[0]
+            + f" [no task id: the one task running on {layer.get('service')} then]",
+        }
+        used.append(layer)
     app_errors = [r for r in app if r.get("status") == "error" and r["ts"] >= start["ts"]]
     if status == "unset" and app_errors:
         status, end_ts = "error", app_errors[0]["ts"]
         exception = app_errors[0].get("exception") or app_errors[0].get("detail")
         used.append(app_errors[0])
     lines = [_line(r) for r in used]
-    tied = weakest(conf, "time" if lost is not None else None) if exact_tie else conf
+    timed = lost is not None or any(r is layer for r in used if layer is not None)
+    tied = weakest(conf, "time" if timed else None) if exact_tie else conf
     out.append(
         _row(**{**base, "service": start["service"]}, ts=start["ts"], end_ts=end_ts,
              hop=c.HOP_TASK, event=c.EV_TASK, name="celery", status=status,

@@ -25,7 +25,9 @@ def _evidence(f):
             "(ws.revoke in the web process)"
         )
     if f.get("log_only"):
-        lines.append("chunks are not in the logs (wstrace's ws.publish/ws.send spans would count them)")
+        lines.append(
+            "chunks are not in the logs (wstrace's ws.publish/ws.send spans would count them)"
+        )
     else:
         lines.append(
             f"chunks published {f['published']}, delivered {f['delivered']}, sent {f['sent']}"

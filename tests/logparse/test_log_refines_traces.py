@@ -343,3 +343,34 @@ def test_a_really_killed_prefork_child_is_task_stuck_from_spans_with_the_workers
     joined = [line for line in mine if "WorkerLostError(" in line]
     assert len(joined) == 1 and joined[0].startswith("log: worker (celery) "), mine
     assert "the one task open on worker then" in joined[0]
+
+
+def test_an_app_json_traceback_naming_workerlosterror_is_the_apps_line_not_celerys(tmp_path):
+    """The room app logs `task raised` with the traceback (`raise WorkerLostError(`) in
+    exc_info: its own stamp and task id, not Celery's WorkerLostError line (which once
+    came out with no time and crashed the time joins)."""
+    import json
+
+    import polars as pl
+    from wsanalyze.logparse import parse_lines, read_file
+
+    trace = (
+        'Traceback (most recent call last):\n  File "billiard/pool.py", line 1265, in '
+        "mark_as_worker_lost\n    raise WorkerLostError(\n"
+        "billiard.exceptions.WorkerLostError: Worker exited prematurely: signal 9 (SIGKILL) Job: 5."
+    )
+    raised = json.dumps({
+        "timestamp": "2026-12-04T07:41:27.100000+00:00", "level": "error",
+        "logger": "rooms.tasks", "event": "task raised", "task_name": "rooms.tasks.stream_bot",
+        "conversation_id": "c1", "message_id": "m1", "task_id": TASK, "exc_info": trace,
+    })  # fmt: skip
+    logs = log_only(tmp_path, [
+        worker("25,866", f"Task core.agents.tasks.run_agent[{TASK}] received"),
+        worker("27,000", LOST, level="ERROR"), raised,
+    ])  # fmt: skip
+    rows = parse_lines(read_file(tmp_path / "worker.log")).collect()
+    assert rows.filter(pl.col("event") == "worker_lost").height == 1  # Celery's line only
+    app = rows.filter(pl.col("task_id") == TASK, pl.col("name") == "app").row(0, named=True)
+    assert app["ts"] is not None and app["status"] == "error"
+    (m,) = conversation_report("c1", logs=logs).messages
+    assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_stuck"), m.summary

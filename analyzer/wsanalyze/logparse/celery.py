@@ -85,7 +85,9 @@ RULES: tuple[Rule, ...] = (
         "worker_lost",
         "celery",
         "WorkerLostError",
-        r"(?P<exc>WorkerLostError\(.*)$",
+        # Celery's own line only: an app's line whose traceback says `raise WorkerLostError(`
+        # (a JSON record's exc_info) is the app's, read with its own stamp and ids
+        r"Task handler raised error: (?P<exc>WorkerLostError\(.*)$",
         hop="task",
         status="error",
         cause="task_stuck",

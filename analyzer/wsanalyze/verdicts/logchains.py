@@ -115,7 +115,9 @@ def log_chains(events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     from ..logparse.correlate import correlate
 
     frame = correlate(frame)
-    rows = _connection_rows(frame) + _task_rows(frame) + _message_evidence(frame)
+    # a line whose time could not be read stays in the table but makes no chain row
+    timed = frame.filter(~(raw_log() & pl.col("ts").is_null()))
+    rows = _connection_rows(timed) + _task_rows(timed) + _message_evidence(timed)
     if not rows:
         return frame.lazy()
     extra = conform(pl.DataFrame(rows, schema=SCHEMA, strict=False).lazy()).collect()

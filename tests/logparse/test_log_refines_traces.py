@@ -202,7 +202,8 @@ def test_a_terminated_task_from_logs_alone_is_task_revoked(tmp_path):
     assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_revoked"), m.summary
     assert any(f"Terminating {TASK} (Signals.SIGTERM)" in line and line.startswith("log: worker")
                for line in m.evidence), m.evidence  # fmt: skip
-    assert any(line.startswith("the worker's revoke line") for line in m.evidence), m.evidence
+    assert any(line.startswith("the worker's revoke line") and "terminated (Signals.SIGTERM)"
+               in line for line in m.evidence), m.evidence  # fmt: skip
     rows, _ = conversation_list(logs=logs)
     assert (rows[0].verdict.outcome, rows[0].verdict.cause) == ("lost", "task_revoked")
 
@@ -374,3 +375,22 @@ def test_an_app_json_traceback_naming_workerlosterror_is_the_apps_line_not_celer
     assert app["ts"] is not None and app["status"] == "error"
     (m,) = conversation_report("c1", logs=logs).messages
     assert (m.outcome, m.hop, m.cause) == ("lost", "task", "task_stuck"), m.summary
+
+
+def test_a_consumer_that_died_of_a_redis_connection_error_lost_its_channel_layer(tmp_path):
+    crash = ("2026-12-04 07:41:27,656 ERROR    Exception inside application: "
+             "Connection closed by server.")  # fmt: skip
+    web = [access("25", "WSCONNECTING", "c1"), access("25", "WSCONNECT", "c1"), crash,
+           access("27", "WSDISCONNECT", "c1")]  # fmt: skip
+    (tmp_path / "web.log").write_text("\n".join(web) + "\n")
+    report = conversation_report("c1", logs=str(tmp_path))
+    (k,) = report.connections
+    assert (k.outcome, k.cause, k.hop) == ("lost", "channel_layer_unavailable", "deliver"), k
+    v = report.verdict
+    assert (v.outcome, v.cause) == ("lost", "channel_layer_unavailable"), v.summary
+    other = tmp_path / "other"
+    other.mkdir()
+    web[2] = crash.replace("Connection closed by server.", "KeyError: 'room'")
+    (other / "web.log").write_text("\n".join(web) + "\n")
+    (k,) = conversation_report("c1", logs=str(other)).connections
+    assert k.cause == "consumer_error", k

@@ -127,6 +127,9 @@ def _masks() -> list[pl.Expr]:
         pl.when(revoked).then(pl.col("task_id")).alias("_revoked_task"),
         pl.when(revoked).then(pl.col("ts")).alias("_revoked_ts"),
         pl.when(revoked).then(pl.col("source") == "log").alias("_revoked_log"),
+        pl.when(revoked & (pl.col("source") == "log"))
+        .then(pl.col("status_message"))
+        .alias("_revoked_how"),
         (hop_is(c.HOP_TASK) & chain & (event == c.EV_TASK_LOST)).fill_null(False).alias("_lost"),
         # published = the layer call returned (a refusal for capacity still counts; a raise does not)
         answered_ok.alias("_pub_ok"),
@@ -217,6 +220,7 @@ def _message_aggs() -> list[pl.Expr]:
         n("_revoked_task").max().alias("revoked_task_id"),
         n("_revoked_ts").min().alias("revoked_ts"),
         n("_revoked_log").min().fill_null(False).alias("revoked_from_log"),
+        n("_revoked_how").drop_nulls().first().alias("revoked_how"),
         n("_lost").any().alias("task_lost"),
         n("_enq_task_id").max().alias("enq_task_id"),
         n("_pub_ok").sum().cast(pl.Int64).alias("published"),

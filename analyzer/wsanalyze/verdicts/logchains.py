@@ -242,7 +242,7 @@ def _connection_rows(frame: pl.DataFrame) -> list[dict]:
                 _row(**{**base, "confidence": weakest(conf, crash.get("confidence") or "time")},
                      ts=k["disconnected"] or crash["ts"], hop=c.HOP_DISCONNECT,
                      event=c.EV_DISCONNECT, status="error", close_code=1011, closed_by="server",
-                     cause="consumer_error", exception=crash.get("exception"),
+                     cause=_crash_cause(crash), exception=crash.get("exception"),
                      detail="\n".join([_line(crash), text]))
             )  # fmt: skip
             continue
@@ -261,6 +261,15 @@ def _connection_rows(frame: pl.DataFrame) -> list[dict]:
         )  # fmt: skip
         out += _close_rows(base, base["confidence"], line, line["ts"], "")
     return out
+
+
+def _crash_cause(crash: dict) -> str:
+    """A consumer that died of a Redis connection error lost its channel layer (its own
+    receive and group calls go through it); any other exception is the consumer's."""
+    import re
+
+    text = " ".join(filter(None, [crash.get("exception"), crash.get("detail")]))
+    return "channel_layer_unavailable" if re.search(_UNAVAILABLE, text) else "consumer_error"
 
 
 def _close_rows(base, conf, close, disconnected, text) -> list[dict]:

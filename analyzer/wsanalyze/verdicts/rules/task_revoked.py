@@ -17,6 +17,7 @@ def _evidence(f):
     lines = [
         f"{what} for {f.get('task_name') or 'the task'} at {at(f.get('revoked_ts'))}"
         + (f": {f['err_exc']}" if f.get("err_exc") else "")
+        + (f" ({f['revoked_how']})" if f.get("revoked_from_log") and f.get("revoked_how") else "")
     ]
     if f.get("revoked_by"):
         kind = f" (a {f['revoked_by_type']!r} frame)" if f.get("revoked_by_type") else ""

@@ -324,7 +324,8 @@ ROOM_SCENARIOS: tuple[RoomScenario, ...] = (
                  _sigkill, {"message": ("lost", "task", "task_stuck")}),
     RoomScenario("room_redis_down", "Redis stops while the client is connected",
                  _redis_down, {"before": DELIVERED,
-                               "message": ("lost", "publish", "channel_layer_unavailable")},
+                               # the consumer's own layer receive loses Redis first: deliver
+                               "message": ("lost", "deliver", "channel_layer_unavailable")},
                  stack="redis_down"),
     RoomScenario("room_stop", "Stop pressed mid-stream: the task is revoked (terminate)",
                  _stop_mid_stream, {"message": ("lost", "task", "task_revoked"),

@@ -40,6 +40,18 @@ def _wait_for(path: Path, needle: str, timeout: float = 20.0) -> bool:
     return False
 
 
+def _wait_for_line(path: Path, *parts: str, timeout: float = 20.0) -> bool:
+    """Until one line holds every part: the app logs a close after the client saw it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                if all(part in line for part in parts):
+                    return True
+        time.sleep(0.1)
+    return False
+
+
 def run_chatapp(workdir: Path, redis_url: str) -> AppRun:
     """The chat app: a healthy message, an expired token (4001), a task that raises."""
     run = AppRun(workdir)
@@ -49,6 +61,8 @@ def run_chatapp(workdir: Path, redis_url: str) -> AppRun:
             transcript = stack.run_scenario(SCENARIOS[name], run.conversations[name])
             run.ids[name] = {"message": transcript.message_ids[0]} if transcript.message_ids else {}
         _wait_for(stack.worker_log, "task raised")
+        for name, code in (("auth_rejected", 4001), ("rate_limited", 4004)):
+            _wait_for_line(stack.web_log, "ws disconnected", run.conversations[name], f"={code}")
         # a secret in a line the app itself writes: the report must not repeat it
         run.conversations["secret"] = "chat-secret"
     with (workdir / "web.log").open("a") as log:
@@ -80,6 +94,7 @@ def run_roomapp(workdir: Path, redis_url: str) -> AppRun:
     with Stack(workdir, redis_url, app="roomapp", wstrace_enabled=False, concurrency=1) as stack:
         asyncio.run(_room_talk(stack, run))
         _wait_for(stack.worker_log, "task raised")
+        _wait_for_line(stack.web_log, "ws disconnected", run.conversations["auth_rejected"])
     return run
 
 

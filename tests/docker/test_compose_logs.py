@@ -198,11 +198,18 @@ def test_api_events_show_each_conversation(api_events):
     assert "ws_reject" in events_of("c-origin")
     crash = api_events.filter(pl.col("event") == "app_exception").row(0, named=True)
     assert crash["service"] == "web" and crash["close_code"] == 1011
-    failed = api_events.filter(pl.col("event") == "task_failed").row(0, named=True)
+    # Celery's own line (the app's logfmt "task raised" line is a task_failed row too)
+    failed = api_events.filter(
+        (pl.col("event") == "task_failed") & (pl.col("name") == "celery")
+    ).row(0, named=True)
     assert failed["service"] == "worker" and "AgentToolError" in failed["exception"]
     assert "Traceback" in failed["detail"]
-    received = api_events.filter(pl.col("event") == "task_received")
-    succeeded = api_events.filter(pl.col("event") == "task_succeeded")
+    received = api_events.filter(
+        (pl.col("event") == "task_received") & (pl.col("name") == "celery")
+    )
+    succeeded = api_events.filter(
+        (pl.col("event") == "task_succeeded") & (pl.col("name") == "celery")
+    )
     assert received.height >= 3 and succeeded.height >= 1
     assert set(succeeded["task_id"]) <= set(received["task_id"])
     assert api_events.filter(pl.col("service") == "redis", pl.col("event") == "redis_ready").height

@@ -77,6 +77,10 @@ CloseCodes = Annotated[
         '\'{"4010": ["auth_rejected", "auth"]}\' or a JSON file.',
     ),
 ]
+Limit = Annotated[
+    int | None,
+    typer.Option(help="Show at most this many (default: 100 in the terminal, all with --json)."),
+]
 At = Annotated[
     str | None,
     typer.Option(

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from ._common import CloseCodes, Json, Logs, Traces, clean_errors, close_codes, console, print_json
+from ._common import (
+    CloseCodes,
+    Json,
+    Limit,
+    Logs,
+    Traces,
+    clean_errors,
+    close_codes,
+    console,
+    print_json,
+)
 
 
 def connections(
@@ -20,12 +30,7 @@ def connections(
         ),
     ] = False,
     json_: Json = False,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            help="Show at most this many (default: 100 in the terminal, all with --json)."
-        ),
-    ] = None,
+    limit: Limit = None,
     close_codes_: CloseCodes = None,
 ) -> None:
     """List connections (newest first) with their route, conversation and how they ended."""

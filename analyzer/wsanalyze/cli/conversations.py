@@ -12,6 +12,7 @@ from ._common import (
     CloseCodes,
     InFlight,
     Json,
+    Limit,
     LogMapFile,
     Logs,
     Since,
@@ -41,12 +42,7 @@ def conversations(
         str | None, typer.Option(help="Only this cause (see `wsanalyze explain`).")
     ] = None,
     json_: Json = False,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            help="Show at most this many (default: 100 in the terminal, all with --json)."
-        ),
-    ] = None,
+    limit: Limit = None,
     close_codes_: CloseCodes = None,
     in_flight_s: InFlight = 5.0,
     at: At = None,

@@ -7,12 +7,15 @@ behind a delivered echo and turns an empty notification group into a loss.
 This module annotates the rows of the event table so that the message facts
 count real chunks:
 
-* a publish **answers** the conversation when it targets a group one of the
-  conversation's connections joined (or one of their channels directly), or is
-  a raw Redis PUBLISH (read by the conversation's own subscriber); any other
-  publish is a **side effect**: shown and counted, never the reason for a
-  verdict. A conversation with no recorded membership at all (a layer wstrace
-  cannot see into, logs only) keeps every publish as an answer;
+* a publish **answers** the conversation when it targets a group the message's
+  own connection joined (at any time: a stream may begin before the join), or a
+  group one of the conversation's connections was a member of when it was
+  published, or one of their channels directly, or is a raw Redis PUBLISH (read
+  by the conversation's own subscriber); any other publish is a **side
+  effect** — a per-user group whose socket had left, a bot's group — shown and
+  counted, never the reason for a verdict. A conversation with no recorded
+  membership at all (a layer wstrace cannot see into) keeps every publish as an
+  answer;
 * a publish's **stream** is the run that produced it: the nearest enclosing
   ``ws.receive`` / HTTP request / ``ws.task`` / ``ws.deliver`` span, else its
   parent (which, when absent from the store, is a process that died before it

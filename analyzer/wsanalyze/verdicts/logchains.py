@@ -576,18 +576,7 @@ def _worker_lost(raw: pl.DataFrame, tasks: pl.DataFrame) -> dict[str, dict]:
     lines = raw.filter(pl.col("event") == "worker_lost").sort("ts").to_dicts()
     if not lines:
         return {}
-    celery = tasks.filter(pl.col("name") == "celery")
-    received = (
-        celery.filter(pl.col("event") == "task_received")
-        .group_by("task_id")
-        .agg(pl.col("ts").min().alias("rcv"), pl.col("service").first())
-    )
-    ended = (
-        celery.filter(pl.col("event").is_in(_END_EVENTS))
-        .group_by("task_id")
-        .agg(pl.col("ts").min().alias("end"))
-    )
-    runs = received.join(ended, on="task_id", how="left").to_dicts()
+    runs = _runs(tasks)
     out: dict[str, dict] = {}
     for line in lines:
         open_ = [

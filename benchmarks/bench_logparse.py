@@ -91,7 +91,7 @@ def parse_in_child(path: Path, full: bool = False) -> tuple[float, int, int, flo
         "t = time.perf_counter()\n"
         "from pathlib import Path\n"
         "from wsanalyze.logparse import parse_lines, read_file\n"
-        "from wsanalyze.sources.log_files import load_log_events\n"
+        "from wsanalyze.sources.logs import load_log_events\n"
         f"ev = {call}\n"
         "dt = time.perf_counter() - t\n"
         "print(dt, ev.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"

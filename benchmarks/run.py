@@ -13,7 +13,7 @@ and reports wall time plus peak RSS (ru_maxrss of the process and its workers):
 * ``duckdb``: a hand-written DuckDB query over the same files (read_json, unnest
   resourceSpans/scopeSpans/spans, filter attributes for ws.conversation_id);
 * ``grep -c``: the floor;
-* ``ingest``: ``wsanalyze.store.ingest`` into a fresh store (spans/s, RSS);
+* ``ingest``: ``wsanalyze.sources.store.ingest`` into a fresh store (spans/s, RSS);
 * ``lookup store``: ``load_events(STORE, conversation_id=ID)`` after ingest;
 * ``conversations`` / ``lost``: group-bys over the whole store (per conversation:
   spans, first/last ts, errors, hops reached; lost-style: errored spans by hop and cause).
@@ -59,7 +59,7 @@ INGEST = (
     RUSAGE
     + """
 import time
-from wsanalyze.store import ingest
+from wsanalyze.sources.store import ingest
 t = time.perf_counter()
 r = ingest(sys.argv[1], sys.argv[2])
 print(json.dumps({"seconds": time.perf_counter() - t, "spans": r.spans_added,

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from wsanalyze.sources import Query, SourceError, load_events
-from wsanalyze.store import CompactedStore, ingest
+from wsanalyze.sources.store import CompactedStore, ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,7 +123,7 @@ def test_problems_survive_ingest(tmp_path):
 
 
 def test_compaction_into_slot_buckets_keeps_lookups_exact(raw, tmp_path, monkeypatch):
-    import wsanalyze.store as store_mod
+    import wsanalyze.sources.store.writer as store_mod
 
     monkeypatch.setattr(store_mod, "PART_ROWS", 400)
     monkeypatch.setattr(store_mod, "_FRAME_ROWS", 100)
@@ -198,7 +198,7 @@ def _with_http_chains(raw: Path, tag: int, messages: list[str]) -> None:
 
 
 def test_store_answers_message_id_reads_from_the_untagged_rows_only(raw, tmp_path, monkeypatch):
-    import wsanalyze.store as store_mod
+    import wsanalyze.sources.store.writer as store_mod
 
     monkeypatch.setattr(store_mod, "PART_ROWS", 400)
     monkeypatch.setattr(store_mod, "_FRAME_ROWS", 100)

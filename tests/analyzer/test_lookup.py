@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 from wsanalyze.cli import app
-from wsanalyze.store import ingest
+from wsanalyze.sources.store import ingest
 from wsanalyze.verdicts.api import UnknownConversation, conversation_report
 from wsanalyze.verdicts.testing import Trace, write_otlp
 

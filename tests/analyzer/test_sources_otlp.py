@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, Status, StatusCode
 from wsanalyze.events import SCHEMA
 from wsanalyze.sources import SourceError, load_events, open_source
-from wsanalyze.sources._otlp import _FIND_MAX_NEEDLES
+from wsanalyze.sources._otlp.scan import _FIND_MAX_NEEDLES
 from wsanalyze.sources.otlp_files import OtlpFilesReader
 from wstrace import conventions as C
 

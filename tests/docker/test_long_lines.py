@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from wsanalyze.logparse import read_file
 from wsanalyze.sources.base import Query
-from wsanalyze.sources.docker_logs import DockerLogsReader
+from wsanalyze.sources.logs import DockerLogsReader
 
 pytestmark = pytest.mark.docker
 

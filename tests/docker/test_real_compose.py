@@ -20,8 +20,7 @@ import pytest
 from wsanalyze.demo.client import converse
 from wsanalyze.demo.stack import Stack, find_redis_server, free_port
 from wsanalyze.sources.base import Query
-from wsanalyze.sources.docker_logs import DockerLogsReader
-from wsanalyze.sources.log_files import load_log_events
+from wsanalyze.sources.logs import DockerLogsReader, load_log_events
 from wsanalyze.verdicts import analyze_conversation
 
 from tests.docker.engine import host_mounts, wait_for_log

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from wsanalyze.events import SCHEMA
 from wsanalyze.logparse import parse_lines, read_file
-from wsanalyze.sources.log_files import load_log_events
+from wsanalyze.sources.logs import load_log_events
 
 from tests.logparse.capture import DAPHNE_UTC_OFFSET_S, Captured
 
@@ -149,7 +149,7 @@ def test_stream_chunks_are_reassembled_into_lines_at_any_boundary(captured):
     """The Docker API streams chunks that split lines anywhere; lines come back whole."""
     import random
 
-    from wsanalyze.sources.docker_logs import chunks_to_lines
+    from wsanalyze.sources.logs.containers import chunks_to_lines
 
     data = captured.text("celery", "stderr").encode()
     rng = random.Random(3)

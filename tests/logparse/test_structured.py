@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from wsanalyze.cli import app as cli_app
 from wsanalyze.logmap import LogMap, LogMapError, LogPattern, load_log_map
 from wsanalyze.logparse import parse_lines, read_file
-from wsanalyze.sources.log_files import load_log_events
+from wsanalyze.sources.logs import load_log_events
 
 from tests.logparse.appcapture import JWT, AppRun, capture_apps
 

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 from wsanalyze.cli import app
 from wsanalyze.events import SCHEMA
 from wsanalyze.sources import Query, SourceError, load_events, open_source
+from wsanalyze.sources._otlp.frame import rows_to_frame
 from wsanalyze.sources.jaeger import JaegerReader, otlp_span, trace_rows
-from wsanalyze.sources.otlp_files import OtlpFilesReader, rows_to_frame
+from wsanalyze.sources.otlp_files import OtlpFilesReader
 from wsanalyze.sources.tempo import TempoReader, traceql
 from wsanalyze.verdicts import analyze_conversation
 from wstrace import conventions as C

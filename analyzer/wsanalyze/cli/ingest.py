@@ -25,8 +25,8 @@ def ingest(
 ) -> None:
     """Compact the trace store into Parquet sorted by conversation; new files are picked up incrementally."""
     try:
-        from ..store import DEFAULT_STORE, ENV_STORE
-        from ..store import ingest as run_ingest
+        from ..sources.store import DEFAULT_STORE, ENV_STORE
+        from ..sources.store import ingest as run_ingest
     except ImportError:
         fail("this build has no compacted store (wsanalyze.store); nothing to ingest")
     target = store or os.environ.get(ENV_STORE) or DEFAULT_STORE

@@ -12,10 +12,13 @@ The one call the commands make::
 
 ``traces`` is a ``--traces`` value: a directory or file of OTLP JSON lines
 (embedded store, collector file export, zstd), a compacted store written by
-``wsanalyze.store.ingest``, or a registered URL scheme. None means the embedded
+``wsanalyze.sources.store.ingest``, or a registered URL scheme. None means the embedded
 store (``$WSTRACE_DIR`` or ``./.wstrace``). When a compacted store of that
 directory exists and is current (``$WSANALYZE_STORE`` or ``./.wsanalyze``), it
 answers, and only data written since the last ingest is read from the raw files.
+
+Which reader opens a value is decided by the registry in ``sources.base``; this
+package imports every reader module once, below, so that each registers itself.
 """
 
 from __future__ import annotations
@@ -28,20 +31,26 @@ from datetime import datetime
 import polars as pl
 
 from wsanalyze.events import conform, empty_events
-from wsanalyze.sources import jaeger, tempo  # noqa: F401  (register jaeger://, tempo://)
+
+# Imported for their registrations: jaeger://, tempo://, OTLP files, compacted stores.
+from wsanalyze.sources import jaeger, otlp_files, store, tempo  # noqa: F401
 from wsanalyze.sources.base import (
+    ListsConversations,
     Query,
     ReadResult,
     SourceError,
     TraceReader,
     default_traces_dir,
     open_source,
+    register_path,
     register_scheme,
 )
+from wsanalyze.sources.store import reader_with_store
 
 LoadResult = ReadResult
 
 __all__ = [
+    "ListsConversations",
     "LoadResult",
     "Query",
     "SourceError",
@@ -50,6 +59,7 @@ __all__ = [
     "default_traces_dir",
     "load_events",
     "open_source",
+    "register_path",
     "register_scheme",
 ]
 
@@ -74,8 +84,6 @@ def load_events(
     Raises SourceError (one clean line saying where it looked) when the source is
     missing or unusable; bad lines inside it become ``problems`` instead.
     """
-    from wsanalyze.store import reader_with_store
-
     query = Query(
         conversation_id=conversation_id,
         since=since,
@@ -118,24 +126,11 @@ def conversation_ids(traces: str | os.PathLike | None = None) -> list[str]:
     For "unknown id, did you mean ...": raw files are searched with a bytes regex,
     a compacted store answers from its conversation_id column.
     """
-    from wsanalyze.sources._otlp import scan_conversation_ids
-    from wsanalyze.sources.otlp_files import OtlpFilesReader
-    from wsanalyze.store import CompactedStore, _StoreAndTail, reader_with_store
-
     reader = reader_with_store(open_source(traces))
-    ids: set[str] = set()
-    if isinstance(reader, _StoreAndTail):
-        ids.update(conversation_ids(reader.store.path))
-        reader = OtlpFilesReader(reader.raw, only=reader.tail_files())
-    if isinstance(reader, CompactedStore):
-        column = reader.read(Query()).events.select(pl.col("conversation_id").unique())
-        ids.update(x for x in column.collect()["conversation_id"] if x is not None)
-    elif isinstance(reader, OtlpFilesReader):
-        for path in reader.files():
-            ids.update(scan_conversation_ids(str(path))[0])
-    else:
-        events = reader.read(Query()).events.select(pl.col("conversation_id").unique())
-        ids.update(x for x in events.collect()["conversation_id"] if x is not None)
+    if isinstance(reader, ListsConversations):
+        return sorted(reader.conversation_ids())
+    events = reader.read(Query()).events.select(pl.col("conversation_id").unique())
+    ids = {x for x in events.collect()["conversation_id"] if x is not None}
     return sorted(ids)
 
 

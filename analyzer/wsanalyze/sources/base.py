@@ -1,14 +1,25 @@
-"""The reader interface every trace source implements, and the `--traces` registry.
+"""The reader interface every trace source implements, and the registry behind ``--traces``.
 
-A reader turns one source (a directory of OTLP files, a compacted store, later
-Jaeger or Tempo) into event-table frames. ``open_source(spec)`` picks the reader
-for a ``--traces`` value::
+A reader turns one source (a directory of OTLP files, a compacted store, Jaeger,
+Tempo) into event-table frames. ``open_source(spec)`` picks the reader for a
+``--traces`` value::
 
-    reader = open_source("./.wstrace")            # directory or single file
-    reader = open_source("jaeger://localhost:16686")   # once a jaeger reader is registered
+    reader = open_source("./.wstrace")                  # directory or single file
+    reader = open_source("jaeger://localhost:16686")    # a registered URL scheme
     result = reader.read(Query(conversation_id="abc"))
 
-New schemes register a factory with ``register_scheme("jaeger", JaegerReader)``.
+This module knows no reader (as Channels' ``ChannelLayerManager`` knows no layer
+backend): each reader module registers itself when imported, and
+``wsanalyze.sources`` imports them all, so importing any part of the package fills
+the registry. Readers register by URL scheme or by what a path looks like::
+
+    register_scheme("jaeger", JaegerReader)                    # jaeger://...
+    register_path("compacted store", is_store, CompactedStore)  # a store directory
+    register_path("OTLP files", lambda path: True, OtlpFilesReader, priority=-1)
+
+Optional capabilities beyond ``TraceReader``: ``reads_message_ids = True`` when
+``Query.message_ids`` / ``app_message_ids`` are searched rather than ignored, and
+``conversation_ids()`` (``ListsConversations``) when the ids can be listed cheaply.
 """
 
 from __future__ import annotations
@@ -98,13 +109,52 @@ class TraceReader(Protocol):
         ...
 
 
+@runtime_checkable
+class ListsConversations(Protocol):
+    """A reader that lists its conversation ids without decoding every span."""
+
+    def conversation_ids(self) -> set[str]:
+        """Every conversation id in the source."""
+        ...
+
+
 ReaderFactory = Callable[[str], TraceReader]
+PathReaderFactory = Callable[[Path], TraceReader]
+
+
+@dataclass(frozen=True)
+class _PathReader:
+    """A registered reader of existing files or directories."""
+
+    name: str
+    claims: Callable[[Path], bool]
+    factory: PathReaderFactory
+    priority: int
+
+
 _SCHEMES: dict[str, ReaderFactory] = {}
+_PATHS: dict[str, _PathReader] = {}
 
 
 def register_scheme(scheme: str, factory: ReaderFactory) -> None:
     """Make ``scheme://...`` values of ``--traces`` open with ``factory(spec)``."""
     _SCHEMES[scheme.lower()] = factory
+
+
+def register_path(
+    name: str,
+    claims: Callable[[Path], bool],
+    factory: PathReaderFactory,
+    *,
+    priority: int = 0,
+) -> None:
+    """Make an existing file or directory that ``claims(path)`` open with ``factory(path)``.
+
+    Readers are asked from the highest ``priority`` down (equal ones in the order they
+    registered); a reader that takes any path registers below 0, so the ones that
+    recognise a layout are asked first. Registering a ``name`` again replaces it.
+    """
+    _PATHS[name] = _PathReader(name, claims, factory, priority)
 
 
 def default_traces_dir() -> Path:
@@ -114,8 +164,6 @@ def default_traces_dir() -> Path:
 
 def open_source(spec: str | os.PathLike | None = None) -> TraceReader:
     """The reader for a ``--traces`` value (None = the embedded store)."""
-    from wsanalyze.sources.otlp_files import OtlpFilesReader
-
     if spec is None:
         path = default_traces_dir()
         where = f"{path} (from ${ENV_DIR})" if os.environ.get(ENV_DIR) else f"{path.resolve()}"
@@ -124,7 +172,7 @@ def open_source(spec: str | os.PathLike | None = None) -> TraceReader:
                 f"no trace store at {where}: run the app with wstrace enabled, "
                 f"or pass --traces DIR|FILE"
             )
-        return _open_path(path, OtlpFilesReader)
+        return _open_path(path)
     text = os.fspath(spec)
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
@@ -139,12 +187,13 @@ def open_source(spec: str | os.PathLike | None = None) -> TraceReader:
     path = Path(text)
     if not path.exists():
         raise SourceError(f"no traces at {path.resolve()}: no such file or directory")
-    return _open_path(path, OtlpFilesReader)
+    return _open_path(path)
 
 
-def _open_path(path: Path, fallback: Callable[[Path], TraceReader]) -> TraceReader:
-    from wsanalyze.store import CompactedStore, is_store
-
-    if path.is_dir() and is_store(path):
-        return CompactedStore(path)
-    return fallback(path)
+def _open_path(path: Path) -> TraceReader:
+    """The first registered path reader, by priority, that claims ``path``."""
+    for entry in sorted(_PATHS.values(), key=lambda e: -e.priority):  # stable: ties keep order
+        if entry.claims(path):
+            return entry.factory(path)
+    known = ", ".join(_PATHS) or "none"
+    raise SourceError(f"no trace reader takes {path.resolve()} (readers: {known})")

@@ -20,7 +20,7 @@ conversation every trace of the window is read. (The internal API, not api/v3:
 api/v3's HTTP ``/api/v3/traces`` search takes no attribute filter.)
 
 The internal JSON is what Jaeger's OTLP→Jaeger translation produced, so it is
-mapped back to OTLP before the shared normalizer (``_otlp.span_row``) turns it
+mapped back to OTLP before the shared normalizer (``_otlp.rows.span_row``) turns it
 into rows: the first ``CHILD_OF`` reference is the parent (other references are
 links), the ``span.kind`` tag is the kind, ``otel.status_code`` /
 ``otel.status_description`` (or ``error=true``) the status, logs are span events
@@ -33,25 +33,19 @@ search raises ``SourceError`` with one line naming the URL.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from wstrace import conventions as C
 
-from wsanalyze.sources._otlp import ROW_COLUMNS, span_row
+from wsanalyze.sources._http import HttpJson, RemoteSpec, one_line, truthy, window_end
+from wsanalyze.sources._otlp.frame import rows_to_frame
+from wsanalyze.sources._otlp.rows import ROW_COLUMNS, span_row
 from wsanalyze.sources.base import Query, ReadResult, SourceError, register_scheme
-from wsanalyze.sources.otlp_files import ns_to_datetime, rows_to_frame
 
 DEFAULT_PORT = 16686
-DEFAULT_LOOKBACK = "2d"
-DEFAULT_LIMIT = 200
-DEFAULT_TIMEOUT = 10.0
 
 # Tags the OTLP→Jaeger translation adds; they become kind/status again, not attributes.
 _KIND_TAG = "span.kind"
@@ -75,171 +69,6 @@ LIST_ATTRIBUTES = frozenset({C.QUEUES})
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _TRACE_ID = ROW_COLUMNS.index("trace_id")
 _SPAN_ID = ROW_COLUMNS.index("span_id")
-_TS, _END_TS = ROW_COLUMNS.index("ts"), ROW_COLUMNS.index("end_ts")
-
-
-# --- the --traces spec --------------------------------------------------------------
-
-
-class RemoteSpec:
-    """A parsed ``scheme://host:port/prefix?options`` value of ``--traces``."""
-
-    COMMON_OPTIONS = ("lookback", "limit", "timeout", "tls")
-
-    def __init__(
-        self, spec: str, scheme: str, default_port: int, extra_options: tuple[str, ...] = ()
-    ):
-        parts = urllib.parse.urlsplit(spec)
-        if parts.scheme.lower() != scheme or not parts.hostname:
-            raise SourceError(
-                f"bad trace source {spec!r}: expected {scheme}://HOST[:PORT][?options]"
-            )
-        options = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-        self.options = {key: values[-1] for key, values in options.items()}
-        self.all_options = options
-        known = (*self.COMMON_OPTIONS, *extra_options)
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise SourceError(
-                f"bad trace source {spec!r}: unknown option {unknown[0]!r} "
-                f"(known: {', '.join(known)})"
-            )
-        try:
-            port = parts.port or default_port
-        except ValueError as exc:
-            raise SourceError(f"bad trace source {spec!r}: {exc}") from None
-        http_scheme = "https" if _truthy(self.options.get("tls")) else "http"
-        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        self.base = f"{http_scheme}://{host}:{port}{parts.path.rstrip('/')}"
-        self.spec = spec
-        self.scheme = scheme
-        self.lookback = parse_duration(self.options.get("lookback", DEFAULT_LOOKBACK), spec)
-        self.limit = self._int("limit", DEFAULT_LIMIT)
-        self.timeout = float(self._int("timeout", int(DEFAULT_TIMEOUT)))
-
-    def _int(self, key: str, default: int) -> int:
-        raw = self.options.get(key)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value <= 0:
-            raise SourceError(f"bad trace source {self.spec!r}: {key}={raw!r} is not a count")
-        return value
-
-    def values(self, key: str) -> list[str]:
-        """Every value of a repeatable, comma-separated option."""
-        out: list[str] = []
-        for raw in self.all_options.get(key, ()):
-            out.extend(v.strip() for v in raw.split(",") if v.strip())
-        return out
-
-    def window(self, query: Query) -> tuple[datetime, datetime]:
-        """(start, end) of the search: the query's window, else the lookback up to now."""
-        end = _utc(query.until) if query.until else datetime.now(UTC)
-        start = _utc(query.since) if query.since else end - self.lookback
-        return start, end
-
-
-def parse_duration(text: str, spec: str = "") -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``2d``, ``1w`` (a bare number is seconds)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text or "")
-    if not match:
-        raise SourceError(f"bad trace source {spec!r}: lookback={text!r} (use e.g. 30m, 2h, 2d)")
-    value = float(match.group(1))
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    return timedelta(seconds=value * unit)
-
-
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-# --- HTTP -----------------------------------------------------------------------------
-
-
-class Unreachable(SourceError):
-    """The backend did not answer at all (refused, timed out, connection dropped)."""
-
-
-class HttpJson:
-    """GET JSON from one backend; every failure is a one-line SourceError naming the URL."""
-
-    def __init__(self, base: str, label: str, timeout: float, headers: dict | None = None):
-        self.base = base
-        self.label = label
-        self.timeout = timeout
-        self.headers = {
-            "Accept": "application/json",
-            "User-Agent": "wsanalyze",
-            **(headers or {}),
-        }
-
-    def url(self, path: str, params: dict | None = None) -> str:
-        query = urllib.parse.urlencode(params or {}, quote_via=urllib.parse.quote)
-        return f"{self.base}{path}" + (f"?{query}" if query else "")
-
-    def get(self, path: str, params: dict | None = None, *, missing_ok: bool = False) -> object:
-        """The decoded JSON reply; None for a 404 when ``missing_ok``."""
-        url = self.url(path, params)
-        request = urllib.request.Request(url, headers=self.headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                body = reply.read()
-        except urllib.error.HTTPError as exc:
-            if missing_ok and exc.code == 404:
-                return None
-            detail = _one_line(_body(exc), 200)
-            raise SourceError(
-                f"{self.label} at {self.base}: GET {url} returned HTTP {exc.code}"
-                + (f": {detail}" if detail else "")
-            ) from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            raise Unreachable(
-                f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(reason)}"
-            ) from None
-        except TimeoutError as exc:
-            raise Unreachable(
-                f"{self.label} at {self.base} is unreachable: GET {url}: timed out after "
-                f"{self.timeout:g}s ({_reason(exc)})"
-            ) from None
-        except (http.client.HTTPException, OSError) as exc:
-            raise Unreachable(
-                f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(exc)}"
-            ) from None
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            start = _one_line(body[:60].decode("utf-8", "replace"), 60)
-            raise SourceError(
-                f"{self.label} at {self.base}: GET {url} did not return JSON "
-                f"({type(exc).__name__}: {_one_line(str(exc), 80)}; reply starts {start!r})"
-            ) from None
-
-
-def _body(exc: urllib.error.HTTPError) -> str:
-    try:
-        return exc.read(400).decode("utf-8", "replace")
-    except Exception:
-        return ""
-
-
-def _reason(reason: object) -> str:
-    if isinstance(reason, OSError) and reason.strerror:
-        return _one_line(reason.strerror, 120)
-    return _one_line(str(reason) or type(reason).__name__, 120)
-
-
-def _one_line(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- Jaeger internal JSON → OTLP span objects ---------------------------------------------
@@ -260,7 +89,7 @@ def _any_value(key: str, tag: dict) -> dict:
     kind = str(tag.get("type") or "").lower()
     value = tag.get("value")
     if kind == "bool" or isinstance(value, bool):
-        return {"boolValue": value if isinstance(value, bool) else _truthy(value)}
+        return {"boolValue": value if isinstance(value, bool) else truthy(value)}
     if kind == "int64" or (not kind and isinstance(value, int)):
         return {"intValue": str(value)}
     if kind == "float64" or (not kind and isinstance(value, float)):
@@ -313,7 +142,7 @@ def otlp_span(span: dict) -> dict:
         elif key == _STATUS_MESSAGE_TAG:
             status_message = str(value)
         elif key == _ERROR_TAG and str(tag.get("type") or "bool").lower() == "bool":
-            error = _truthy(value)
+            error = truthy(value)
         elif key not in _DROPPED_TAGS:
             attributes.append({"key": key, "value": _any_value(key, tag)})
     if status_code is None and error:
@@ -387,15 +216,6 @@ def trace_rows(trace: dict, origin_base: str) -> tuple[list[tuple], list[str]]:
     return rows, problems
 
 
-def window_end(rows: list[tuple], end: datetime) -> datetime | None:
-    """The data window of a live backend: up to the end of the search (or later spans)."""
-    latest = max((row[_END_TS] or row[_TS] or 0 for row in rows), default=0)
-    latest_dt = ns_to_datetime(latest) if latest else None
-    now = datetime.now(UTC)
-    bound = min(end, now)
-    return max(bound, latest_dt) if latest_dt else bound
-
-
 # --- the reader --------------------------------------------------------------------------
 
 
@@ -443,7 +263,7 @@ class JaegerReader:
                 f'{{"data": [traces]}} reply'
             )
         problems = [
-            f"{url}: {_one_line(e.get('msg') or str(e), 160)}"
+            f"{url}: {one_line(e.get('msg') or str(e), 160)}"
             for e in doc.get("errors") or ()
             if isinstance(e, dict)
         ]

@@ -23,15 +23,19 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 
 import polars as pl
 
-from wsanalyze.events import SCHEMA, TS, conform, empty_events
-from wsanalyze.sources._otlp import ROW_COLUMNS, ZSTD_MAGIC, Chunk, Selection, read_file
-from wsanalyze.sources.base import Query, ReadResult, SourceError
+from wsanalyze.sources._otlp.chunk import Chunk
+from wsanalyze.sources._otlp.decompress import is_compressed
+from wsanalyze.sources._otlp.frame import ns_to_datetime, rows_to_frame
+from wsanalyze.sources._otlp.read import read_file
+from wsanalyze.sources._otlp.scan import scan_conversation_ids
+from wsanalyze.sources._otlp.selection import Selection
+from wsanalyze.sources.base import Query, ReadResult, SourceError, register_path
 
 _SUFFIXES = (".jsonl", ".json", ".ndjson", ".zst", ".zstd")
 _PARALLEL_MIN_BYTES = 32 << 20  # below this, worker start-up costs more than it saves
@@ -72,7 +76,7 @@ def _looks_like_traces(path: Path) -> bool:
             head = fh.read(8)
     except OSError:
         return False
-    return head[:1] == b"{" or head[:4] == ZSTD_MAGIC or head[4:8] == ZSTD_MAGIC
+    return head[:1] == b"{" or is_compressed(head)
 
 
 def _mtime_ns(path: Path) -> int:
@@ -80,28 +84,6 @@ def _mtime_ns(path: Path) -> int:
         return path.stat().st_mtime_ns
     except OSError:
         return 0
-
-
-def rows_to_frame(rows: list[tuple]) -> pl.DataFrame:
-    """An event-table frame (events.SCHEMA) built column-wise from span row tuples."""
-    if not rows:
-        return empty_events().collect()
-    columns = zip(*rows, strict=True)
-    data = {}
-    for name, values in zip(ROW_COLUMNS, columns, strict=True):
-        if SCHEMA[name] == TS:
-            data[name] = pl.Series(name, values, pl.Int64).cast(TS)
-        else:
-            data[name] = pl.Series(name, values, SCHEMA[name], strict=False)
-    frame = pl.DataFrame(data).with_columns(source=pl.lit("trace"))
-    return conform(frame.lazy()).collect()
-
-
-def ns_to_datetime(ns: int | None) -> datetime | None:
-    """A nanosecond Unix timestamp as an aware UTC datetime."""
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
 def _read_one(args: tuple[str, Selection, int, int, bool, int | None]) -> Chunk:
@@ -120,8 +102,7 @@ def _ranges(path: str, start: int, line: int, target: int) -> list[tuple[int, in
     """Line-aligned (start, stop, first line) ranges of a plain file, about ``target`` bytes each."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(8)
-            if head[:4] == ZSTD_MAGIC or head[4:8] == ZSTD_MAGIC:
+            if is_compressed(fh.read(8)):  # a compressed stream is decoded whole
                 return [(start, None, line)]
             size = os.fstat(fh.fileno()).st_size
             if size - start < 2 * target:
@@ -259,3 +240,15 @@ class OtlpFilesReader:
             sources=[str(f) for f in files],
             window_end=ns_to_datetime(window_end),
         )
+
+    def conversation_ids(self) -> set[str]:
+        """Every conversation id in the files, found by a bytes regex (no span decoding)."""
+        ids: set[str] = set()
+        for path in self.files():
+            ids.update(scan_conversation_ids(str(path))[0])
+        return ids
+
+
+# Any existing file or directory not claimed by a reader of a more specific layout
+# (a compacted store) is read as OTLP files: they are what wstrace writes.
+register_path("OTLP files", lambda path: True, OtlpFilesReader, priority=-1)

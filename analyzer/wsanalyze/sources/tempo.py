@@ -30,10 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from wstrace import conventions as C
 
-from wsanalyze.sources._otlp import iter_spans, norm_id, span_row
+from wsanalyze.sources._http import HttpJson, RemoteSpec, Unreachable, window_end
+from wsanalyze.sources._otlp.frame import rows_to_frame
+from wsanalyze.sources._otlp.rows import iter_spans, span_row
+from wsanalyze.sources._otlp.values import norm_id
 from wsanalyze.sources.base import Query, ReadResult, SourceError, register_scheme
-from wsanalyze.sources.jaeger import HttpJson, RemoteSpec, Unreachable, window_end
-from wsanalyze.sources.otlp_files import rows_to_frame
 
 DEFAULT_PORT = 3200
 _HEX = re.compile(r"^[0-9a-fA-F]+$")

@@ -138,7 +138,7 @@ def _log_chains(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFra
 
 def _load_logs(logs, **query):
     try:
-        from ..sources.log_files import load_log_events
+        from ..sources.logs import load_log_events
     except ImportError:
         raise AnalysisError("--logs is not supported by this build yet; use --traces") from None
     return load_log_events(logs, **query)

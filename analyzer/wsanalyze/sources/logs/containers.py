@@ -17,13 +17,11 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from wsanalyze.events import conform, empty_events
-from wsanalyze.logmap import LogMap, current_log_map
-from wsanalyze.logparse import parse_lines
-from wsanalyze.logparse.correlate import correlate
+from wsanalyze.events import empty_events
+from wsanalyze.logmap import LogMap
 from wsanalyze.logparse.framing import LINES_SCHEMA, split_timestamped
 from wsanalyze.sources.base import Query, ReadResult, SourceError
-from wsanalyze.sources.log_files import window, window_end
+from wsanalyze.sources.logs.parsed import parsed_result
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -124,11 +122,6 @@ class DockerLogsReader:
         frame, sources, problems = self.lines(query)
         if frame.is_empty():
             return ReadResult(empty_events(), problems, sources)
-        log_map = self.log_map if self.log_map is not None else current_log_map()
-        events = correlate(window(parse_lines(frame, tz=self.tz, log_map=log_map), query).collect())
-        return ReadResult(
-            events=conform(events.lazy()),
-            problems=problems,
-            sources=sources,
-            window_end=window_end(events),
+        return parsed_result(
+            frame, query, tz=self.tz, log_map=self.log_map, problems=problems, sources=sources
         )

@@ -1,0 +1,247 @@
+"""One OTLP span object → one event-table row tuple (``ROW_COLUMNS`` order).
+
+Tuples, not dicts or frames: decoding workers build millions of them and send
+them between processes, and ``frame.rows_to_frame`` turns them into columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from wstrace import conventions as C
+
+from wsanalyze.sources._otlp.codec import dumps
+from wsanalyze.sources._otlp.values import (
+    any_value,
+    as_bool,
+    as_int,
+    as_str,
+    attributes,
+    nanos,
+    norm_id,
+)
+
+# Column order of the row tuples produced here (a subset of events.SCHEMA, by name).
+ROW_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "end_ts",
+    "service",
+    "conversation_id",
+    "connection_id",
+    "message_id",
+    "hop",
+    "event",
+    "name",
+    "kind",
+    "status",
+    "status_message",
+    "exception",
+    "cause",
+    "close_code",
+    "closed_by",
+    "accepted",
+    "handshake_rejected",
+    "origin_allowed",
+    "user_authenticated",
+    "seq",
+    "group",
+    "channel",
+    "layer",
+    "members",
+    "receivers",
+    "over_capacity",
+    "message_type",
+    "task_id",
+    "task_name",
+    "queue",
+    "queues",
+    "frame_type",
+    "expects_answer",
+    "app_message_id",
+    "payload_hash",
+    "conversation_source",
+    "route",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "links",
+    "attributes",
+    "detail",
+    "origin",
+)
+
+_KINDS = {
+    1: "internal",
+    2: "server",
+    3: "client",
+    4: "producer",
+    5: "consumer",
+    "SPAN_KIND_INTERNAL": "internal",
+    "SPAN_KIND_SERVER": "server",
+    "SPAN_KIND_CLIENT": "client",
+    "SPAN_KIND_PRODUCER": "producer",
+    "SPAN_KIND_CONSUMER": "consumer",
+}
+_STATUS = {
+    2: "error",
+    1: "ok",
+    "STATUS_CODE_ERROR": "error",
+    "STATUS_CODE_OK": "ok",
+    "2": "error",
+    "1": "ok",
+}
+# Attributes shown in the one-line ``detail`` column, in this order.
+_DETAIL_KEYS = (
+    C.PATH,
+    C.CLOSE_CODE,
+    C.CLOSED_BY,
+    C.CAUSE,
+    C.GROUP,
+    C.MEMBERS,
+    C.RECEIVERS,
+    C.OVER_CAPACITY,
+    C.TASK_NAME,
+    C.QUEUE,
+    C.TASK_STATE,
+    C.WORKER,
+)
+
+
+def _exception(events: object) -> str | None:
+    """``type: message`` of a span's first exception event, if it has one."""
+    for ev in events or ():
+        if ev.get("name") == C.EV_EXCEPTION:
+            attrs = attributes(ev.get("attributes"))
+            etype = attrs.get("exception.type")
+            msg = attrs.get("exception.message")
+            if etype and msg:
+                return f"{etype}: {msg}"
+            return as_str(etype or msg) or "exception"
+    return None
+
+
+def _queues(value: object) -> list[str]:
+    return [str(q) for q in value] if isinstance(value, list) else [str(value)]
+
+
+# Attribute key -> (row index, converter); the rest of the row is filled from the span.
+_ATTR_COLUMNS: dict[str, tuple[int, object]] = {
+    key: (ROW_COLUMNS.index(column), convert)
+    for key, column, convert in (
+        (C.CONVERSATION_ID, "conversation_id", as_str),
+        (C.CONNECTION_ID, "connection_id", as_str),
+        (C.MESSAGE_ID, "message_id", as_str),
+        (C.HOP, "hop", as_str),
+        (C.EVENT, "event", as_str),
+        (C.CAUSE, "cause", as_str),
+        (C.CLOSE_CODE, "close_code", as_int),
+        (C.CLOSED_BY, "closed_by", as_str),
+        (C.ACCEPTED, "accepted", as_bool),
+        (C.HANDSHAKE_REJECTED, "handshake_rejected", as_bool),
+        (C.ORIGIN_ALLOWED, "origin_allowed", as_bool),
+        (C.USER_AUTHENTICATED, "user_authenticated", as_bool),
+        (C.SEQ, "seq", as_int),
+        (C.GROUP, "group", as_str),
+        (C.CHANNEL, "channel", as_str),
+        (C.LAYER, "layer", as_str),
+        (C.MEMBERS, "members", as_int),
+        (C.RECEIVERS, "receivers", as_int),
+        (C.OVER_CAPACITY, "over_capacity", as_int),
+        (C.MESSAGE_TYPE, "message_type", as_str),
+        (C.TASK_ID, "task_id", as_str),
+        (C.TASK_NAME, "task_name", as_str),
+        (C.QUEUE, "queue", as_str),
+        (C.QUEUES, "queues", _queues),
+        (C.FRAME_TYPE, "frame_type", as_str),
+        (C.EXPECTS_ANSWER, "expects_answer", as_bool),
+        (C.APP_MESSAGE_ID, "app_message_id", as_str),
+        (C.PAYLOAD_HASH, "payload_hash", as_str),
+        (C.CONVERSATION_SOURCE, "conversation_source", as_str),
+        (C.ROUTE, "route", as_str),
+    )
+}
+_ATTR_KEYS = frozenset(_ATTR_COLUMNS)
+_EMPTY: dict = {}
+(_NAME, _KIND, _STATUS_I, _STATUS_MSG, _EXC, _TRACE, _SPAN, _PARENT, _LINKS, _ATTRS, _DETAIL,
+ _ORIGIN) = (ROW_COLUMNS.index(c) for c in (
+    "name", "kind", "status", "status_message", "exception", "trace_id", "span_id",
+    "parent_span_id", "links", "attributes", "detail", "origin"))  # fmt: skip
+_N = len(ROW_COLUMNS)
+
+
+def span_row(span: dict, service: str | None, origin: str) -> tuple:
+    """One event-table row (ROW_COLUMNS order) from one OTLP span object."""
+    kvs = span.get("attributes")
+    attrs = (
+        {
+            kv["key"]: v["stringValue"]
+            if "stringValue" in (v := kv.get("value") or _EMPTY)
+            else any_value(v)
+            for kv in kvs
+        }
+        if kvs
+        else {}
+    )
+    row: list = [None] * _N
+    for key in attrs.keys() & _ATTR_KEYS:
+        v = attrs[key]
+        if v is not None:
+            index, convert = _ATTR_COLUMNS[key]
+            row[index] = v if convert is as_str and type(v) is str else convert(v)
+    detail = [f"{k[3:]}={attrs[k]}" for k in _DETAIL_KEYS if k in attrs]
+    status = span.get("status") or _EMPTY
+    status_message = status.get("message") or None
+    exc = _exception(span["events"]) if span.get("events") else None
+    links = span.get("links")
+    if links:
+        links = [i for i in (norm_id(link.get("spanId"), 8) for link in links) if i] or None
+    row[0] = nanos(span.get("startTimeUnixNano"))
+    row[1] = nanos(span.get("endTimeUnixNano"))
+    row[2] = service
+    name = span.get("name")
+    row[_NAME] = name if name is None or type(name) is str else str(name)
+    row[_KIND] = _KINDS.get(span.get("kind"))
+    row[_STATUS_I] = _STATUS.get(status.get("code"), "unset")
+    row[_STATUS_MSG] = status_message
+    row[_EXC] = exc
+    row[_TRACE] = norm_id(span.get("traceId"), 16)
+    row[_SPAN] = norm_id(span.get("spanId"), 8)
+    parent = span.get("parentSpanId")
+    row[_PARENT] = norm_id(parent, 8) if parent else None
+    row[_LINKS] = links or None
+    row[_ATTRS] = dumps(attrs)
+    if exc or status_message:
+        detail.append(exc or status_message)
+    row[_DETAIL] = " ".join(detail) or None
+    row[_ORIGIN] = origin
+    return tuple(row)
+
+
+def _resource_spans(doc: dict) -> list:
+    rs = doc.get("resourceSpans")
+    if rs is None:
+        rs = doc.get("batches")  # Tempo v1 API
+        if rs is None and isinstance(doc.get("result"), dict):
+            rs = doc["result"].get("resourceSpans")  # Jaeger api/v3
+        if rs is None and isinstance(doc.get("trace"), dict):
+            rs = doc["trace"].get("resourceSpans")  # Tempo v2 API
+    return rs or []
+
+
+def iter_spans(doc: object) -> Iterator[tuple[str | None, dict]]:
+    """(service, span) pairs of one decoded TracesData / ExportTraceServiceRequest."""
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    for rs in _resource_spans(doc):
+        resource = rs.get("resource") or {}
+        service = None
+        for kv in resource.get("attributes") or ():
+            if kv.get("key") == "service.name":
+                service = as_str(any_value(kv.get("value")))
+                break
+        scopes = rs.get("scopeSpans")
+        if scopes is None:
+            scopes = rs.get("instrumentationLibrarySpans") or ()
+        for ss in scopes:
+            for span in ss.get("spans") or ():
+                yield service, span

@@ -1,0 +1,114 @@
+"""OTLP/JSON values as plain Python: ids, AnyValue objects, attribute lists, int64 fields.
+
+Producers differ in how they write the same value (hex or base64 ids, int64 as a
+string or a number, booleans as text), so each converter accepts all of them and
+returns None rather than raising on what it cannot read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def norm_id(value: object, size: int) -> str | None:
+    """An OTLP id (hex or base64) as lowercase hex of ``size`` bytes; None when empty."""
+    if not value or type(value) is not str:
+        return None
+    if len(value) == 2 * size and _HEX.fullmatch(value):
+        return value.lower()
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        return value.lower()
+    if len(raw) == size:
+        return raw.hex()
+    if raw and len(raw) < size and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower().rjust(2 * size, "0")  # leading zeros lost (Tempo search)
+    return value.lower() if not raw else raw.hex()
+
+
+def any_value(value: object) -> object:
+    """Decode an OTLP AnyValue object into a plain Python value."""
+    if not isinstance(value, dict):
+        return value
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "intValue" in value:
+        raw = value["intValue"]
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            return raw
+    if "boolValue" in value:
+        raw = value["boolValue"]
+        return raw if isinstance(raw, bool) else str(raw).lower() == "true"
+    if "doubleValue" in value:
+        raw = value["doubleValue"]
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            return raw
+    if "arrayValue" in value:
+        return [any_value(v) for v in (value["arrayValue"] or {}).get("values") or ()]
+    if "kvlistValue" in value:
+        return attributes((value["kvlistValue"] or {}).get("values"))
+    if "bytesValue" in value:
+        return value["bytesValue"]
+    return None
+
+
+def attributes(kvs: object) -> dict[str, object]:
+    """A list of OTLP KeyValue objects as a dict."""
+    out: dict[str, object] = {}
+    if not kvs:
+        return out
+    for kv in kvs:
+        key = kv.get("key")
+        if key is not None:
+            out[key] = any_value(kv.get("value"))
+    return out
+
+
+def as_int(value: object) -> int | None:
+    """An attribute value as an int (numbers written as text too); None when it is none."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(float(value)) if isinstance(value, float | str) else None
+    except ValueError:
+        return None
+
+
+def as_bool(value: object) -> bool | None:
+    """An attribute value as a bool ("true", "1", "yes" and non-zero numbers are true)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    if isinstance(value, int | float):
+        return bool(value)
+    return None
+
+
+def as_str(value: object) -> str | None:
+    """An attribute value as text (None stays None)."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def nanos(value: object) -> int | None:
+    """An OTLP ``*UnixNano`` field as an int; None when absent, empty, zero or unreadable."""
+    if value is None or value == "":
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return None
+    return n or None

@@ -1,0 +1,72 @@
+"""Log files on disk (one file or a directory tree) → the event table.
+
+What each file holds is sniffed by ``wsanalyze.logparse.read_file`` (compose and
+``docker logs -t`` output, json-file driver logs, plain process logs); this
+module finds the files and hands their lines to ``parsed``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from wsanalyze.events import empty_events
+from wsanalyze.logmap import LogMap
+from wsanalyze.logparse import read_file
+from wsanalyze.sources.base import Query, ReadResult, SourceError
+from wsanalyze.sources.logs.parsed import parsed_result
+
+LOG_SUFFIXES = (".log", ".txt", ".stdout", ".stderr", ".out", ".err")
+# not logs, though they sit beside them: OTLP span files, the engine's container configs
+_NOT_LOGS = ("config.v2.json", "hostconfig.json")
+
+
+class LogFilesReader:
+    """Log files (one file or a directory tree) read and parsed in one go."""
+
+    def __init__(
+        self, path: str | os.PathLike, *, tz: str | None = None, log_map: LogMap | None = None
+    ):
+        self.path = Path(path)
+        self.tz = tz
+        self.log_map = log_map
+        self.description = f"logs {self.path}"
+
+    def files(self) -> list[Path]:
+        """The log files to read: the file given, or every log file under the directory."""
+        if self.path.is_file():
+            return [self.path]
+        if not self.path.is_dir():
+            raise SourceError(f"no logs at {self.path.resolve()}: no such file or directory")
+        found = [
+            p
+            for p in sorted(self.path.rglob("*"))
+            if p.is_file() and p.suffix in LOG_SUFFIXES and p.name not in _NOT_LOGS
+        ]
+        if not found:
+            raise SourceError(
+                f"no log files under {self.path.resolve()} ({', '.join(LOG_SUFFIXES)})"
+            )
+        return found
+
+    def read(self, query: Query) -> ReadResult:
+        """Events of every file in the query's window; an unreadable file is a problem line."""
+        frames, problems = [], []
+        files = self.files()
+        for path in files:
+            try:
+                frames.append(read_file(path))
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                problems.append(f"{path}: unreadable log file: {exc}")
+        if not frames:
+            return ReadResult(empty_events(), problems, [str(p) for p in files])
+        return parsed_result(
+            pl.concat(frames, how="vertical"),
+            query,
+            tz=self.tz,
+            log_map=self.log_map,
+            problems=problems,
+            sources=[str(p) for p in files],
+        )

@@ -1,0 +1,164 @@
+"""Reading the compacted store: alone (``--traces STORE_DIR``) or with its source's newer files.
+
+A conversation's rows are filed under its hash slot, so a lookup reads the few
+row groups of that slot; ``reader_with_store`` answers ``load_events`` from the
+store when one covers the directory asked for, plus whatever was written there
+since the last ingest.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+import polars as pl
+
+from wsanalyze.events import SCHEMA, conform
+from wsanalyze.sources._otlp.frame import ns_to_datetime
+from wsanalyze.sources.base import Query, ReadResult, SourceError, TraceReader, register_path
+from wsanalyze.sources.otlp_files import OtlpFilesReader, discover
+from wsanalyze.sources.store.manifest import (
+    SLOT,
+    default_store_dir,
+    is_store,
+    load_manifest,
+    plan,
+    slot_of,
+)
+
+
+class CompactedStore:
+    """A store directory written by ``ingest``: a TraceReader over its Parquet parts."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.manifest = load_manifest(self.path)
+        self.description = f"compacted store {self.path} (of {self.manifest.get('source')})"
+
+    reads_message_ids = True  # Query.message_ids / app_message_ids are column filters here
+
+    def _parts(self, slot: int | Collection[int] | None = None) -> list[Path]:
+        slots = [slot] if isinstance(slot, int) else slot
+        return [
+            self.path / p["name"]
+            for p in self.manifest["parts"]
+            if slots is None or any(p["slots"][0] <= s <= p["slots"][1] for s in slots)
+        ]
+
+    def scan(self, slot: int | Collection[int] | None = None) -> pl.LazyFrame:
+        """Events of the store (of some slots' files), lazily; filters reach row-group stats."""
+        parts = self._parts(slot)
+        if not parts:
+            return conform(pl.LazyFrame(schema=SCHEMA))
+        return pl.scan_parquet(parts)
+
+    def read(self, query: Query) -> ReadResult:
+        """Events from the store; a query by conversation or message ids reads few row groups.
+
+        A conversation's rows are filed under its slot. Rows of no conversation are
+        filed under slot -1, which sorts first: untagged rows of some messages
+        (``Query.message_ids``) are read from the first bucket's first row groups.
+        An app message id may be anywhere, so that filter scans every part (two columns).
+        """
+        slots = _slots_of(query)
+        predicate = query.predicate()
+        parts = self._parts(slots)
+        events = self.scan(slots)
+        if parts and slots is not None:
+            # equalities, not is_in: they reach the row-group statistics of the slot column
+            on_slot = [pl.col(SLOT) == s for s in sorted(slots)]
+            events = events.filter(functools.reduce(operator.or_, on_slot))
+        if predicate is not None:
+            # Filtered before conform (its casts would keep the filter from the row-group
+            # statistics); a store written by an older version may lack a filtered column.
+            present = set(events.collect_schema().names())
+            events = events.with_columns(
+                pl.lit(None, dtype=SCHEMA[c]).alias(c)
+                for c in ("conversation_id", "message_id", "app_message_id")
+                if c not in present
+            ).filter(predicate)
+        if parts:
+            # conform, not select: a store compacted by an older version lacks newer columns
+            events = conform(events)
+        return ReadResult(
+            events=events,
+            problems=list(self.manifest.get("problems", [])),
+            sources=[str(p) for p in parts],
+            window_end=ns_to_datetime(self.manifest.get("window_end_ns")),
+        )
+
+    def conversation_ids(self) -> set[str]:
+        """Every conversation id in the store, from its conversation_id column alone."""
+        column = self.read(Query()).events.select(pl.col("conversation_id").unique())
+        return {x for x in column.collect()["conversation_id"] if x is not None}
+
+
+def _slots_of(query: Query) -> set[int] | None:
+    """The slots holding every row ``query`` selects; None when it may be any slot."""
+    if query.app_message_ids or not (query.conversation_id is not None or query.message_ids):
+        return None
+    slots = {-1} if query.message_ids else set()
+    if query.conversation_id is not None:
+        slots.add(slot_of(query.conversation_id))
+    return slots
+
+
+class _StoreAndTail:
+    """A compacted store plus whatever its raw source gained since the last ingest."""
+
+    def __init__(self, store: CompactedStore, raw: Path):
+        self.store, self.raw = store, raw
+        self.description = f"{store.description} + new data in {raw}"
+
+    reads_message_ids = True  # both halves answer Query.message_ids / app_message_ids
+
+    def tail_files(self) -> list[Path]:
+        """Raw files with data the store does not hold yet."""
+        files = discover(self.raw)
+        _, covered = plan(files, self.store.manifest["files"])
+        return [f for f in files if f not in set(covered)]
+
+    def read(self, query: Query) -> ReadResult:
+        base = self.store.read(query)
+        files = discover(self.raw)
+        resume, covered = plan(files, self.store.manifest["files"])
+        todo = [f for f in files if f not in set(covered)]
+        if not todo:
+            return base
+        tail = OtlpFilesReader(self.raw, resume=resume, only=todo)
+        extra = tail.read(query)
+        window = max((w for w in (base.window_end, extra.window_end) if w), default=None)
+        return ReadResult(
+            events=pl.concat([base.events, extra.events], how="vertical"),
+            problems=base.problems + extra.problems,
+            sources=base.sources + extra.sources,
+            window_end=window,
+        )
+
+    def conversation_ids(self) -> set[str]:
+        """The store's conversation ids and those of the raw files it does not cover yet."""
+        tail = OtlpFilesReader(self.raw, only=self.tail_files())
+        return self.store.conversation_ids() | tail.conversation_ids()
+
+
+def reader_with_store(reader: TraceReader) -> TraceReader:
+    """``reader``, or the compacted store covering its directory plus the newer raw data."""
+    if not isinstance(reader, OtlpFilesReader) or reader.resume or reader.only is not None:
+        return reader
+    store_dir = default_store_dir()
+    if not is_store(store_dir):
+        return reader
+    try:
+        store = CompactedStore(store_dir)
+    except SourceError:
+        return reader
+    if store.manifest.get("source") != str(reader.path.resolve()):
+        return reader
+    return _StoreAndTail(store, reader.path)
+
+
+# Asked before the catch-all OTLP files reader: a store directory holds Parquet parts.
+register_path("compacted store", lambda path: path.is_dir() and is_store(path), CompactedStore)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
 
@@ -105,3 +106,18 @@ def is_secret_key(key: str) -> bool:
 def needs_redaction(text: str) -> bool:
     """Cheap pre-check so clean strings (nearly all of them) are left untouched."""
     return bool(_PARAM.search(text) or _INLINE.search(text))
+
+
+def redact_url(url: str) -> str:
+    """A connection URL (Redis, a Celery broker) without its password, shown to a person.
+
+    The password becomes ``***`` and the user name stays: which account connects is
+    evidence, its secret is not. ``redact_text`` does not do this (a URL's password has
+    no key name to find it by).
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from wstrace.doctor.status import FAIL, PASS, SKIP, WARN
 
 from ._common import Json, Traces, console, fail, print_json
 
 _MARK = {
-    "pass": "[green]PASS[/]",
-    "fail": "[bold red]FAIL[/]",
-    "warn": "[yellow]WARN[/]",
-    "skip": "[dim]skip[/]",
+    PASS: "[green]PASS[/]",
+    FAIL: "[bold red]FAIL[/]",
+    WARN: "[yellow]WARN[/]",
+    SKIP: "[dim]skip[/]",
 }
 
 
@@ -98,6 +99,6 @@ def doctor(
             )
             for line in check.get("evidence") or []:
                 out.print(f"      {line}", soft_wrap=True, markup=False)
-            if check["status"] in ("fail", "warn") and check.get("fix"):
+            if check["status"] in (FAIL, WARN) and check.get("fix"):
                 out.print(f"      [cyan]fix:[/] {check['fix']}", soft_wrap=True)
     raise typer.Exit(0 if report["ok"] else 1)

@@ -31,7 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+# The Django side's words: its JSON and the checks added here must agree. A light module
+# (neither Django nor the OpenTelemetry SDK): the analyzer may run without them. WARN is
+# unused here and still exported, so wsanalyze.doctor keeps naming all four.
+from wstrace.doctor.status import FAIL, PASS, SKIP
+from wstrace.doctor.status import WARN as WARN
 
 
 class DoctorError(Exception):

@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,25 +91,57 @@ def _describe(layer: Any) -> str:
     shards = getattr(layer, "_shards", None)
     hosts = [getattr(s, "host", s) for s in shards] if shards else getattr(layer, "hosts", [])
     prefix = getattr(layer, "prefix", "")
-    described = ",".join(_host(h) for h in hosts or [])
+    described = ",".join(parse_host(h).location() for h in hosts or [])
     return f"{family} {described} prefix={prefix}"
 
 
-def _host(host: Any) -> str:
+@dataclass(frozen=True)
+class RedisHost:
+    """One entry of channels_redis ``hosts``, whichever of its forms it was written in.
+
+    ``url`` is set for a URL (the entry itself, or a dict's ``address``), ``sentinel`` for
+    a Sentinel entry (its ``master_name``); otherwise ``params`` alone say where (``host``,
+    ``port``, ``db``). ``params`` also holds the entry's redis-py options
+    (``socket_timeout``, ``password`` …), as ``redis.Redis`` keyword arguments.
+    """
+
+    url: str | None = None
+    sentinel: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def location(self) -> str:
+        """``host:port/db`` (``sentinel:<master>`` for Sentinel), never credentials."""
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            if parts.hostname:  # drop user:password
+                db = parts.path.strip("/") or "0"
+                return f"{parts.hostname}:{parts.port or 6379}/{db}"
+            return self.url
+        if self.sentinel is not None:
+            return f"sentinel:{self.sentinel}"
+        params = self.params
+        return f"{params.get('host', 'localhost')}:{params.get('port', 6379)}/{params.get('db', 0)}"
+
+
+def parse_host(host: Any) -> RedisHost:
+    """An entry of ``CONFIG["hosts"]``: a URL, a (host, port) pair, or a dict.
+
+    A dict's ``address`` (a URL, or a pair) wins over ``master_name``, as in
+    channels_redis' own ``create_pool``; its other keys are redis-py options.
+    """
     if isinstance(host, Mapping):
+        params = {k: v for k, v in host.items() if k != "address"}
         if "address" in host:
-            return _host(host["address"])
+            address = host["address"]
+            if isinstance(address, tuple | list) and len(address) >= 2:
+                return RedisHost(params={"host": address[0], "port": address[1], **params})
+            return RedisHost(url=str(address), params=params)
         if "master_name" in host:
-            return f"sentinel:{host['master_name']}"
-        return f"{host.get('host', 'localhost')}:{host.get('port', 6379)}/{host.get('db', 0)}"
+            return RedisHost(sentinel=str(host["master_name"]), params=params)
+        return RedisHost(params=params)
     if isinstance(host, tuple | list) and len(host) >= 2:
-        return f"{host[0]}:{host[1]}/0"
-    text = str(host)
-    parts = urlsplit(text)
-    if parts.hostname:  # drop user:password
-        db = parts.path.strip("/") or "0"
-        return f"{parts.hostname}:{parts.port or 6379}/{db}"
-    return text
+        return RedisHost(params={"host": host[0], "port": host[1]})
+    return RedisHost(url=str(host))
 
 
 # --- publish ----------------------------------------------------------------------

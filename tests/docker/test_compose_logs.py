@@ -190,11 +190,15 @@ def test_api_finds_the_project_by_label_and_names_services(api_events, project):
 
 
 def test_api_events_show_each_conversation(api_events):
-    def events_of(cid):
-        return api_events.filter(pl.col("conversation_id") == cid)["event"].to_list()
+    def events_of(cid, producer="daphne"):
+        rows = api_events.filter(pl.col("conversation_id") == cid, pl.col("name") == producer)
+        return rows["event"].to_list()
 
     assert events_of("c-healthy")[:2] == ["ws_connecting", "ws_connect"]
     assert "ws_reject" in events_of("c-origin")
+    # the app's own logfmt lines, read through the API: its group join, the answer it sent
+    assert {"group_add", "receive", "send"} <= set(events_of("c-healthy", "app"))
+    assert "reject" in events_of("c-origin", "app")
     crash = api_events.filter(pl.col("event") == "app_exception").row(0, named=True)
     assert crash["service"] == "web" and crash["close_code"] == 1011
     # Celery's own line (the app's logfmt "task raised" line is a task_failed row too)
@@ -281,11 +285,13 @@ def test_since_and_until_are_pushed_to_the_engine(project, api_events):
 
 # conversation → (outcome, hop, cause, confidence) that the logs alone support
 LOG_ONLY = {
-    # the task succeeded while the socket was open: delivered, inferred (no log shows frames)
-    "c-healthy": ("delivered", "send", "ok", "inferred"),
+    # the app logged the answer sent on the socket
+    "c-healthy": ("delivered", "send", "ok", "path"),
     "c-taskfail": ("lost", "task", "task_failed", "path"),
-    "c-crash": ("lost", "deliver", "consumer_error", "time"),
-    "c-origin": ("rejected", "connect", "handshake_rejected", "path"),
+    # the app's own error line names the message; Daphne's crash line carries its exception
+    "c-crash": ("lost", "deliver", "consumer_error", "path"),
+    # Daphne's WSREJECT, and the app's line gives the reason
+    "c-origin": ("rejected", "connect", "origin_rejected", "path"),
     # the app logged the enqueue to a queue nobody consumes; no worker's line received it
     "c-noworker": ("lost", "task", "no_worker", "path"),
 }

@@ -20,22 +20,23 @@ pytestmark = pytest.mark.stack
 HONEST = ("unknown", None, "unknown")
 # scenario → acceptable (outcome, hop, cause) from logs alone
 EXPECTED: dict[str, set[tuple[str, str | None, str]]] = {
-    # the task succeeded while the socket was open: delivered, confidence "inferred"
+    # the consumer logged the answer sent on the socket
     "healthy": {("delivered", "send", "ok")},
     "auth_rejected": {("rejected", "auth", "auth_rejected")},  # the app logged code=4001
-    # a close before accept is Daphne's WSREJECT / 403, and the app logged no reason
-    "origin_rejected": {("rejected", "connect", "handshake_rejected")},
+    # Daphne's WSREJECT, and the app's own line gives the reason (reason="origin not allowed")
+    "origin_rejected": {("rejected", "connect", "origin_rejected")},
     "rate_limited": {("rejected", "receive", "rate_limited")},
     "invalid_message": {("rejected", "receive", "invalid_message")},
     "no_worker": {("lost", "task", "no_worker")},
     "task_failed": {("lost", "task", "task_failed")},
     "client_disconnected": {("lost", "deliver", "client_disconnected")},
-    # silent in every log: the task succeeded while the socket was open (inferred)
-    "consumer_gone": {("delivered", "send", "ok")},
+    # the app's group lines: the socket had left its group for the whole run
+    "consumer_gone": {("lost", "deliver", "consumer_gone")},
     "channel_full": {("lost", "publish", "channel_full")},  # channels_redis's INFO line
     "consumer_error": {("lost", "deliver", "consumer_error")},
     "channel_layer_unavailable": {("lost", "publish", "channel_layer_unavailable")},
-    "layer_mismatch": {("delivered", "send", "ok")},  # silent in every log (inferred)
+    # web and worker each logged the channel layer they loaded, and they differ
+    "layer_mismatch": {("lost", "deliver", "layer_mismatch")},
 }
 
 
@@ -78,9 +79,10 @@ def test_log_only_verdict_is_right_or_honestly_unknown(played, scenario):
     assert (row.verdict.outcome, row.verdict.hop, row.verdict.cause) == (v.outcome, v.hop, v.cause)
     assert v.summary and v.confidence in ("exact", "path", "time", "inferred")
     if (v.outcome, v.cause) == ("delivered", "ok"):
-        assert v.confidence == "inferred"  # no log shows a frame reaching the client
-        assert all(m.confidence == "inferred" for m in report.messages)
-        assert any("ws.send" in line for m in report.messages for line in m.evidence)
+        # the chat app logs each answer it sends: the line says so, nothing is inferred
+        assert v.confidence == "path"
+        assert all(m.rule == "log_sent" for m in report.messages)
+        assert any("answer sent" in line for m in report.messages for line in m.evidence)
     for m in report.messages:  # every log-only verdict names the lines it was read from
         assert any(line.startswith("log: ") for line in m.evidence)
     assert {e.source for e in report.timeline} == {"log"}

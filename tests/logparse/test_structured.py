@@ -425,3 +425,71 @@ def test_the_cli_log_map_reaches_the_conversation_report(tmp_path):
     assert [(t["hop"], t["detail"]) for t in timeline] == [
         ("disconnect", "room r9 closed with 4003")
     ]
+
+
+def test_a_frame_sent_on_the_socket_is_a_send_row(tmp_path):
+    rows = _parse(
+        tmp_path,
+        'ts=2026-03-12T10:00:01.5Z msg="answer sent" conv=abc message_id=m-1 chunks=5\n'
+        'ts=2026-03-12T10:00:01.6Z msg="chunk sent" conv=abc task=7f3e-11 message_id=m-1\n',
+    )
+    # a line with a task id is the task's (a worker publishing), not the socket's
+    assert rows["hop"].to_list() == ["send", None]
+    assert rows["message_id"].to_list() == ["m-1", "m-1"]
+
+
+def test_a_refused_handshake_with_a_reason_names_the_cause_by_its_path(tmp_path):
+    rows = _parse(
+        tmp_path,
+        'ts=2026-03-12T10:00:01.5Z level=warning msg="ws rejected" reason="origin not allowed"'
+        " path=/ws/chat/abc-1/\n"
+        '{"ts": "2026-03-12T10:00:02Z", "event": "ws closing", "room": "r1", "close_code": 4004,'
+        ' "reason": "too many messages"}\n'
+        'ts=2026-03-12T10:00:03Z msg="ws closing" conv=abc code=4001 reason=custom_cause_x\n',
+    )
+    assert rows.select("conversation_id", "event", "cause").rows() == [
+        ("abc-1", "reject", "origin_rejected"),  # the conversation comes from the ws path
+        ("r1", "disconnect", "rate_limited"),
+        ("abc", "disconnect", None),  # a reason that names no cause leaves it to the code
+    ]
+
+
+def test_group_join_and_leave_lines_are_membership_rows(tmp_path):
+    rows = _parse(
+        tmp_path,
+        'ts=2026-03-12T10:00:01Z msg="joined group" conv=abc group=chat_abc\n'
+        'ts=2026-03-12T10:00:02Z msg="left group" conv=abc group=chat_abc\n'
+        'ts=2026-03-12T10:00:03Z msg="group cleanup" group=chat_abc\n',
+    )
+    assert rows.select("event", "group").rows() == [
+        ("group_add", "chat_abc"),
+        ("group_discard", "chat_abc"),
+    ]
+
+
+def test_a_process_naming_its_channel_layer_keeps_the_layer_without_credentials(tmp_path):
+    rows = _parse(
+        tmp_path,
+        'ts=2026-03-12T10:00:01Z msg="channel layer loaded" '
+        'layer="channels_redis.core.RedisChannelLayer redis://:s3cret-pw@redis:6379/1"\n',
+    )
+    (layer,) = rows["layer"].to_list()
+    assert layer.startswith("channels_redis.core.RedisChannelLayer redis://")
+    assert "s3cret-pw" not in layer
+
+
+def test_celery_banner_queues_go_on_the_worker_ready_row(tmp_path):
+    banner = (
+        " \n -------------- celery@w1 v5.4.0 (opalescent)\n--- ***** ----- \n"
+        "- ** ---------- [config]\n- ** ---------- .> transport:   redis://:**@redis:6379/0\n"
+        " -------------- [queues]\n                .> celery           exchange=celery(direct)"
+        " key=celery\n                .> agents           exchange=agents(direct) key=agents\n"
+        "\n[tasks]\n  . app.tasks.run\n\n"
+        "[2026-03-12 10:00:00,100: INFO/MainProcess] Connected to redis://:**@redis:6379/0\n"
+        "[2026-03-12 10:00:00,200: INFO/MainProcess] celery@w1 ready.\n"
+        "\nworker: Warm shutdown (MainProcess)\n"
+    )
+    rows = _parse(tmp_path, banner, name="worker.log")
+    ready = rows.filter(pl.col("event") == "worker_ready")
+    assert ready["queues"].to_list() == [["celery", "agents"]]
+    assert "worker_shutdown" in rows["event"].to_list()

@@ -159,7 +159,20 @@ RULES: tuple[Rule, ...] = (
         status="ok",
         priority=30,
     ),
+    # printed, not logged: no time stamp of its own (an engine stamp when there is one)
+    Rule(
+        "worker_shutdown",
+        "celery",
+        " shutdown (MainProcess)",
+        r"worker: (?P<msg>Warm|Cold) shutdown \(MainProcess\)",
+        priority=30,
+    ),
 )
+
+# The worker's start-up banner lists the queues it consumes (`[queues]` then one
+# `.> <queue>  exchange=… key=…` line each); it has no time stamp of its own.
+BANNER_QUEUES = "[queues]"
+BANNER_QUEUE = r"\.>\s+(\S+)\s+exchange="
 
 # The unregistered-task record carries the message headers; the id is in there.
 UNREGISTERED_TASK_ID = r"'id': '(?P<id>[0-9a-fA-F-]{8,})'"

@@ -106,6 +106,9 @@ def _crashes(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
     stays unassigned rather than guessed.
     """
     crash = (pl.col("event") == "app_exception") & pl.col("conversation_id").is_null()
+    if events.filter(crash).is_empty():
+        return events
+    events = _crashes_by_app_line(events, crash)
     if events.filter(crash).is_empty() or conns.is_empty():
         return events
     t = pl.col("disconnected")
@@ -154,6 +157,49 @@ def _crashes(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
         .select("_i", pl.col("_all").list.first().alias("_conv"))
     )
     return _assign(rows, pl.concat([nearest, coarse]))
+
+
+APP_LINE_BEFORE_CRASH = timedelta(seconds=3)
+"""Daphne notices a dead application on its next check (about once a second): the app's
+own error line comes up to this long before Daphne's ``Exception inside application``."""
+
+
+def _crashes_by_app_line(events: pl.DataFrame, crash: pl.Expr) -> pl.DataFrame:
+    """A crash the app logged itself: its own error line, naming the conversation, with the
+    same exception, on the same service just before Daphne's line (``path``: the same
+    traceback names it, not time alone). Several conversations logging it: none is chosen."""
+    rows = events.with_row_index("_i")
+    app = rows.filter(
+        (pl.col("source") == "log")
+        & (pl.col("name") == "app")
+        & (pl.col("status") == "error")
+        & pl.col("conversation_id").is_not_null()
+        & pl.col("exception").is_not_null()
+        & pl.col("ts").is_not_null()
+    ).select(
+        "service", "exception", pl.col("ts").alias("_t"), pl.col("conversation_id").alias("_c")
+    )
+    crashes = rows.filter(crash & pl.col("exception").is_not_null() & pl.col("ts").is_not_null())
+    if app.is_empty() or crashes.is_empty():
+        return events
+    found = (
+        crashes.select("_i", "service", "exception", "ts")
+        .join(app, on=["service", "exception"])
+        .filter(
+            (pl.col("_t") <= pl.col("ts"))
+            & (
+                pl.col("ts") - pl.col("_t")
+                <= pl.lit(APP_LINE_BEFORE_CRASH, dtype=pl.Duration("ns"))
+            )
+        )
+        .group_by("_i")
+        .agg(pl.col("_c").unique().alias("_cs"))
+        .filter(pl.col("_cs").list.len() == 1)
+        .select("_i", pl.col("_cs").list.first().alias("_conv"))
+    )
+    if found.is_empty():
+        return events
+    return _assign(rows, found, confidence="path")
 
 
 _TASK_END = ("task_succeeded", "task_failed", "task_retry", "task_soft_time_limit",
@@ -257,7 +303,7 @@ def _tasks(events: pl.DataFrame, conns: pl.DataFrame) -> pl.DataFrame:
     return _assign(indexed, found)
 
 
-def _assign(rows: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
+def _assign(rows: pl.DataFrame, found: pl.DataFrame, confidence: str = "time") -> pl.DataFrame:
     out = rows.join(found, on="_i", how="left")
     hit = pl.col("_conv").is_not_null()
     return out.with_columns(
@@ -265,7 +311,7 @@ def _assign(rows: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
         .then(pl.col("_conv"))
         .otherwise(pl.col("conversation_id"))
         .alias("conversation_id"),
-        pl.when(hit).then(pl.lit("time")).otherwise(pl.col("confidence")).alias("confidence"),
+        pl.when(hit).then(pl.lit(confidence)).otherwise(pl.col("confidence")).alias("confidence"),
     ).drop("_i", "_conv")
 
 

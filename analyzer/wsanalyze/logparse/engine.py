@@ -97,14 +97,20 @@ _STAMPS = (
 # Every name wstrace's redaction treats as secret contains one of them.
 _SECRET_HINTS = [
     "token", "jwt", "auth", "apikey", "api_key", "api-key", "password", "secret", "session",
-    "cookie", "bearer", "basic", "eyj",
+    "cookie", "bearer", "basic", "eyj", "://",
 ]  # fmt: skip
 # DRF's `Authorization: Token <key>`: wstrace's redaction knows Bearer and Basic only.
 _SCHEME_TOKEN = re.compile(r"(?i)(\b(?:token|api-key)\s+)([A-Za-z0-9._~+/=-]{16,})")
+# A password in a URL's user info (`redis://:pw@host`, `amqp://user:pw@host`): apps log
+# their broker and layer URLs at start-up.
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)")
 
 
 def redact_log_text(text: str) -> str:
-    """A log text with its secrets replaced (wstrace's rules plus DRF `Token <key>`)."""
+    """A log text with its secrets replaced (wstrace's rules, DRF `Token <key>`, URL passwords)."""
+    text = _URL_PASSWORD.sub(
+        lambda m: m.group(1) + (m.group(2) if m.group(2) == "**" else REDACTED) + m.group(3), text
+    )
     return redact_text(_SCHEME_TOKEN.sub(rf"\g<1>{REDACTED}", text))
 
 
@@ -240,7 +246,53 @@ def parse_records(
     )
     events = pl.concat([claimed, rest], how="vertical")
     events = pl.concat([events, app], how="diagonal_relaxed").join(recs, on="_rid", how="inner")
+    events = _banner_queues(recs, events)
+    if "layer" not in events.columns:  # only the app's own lines name a layer
+        events = events.with_columns(pl.lit(None, dtype=pl.String).alias("layer"))
     return _finish(events, tz=tz, conversation_pattern=conversation_pattern).lazy()
+
+
+def _banner_queues(recs: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """The queues a Celery worker's banner lists → its next ``ready.`` row (`queues`).
+
+    The banner has no time stamp (and may be folded into the record above it, such as
+    Celery's root warning); the worker's ``ready.`` line that follows it does.
+    """
+    body = pl.coalesce("text", "line")
+    banners = (
+        recs.filter(body.str.contains(celery.BANNER_QUEUES, literal=True))
+        .select(
+            "_rid",
+            pl.col("service"),
+            body.str.split(celery.BANNER_QUEUES)
+            .list.last()
+            .str.split("[tasks]")
+            .list.first()
+            .str.extract_all(celery.BANNER_QUEUE)
+            .list.eval(pl.element().str.extract(celery.BANNER_QUEUE, 1))
+            .alias("_queues"),
+        )
+        .filter(pl.col("_queues").list.len() > 0)
+    )
+    if banners.is_empty():
+        return events.with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias("queues"))
+    ready = events.filter(pl.col("event") == "worker_ready").select("_rid", "service").sort("_rid")
+    found = (
+        ready.join_asof(
+            banners.sort("_rid").rename({"_rid": "_banner"}),
+            left_on="_rid",
+            right_on="_banner",
+            by="service",
+            strategy="backward",
+            check_sortedness=False,  # both sorted by _rid above; `by` defeats the check
+        )
+        .filter(pl.col("_queues").is_not_null())
+        # one banner names the queues of the one start that follows it
+        .sort("_rid")
+        .unique("_banner", keep="first")
+        .select("_rid", pl.col("_queues").alias("queues"))
+    )
+    return events.join(found, on="_rid", how="left")
 
 
 def _subset(frame: pl.DataFrame, mask: pl.Expr, exprs: list[pl.Expr]) -> pl.DataFrame:
@@ -329,6 +381,8 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
         pl.col("over_capacity").cast(pl.Int64, strict=False),
         pl.col("members").cast(pl.Int64, strict=False),
         pl.col("group"),
+        pl.col("queues"),
+        redacted(pl.col("layer")).alias("layer"),
         pl.coalesce(pl.col("task_id"), pl.col("_s_task_id"), unregistered_id).alias("task_id"),
         pl.coalesce("task_name", "_s_task_name").alias("task_name"),
         pl.col("_s_queue").alias("queue"),

@@ -52,6 +52,7 @@ HEADER_RE = (
     r"|\{\s*\"|\{\s*$"  # a JSON object (one line, or the first of a pretty-printed one)
     r"|[A-Za-z_@][\w.@-]*=\S"  # logfmt
     r"|(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)[\s:]"  # `%(levelname)s ...` formats
+    r"|worker: (?:Warm|Cold) shutdown"  # Celery prints it unstamped: its own record
     r")"
 )
 # A line that continues the record above it: traceback frames and exception lines, and

@@ -30,6 +30,7 @@ import re
 
 import polars as pl
 
+from wsanalyze.causes import KNOWN_CAUSES
 from wsanalyze.events import TS
 from wsanalyze.logmap import EMPTY, LogMap
 
@@ -46,6 +47,10 @@ BUILTIN_KEYS: dict[str, tuple[str, ...]] = {
     "trace": ("trace_id", "traceid", "oteltraceid"),
     "span": ("span_id", "spanid", "otelspanid"),
     "close_code": ("close_code", "code"),
+    "reason": ("reason", "close_reason", "reject_reason"),
+    "group": ("group", "group_name", "channel_group"),
+    "path": ("path", "url_path", "request_path"),
+    "layer": ("channel_layer", "layer"),
     "queue": ("queue", "routing_key"),
     "user": ("user_id", "user"),
     "level": ("level", "levelname", "severity", "log.level"),
@@ -84,6 +89,20 @@ _EXC_LINE_RE = (
 _CLOSE_WORDS = r"\b(?:disconnect\w*|clos(?:e|ed|ing)|reject\w*|refused|kicked|dropped)\b"
 _ENQUEUE_WORDS = r"\b(?:queued|enqueued?|enqueuing|delay|apply_async|send_task|dispatched)\b"
 _ACCEPT_WORDS = r"\b(?:connected|accepted|opened)\b"
+# a handshake refused before accept (no close code: Daphne answers 403)
+_REJECT_WORDS = r"\b(?:reject\w*|denied|refused|forbidden)\b"
+# the consumer says a frame of the message went out on its socket
+_SEND_WORDS = r"\b(?:sent|delivered|forwarded|relayed|pushed)\b"
+_JOIN_WORDS = r"\b(?:joined|join|joining|group_add|added|subscribed)\b"
+_LEAVE_WORDS = r"\b(?:left|leave|leaving|group_discard|discarded|removed|unsubscribed)\b"
+# What a close or reject line's reason says, first match wins (a cause code is itself).
+REASON_CAUSES: tuple[tuple[str, str], ...] = (
+    (r"origin", "origin_rejected"),
+    (r"auth|token|unauthori[sz]ed|unauthenticated|login|credential|forbidden|permission",
+     "auth_rejected"),
+    (r"rate|throttl|too[ _-]?many|flood", "rate_limited"),
+    (r"invalid|malformed|bad[ _-]?(?:frame|message)|schema|unparsable", "invalid_message"),
+)  # fmt: skip
 _TASK_WORDS = (  # (regex, event); the first that matches names the task event
     (r"\b(?:raised|failed|failure|crashed)\b", "task_failed"),
     (r"\bretry\w*\b", "task_retry"),
@@ -116,6 +135,9 @@ ROW_COLUMNS: dict[str, pl.DataType] = {
     "status": pl.String,
     "cause": pl.String,
     "close_code": pl.Int32,
+    "group": pl.String,
+    "path": pl.String,
+    "layer": pl.String,
     "_prio": pl.Int32,
     **_STRUCTURED_COLUMNS,
 }
@@ -332,7 +354,10 @@ def _fields(pairs: pl.DataFrame, log_map: LogMap) -> pl.DataFrame:
         .select("_rid", "_pos", "_src", "value", "_key", "field", "_rank")
     )
     value = pl.col("value").str.strip_chars()
-    id_like = ["conversation", "connection", "message", "task", "trace", "span", "user", "queue"]
+    id_like = [
+        "conversation", "connection", "message", "task", "trace", "span", "user", "queue",
+        "group", "path", "reason", "layer",
+    ]  # fmt: skip
     # Value shapes that disqualify a key from its field (documented in docs/logs.md).
     usable = (
         pl.when(pl.col("field") == "close_code")
@@ -581,23 +606,45 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
         & _words_match(text, _ACCEPT_WORDS)
     )
     receives = pl.col("f_message").is_not_null() & ~has_task & _words_match(text, r"\breceived\b")
+    sends = pl.col("f_message").is_not_null() & ~has_task & _words_match(text, _SEND_WORDS)
+    socket = (
+        pl.col("f_conversation").is_not_null()
+        | pl.col("f_connection").is_not_null()
+        | pl.col("f_path").is_not_null()
+    )
+    rejects = socket & close_code.is_null() & ~has_task & _words_match(text, _REJECT_WORDS)
+    in_group = pl.col("f_group").is_not_null() & ~has_task
+    group_event = (
+        pl.when(in_group & _words_match(text, _LEAVE_WORDS)).then(pl.lit("group_discard"))
+        .when(in_group & _words_match(text, _JOIN_WORDS)).then(pl.lit("group_add"))
+    )  # fmt: skip
     hop = (
         pl.when(closes).then(pl.lit("disconnect"))
         .when(enqueues).then(pl.lit("enqueue"))
         .when(task_event.is_not_null()).then(pl.lit("task"))
+        .when(rejects).then(pl.lit("connect"))
         .when(accepts).then(pl.lit("accept"))
         .when(receives).then(pl.lit("receive"))
+        .when(sends).then(pl.lit("send"))
     )  # fmt: skip
     has_id = pl.any_horizontal(pl.col(f"f_{f}").is_not_null() for f in ID_FIELDS)
     event = (
         pl.when(closes).then(pl.lit("disconnect"))
         .when(enqueues).then(pl.lit("enqueue"))
         .when(task_event.is_not_null()).then(task_event)
+        .when(rejects).then(pl.lit("reject"))
         .when(accepts).then(pl.lit("accept"))
         .when(receives).then(pl.lit("receive"))
+        .when(sends).then(pl.lit("send"))
+        .when(group_event.is_not_null()).then(group_event)
         .when(has_id).then(pl.lit("app_log"))
         .otherwise(pl.lit("log_error"))
     )  # fmt: skip
+    reason = pl.col("f_reason").str.to_lowercase()
+    reason_cause = pl.when(reason.is_in(list(KNOWN_CAUSES))).then(reason)
+    for regex, cause in REASON_CAUSES:
+        reason_cause = reason_cause.when(reason.str.contains(regex)).then(pl.lit(cause))
+    reason_cause = pl.when(closes | rejects).then(reason_cause.otherwise(None))
     status = (
         pl.when(is_error)
         .then(pl.lit("error"))
@@ -610,7 +657,7 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(pl.col("_p_hop"), hop).alias("hop"),
         pl.coalesce(pl.col("_p_event"), event).alias("event"),
         pl.coalesce(pl.col("_p_status"), status).alias("status"),
-        pl.col("_p_cause").alias("cause"),
+        pl.coalesce(pl.col("_p_cause"), reason_cause).alias("cause"),
         close_code.alias("close_code"),
         level.alias("_s_level"),
         exception.alias("_s_exception"),
@@ -624,6 +671,9 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
         | (pl.col("status") == "error")
         | pl.col("hop").is_not_null()
         | pl.col("_pattern").is_not_null()
+        | (group_event.is_not_null() & pl.col("f_group").is_not_null())
+        # a process saying which channel layer it loaded (web and worker must agree)
+        | pl.col("f_layer").is_not_null()
     )
     out = out.filter(keep)
     return out.select(
@@ -634,6 +684,9 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
         "status",
         "cause",
         "close_code",
+        pl.col("f_group").alias("group"),
+        pl.col("f_path").alias("path"),
+        pl.col("f_layer").alias("layer"),
         pl.lit(60, dtype=pl.Int32).alias("_prio"),
         pl.col("f_conversation").alias("_s_conversation_id"),
         pl.col("f_connection").alias("_s_connection_id"),

@@ -77,6 +77,8 @@ def connection_verdicts(
     refused_cause = pl.coalesce(
         code_cause("close_code", overrides),
         n("connect_cause"),
+        # a refusal whose reason the app logged (logchains: its reject line's cause)
+        n("server_close_cause"),
         pl.when(n("origin_denied")).then(pl.lit("origin_rejected")),
         pl.when(n("anonymous")).then(pl.lit("auth_rejected")),
         n("auth_cause"),
@@ -191,6 +193,7 @@ def message_verdicts(
         .join(F.frame_types(events), left_on="revoked_by", right_on="message_id", how="left")
         .join(F.consumed_queues(events), how="cross")
         .join(F.worker_logs(events), how="cross")
+        .join(F.send_services(events), how="cross")
         .with_columns(
             consumer_layers=n("consumer_layers").fill_null(pl.lit([], pl.List(pl.String))),
             consumed_queues=n("consumed_queues").fill_null(pl.lit([], pl.List(pl.String))),
@@ -217,15 +220,23 @@ def message_verdicts(
         .otherwise(pl.coalesce("err_ts", "empty_publish_ts", "last_ts")),
         is_failure=n("outcome").is_in(["lost", "rejected"])
         | ((n("outcome") == "delivered") & (n("cause") != "ok")),
-        confidence=pl.when(n("rule") == "log_delivered")
+        confidence=pl.when(n("rule").is_in(INFERRED_RULES))
         .then(pl.lit("inferred"))
         .otherwise(F.confidence_name("_conf_rank")),
     ).drop("_conf_rank")
 
 
+INFERRED_RULES = ("log_delivered", "log_handled")
+"""Rules whose verdict no line states: their confidence is ``inferred``."""
+
 ANSWER_GRACE = timedelta(seconds=0.5)
 """A worker logs success a moment after the last frame went out: a close this soon after the
 task's end does not prove the answer was cut off."""
+
+
+CRASH_AFTER_RECEIVE = timedelta(seconds=2)
+"""Daphne notices a dead consumer on its next check (about once a second): a crash this soon
+after a frame was received may be the frame's."""
 
 
 def _log_facts(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -249,8 +260,32 @@ def _log_facts(frame: pl.LazyFrame) -> pl.LazyFrame:
     ).fill_null(False)
     pending = n("task_open") | ((n("n_enqueue") > 0) & ~n("task_seen"))
     closed = n("conn_closed").is_not_null()
+    # received, no task, no answer expected, no crash of its socket: handled in the consumer
+    handled = (
+        n("handled")
+        & (n("n_receive") > 0)
+        & (n("conn_close_code") != 1011).fill_null(True)
+        & (n("conn_cause") != "consumer_error").fill_null(True)
+    )
+    # received, no work started, and its socket crashed moments later: the crash took it
+    crashed_on_it = (
+        (n("n_enqueue") == 0)
+        & (n("task_runs") == 0)
+        & (n("n_receive") > 0)
+        & (n("conn_outcome") == "lost")
+        & (n("first_ts") <= close_hi)
+        & (n("first_ts") >= n("conn_closed") - pl.lit(CRASH_AFTER_RECEIVE))
+    )
     return frame.with_columns(
         conn_close_hi=close_hi,
+        log_before=before,
+        # the app logs the frames it sends on this message's socket, and none for it
+        log_unsent=(
+            n("log_only")
+            & (n("n_send") == 0)
+            & n("receive_service").is_not_null()
+            & n("send_services").list.contains(n("receive_service"))
+        ).fill_null(False),
         # cut off by the close: ended surely after it, or still waiting when it came (and
         # the logs end soon after, so nothing else explains the missing end)
         log_cut=(
@@ -259,13 +294,15 @@ def _log_facts(frame: pl.LazyFrame) -> pl.LazyFrame:
             & (
                 (n("task_end_ts").is_not_null() & (n("task_end_ts") > close_hi))
                 | (pending & n("recent") & (n("first_ts") <= n("conn_closed")))
+                | crashed_on_it
             )
         ).fill_null(False),
         complete=pl.when(n("log_only"))
-        .then(before & ~n("any_error") & ~n("channel_full"))
+        .then((before | handled) & ~n("any_error") & ~n("channel_full") & ~n("empty_publish"))
         .otherwise(n("complete")),
-        # what logs cannot show (frames received, chunks delivered) is not "missing"
-        first_missing=pl.when(n("log_only") & (n("n_receive") == 0))
+        # what logs cannot show (publishes, deliveries) is not "missing": the first hop
+        # after the task that a line could show is the socket's
+        first_missing=pl.when(n("log_only"))
         .then(
             pl.when((n("n_enqueue") > 0) & ~n("task_seen"))
             .then(pl.lit(c.HOP_TASK))
@@ -439,7 +476,7 @@ def conversation_verdict(
         weakest = max((m.confidence for m in messages), key=lambda x: _CONF_RANK.get(x, 0))
         text = f"all {len(messages)} message(s) delivered"
         if weakest == "inferred":
-            text += " (inferred from logs: the tasks succeeded while the connection was open)"
+            text += " (inferred from logs: no line shows the answers reaching the client)"
         return Verdict("delivered", "send", "ok", text, weakest)
     if connections and all(k.evidence for k in connections):  # log lines only
         return Verdict("unknown", None, "unknown", NO_MESSAGES_IN_LOGS, "path")
@@ -693,7 +730,7 @@ def _summary_verdict(row: Mapping[str, Any]) -> Verdict:
         weakest = names.get(row.get("weakest") or 0, "exact")
         text = f"all {row['messages']} message(s) delivered"
         if weakest == "inferred":
-            text += " (inferred from logs: the tasks succeeded while the connection was open)"
+            text += " (inferred from logs: no line shows the answers reaching the client)"
         return Verdict("delivered", "send", "ok", text, weakest)
     if row.get("connections") and row.get("log_connections") == row.get("connections"):
         return Verdict("unknown", None, "unknown", NO_MESSAGES_IN_LOGS, "path")

@@ -11,7 +11,7 @@ import polars as pl
 from wstrace import conventions as c
 
 from .answers import annotate
-from .logchains import LOG_EVIDENCE, RANK, raw_log
+from .logchains import LOG_CHAIN, LOG_EVIDENCE, RANK, raw_log
 
 MESSAGE_HOPS = c.MESSAGE_HOPS
 _EV_BUFFER_OVERFLOW = getattr(c, "EV_BUFFER_OVERFLOW", "buffer_overflow")
@@ -111,6 +111,7 @@ def _masks() -> list[pl.Expr]:
         pl.when(receive).then(pl.col("frame_type")).alias("_frame_type"),
         pl.when(receive).then(pl.col("expects_answer")).alias("_expects"),
         pl.when(receive).then(pl.col("event")).alias("_receive_event"),
+        pl.when(receive).then(pl.col("service")).alias("_receive_service"),
         pl.col("app_message_id").alias("_app_id"),
         pl.when(task_run).then(pl.col("service")).alias("_task_service"),
         pl.when(enqueue).then(pl.col("queue")).alias("_queue"),
@@ -193,6 +194,7 @@ def _message_aggs() -> list[pl.Expr]:
         n("_frame_type").max().alias("frame_type"),
         n("_expects").max().alias("expects_answer"),
         n("_receive_event").max().alias("receive_event"),
+        n("_receive_service").max().alias("receive_service"),
         n("_receive_span").drop_nulls().unique().alias("receive_spans"),
         n("_app_id").drop_nulls().unique().sort().alias("app_ids"),
     ]
@@ -526,12 +528,39 @@ def consumed_queues(events: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def send_services(events: pl.LazyFrame) -> pl.LazyFrame:
+    """The services whose app logs the frames it sends (log chain rows at ``send``; one row):
+    there, a message with no such line was not sent."""
+    return events.filter(
+        (pl.col("kind") == LOG_CHAIN).fill_null(False) & (pl.col("hop") == c.HOP_SEND)
+    ).select(pl.col("service").drop_nulls().unique().sort().implode().alias("send_services"))
+
+
 def worker_logs(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Whether any Celery worker's log lines were read (one row): only then can the logs say
-    that no worker received a task."""
-    return events.select(
-        ((pl.col("source") == "log") & (pl.col("name") == "celery"))
-        .fill_null(False)
-        .any()
-        .alias("worker_logs")
+    """Whether any Celery worker's log lines were read, and whether every worker that logged
+    ended with a shutdown (one row): only then can the logs say that no worker received a
+    task, or that none was left to take it.
+
+    Celery prints ``worker: Warm shutdown (MainProcess)`` without a stamp: with no time
+    it counts as the worker's last word unless the worker logged more starts than stops.
+    """
+    celery = events.filter(
+        ((pl.col("source") == "log") & (pl.col("name") == "celery")).fill_null(False)
+    )
+    ready, down = pl.col("event") == c.EV_WORKER_READY, pl.col("event") == "worker_shutdown"
+    per_worker = celery.group_by("service").agg(
+        ready.sum().alias("_ready"),
+        down.sum().alias("_down"),
+        pl.col("ts").filter(ready).max().alias("_last_ready"),
+        pl.col("ts").filter(down).max().alias("_last_down"),
+        down.filter(pl.col("ts").is_null()).any().alias("_untimed"),
+    )
+    stopped = (pl.col("_down") > 0) & (
+        (pl.col("_last_down") >= pl.col("_last_ready")).fill_null(False)
+        | (pl.col("_last_ready").is_null())
+        | (pl.col("_untimed") & (pl.col("_ready") <= pl.col("_down")))
+    )
+    return per_worker.select(
+        (pl.len() > 0).alias("worker_logs"),
+        ((pl.len() > 0) & stopped.all()).alias("workers_stopped"),
     )

@@ -6,6 +6,13 @@ from ._base import Rule, at, col, incomplete
 
 
 def _evidence(f):
+    if f.get("src_publish") == "log":
+        return [
+            f"the app's group lines show no socket of the conversation in "
+            f"{f.get('publish_group') or 'its group'} while its task ran (it ended at "
+            f"{at(f.get('empty_publish_ts'))}): the answer went to an empty group",
+            "a socket of the conversation stayed open meanwhile (not a client that left)",
+        ]
     what = "0 members" if f.get("min_members") == 0 else "0 receivers (PUBLISH returned 0)"
     lines = [
         f"ws.publish to {f.get('publish_group') or 'the group'} found {what} at "

@@ -6,6 +6,13 @@ from ._base import Rule, col, incomplete
 
 
 def _evidence(f):
+    if f.get("src_publish") == "log":
+        return [
+            f"the worker that ran the task said it loaded the channel layer "
+            f"{f.get('publish_layer')}",
+            f"the socket's process said it loaded {', '.join(f.get('consumer_layers') or [])}: "
+            "the answer was published where no consumer listens",
+        ]
     return [
         f"ws.publish to {f.get('publish_group') or 'the group'} found "
         f"{_zero(f)} on layer {f.get('publish_layer')}",

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from ._base import Rule, at, col, incomplete
 
-# from logs alone, "no worker received it" needs the workers' logs
-_enqueued_only = (
-    incomplete()
-    & (col("n_enqueue") > 0)
-    & ~col("task_seen")
-    & ~col("any_error")
-    # from logs: the workers' logs were read, and they go on past the horizon (a busy worker
-    # may still take it)
-    & (~col("log_only") | (col("worker_logs") & ~col("recent")))
+_never_started = incomplete() & (col("n_enqueue") > 0) & ~col("task_seen") & ~col("any_error")
+# from logs alone, "no worker received it" needs the workers' logs, going on past the
+# horizon (a busy worker may still take it) or ending with every worker's shutdown
+_enqueued_only = _never_started & (
+    ~col("log_only") | (col("worker_logs") & (~col("recent") | col("workers_stopped")))
+)
+# a queue no worker's banner lists is not consumed, however recent the enqueue
+_unconsumed = (
+    col("workers_known")
+    & col("queue").is_not_null()
+    & ~col("consumed_queues").list.contains(col("queue"))
 )
 
 
@@ -22,11 +24,16 @@ def _queues(f):
 
 def _evidence(f):
     if f.get("src_enqueue") == "log":
-        return [
+        lines = [
             f"the app logged the enqueue of {f.get('task_name') or 'the task'} "
             f"(queue {f.get('queue')!r}) at {at(f.get('ts_enqueue'))}; no worker's log says "
             "it was received"
         ]
+        if f.get("workers_known"):
+            lines.append(f"the workers' start-up banners list the queues: {_queues(f)}")
+        if f.get("workers_stopped"):
+            lines.append("every worker whose log was read ended with its shutdown")
+        return lines
     lines = [
         f"ws.enqueue of {f.get('task_name') or 'the task'} to queue {f.get('queue')!r} at "
         f"{at(f.get('ts_enqueue'))}; no ws.task"
@@ -56,10 +63,7 @@ RULES = (
     Rule(
         name="no_worker_queue",
         priority=140,
-        when=_enqueued_only
-        & col("workers_known")
-        & col("queue").is_not_null()
-        & ~col("consumed_queues").list.contains(col("queue")),
+        when=_never_started & (~col("log_only") | col("worker_logs")) & _unconsumed,
         cause="no_worker",
         hop="task",
         evidence=_evidence,

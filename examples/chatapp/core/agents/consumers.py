@@ -66,8 +66,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close_with(CLOSE_UNAUTHENTICATED)
             return
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        self.joined = True
+        await self.join_group()
         await self.accept()
         log_event(logger, "ws connected", conv=self.conversation_id, user=user.id)
 
@@ -75,9 +74,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         log_event(logger, "ws disconnected", conv=self.conversation_id, code=code)
         for task in self.rejoin_tasks:
             task.cancel()
-        if self.joined:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.joined = False
+        await self.leave_group()
 
     async def close_with(self, code: int) -> None:
         """Leave the group and close the socket once, with an application close code."""
@@ -88,12 +85,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.leave_group()
             await self.close(code=code)
 
-    async def send_frame(self, frame: dict) -> None:
+    async def send_frame(self, frame: dict) -> bool:
         """Send a frame unless the socket is closed (by us, or by a client that left)."""
         if self.closing:
-            return
+            return False
         try:
             await self.send_json(frame)
+            return True
         except SocketClosed:
             # The client left while its answer was streaming; the disconnect event
             # is on its way. Without this, the consumer would crash on every such race.
@@ -101,6 +99,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             log_event(
                 logger, "client left mid-stream: dropping the rest", conv=self.conversation_id
             )
+            return False
 
     def allow_frame(self) -> bool:
         """Count one frame against the sliding-window rate limit."""
@@ -157,11 +156,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.rejoin_tasks.add(task)
             task.add_done_callback(self.rejoin_tasks.discard)
 
+    async def join_group(self) -> None:
+        """Join the conversation group; the answers the worker streams arrive through it."""
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.joined = True
+        log_event(logger, "joined group", conv=self.conversation_id, group=self.group)
+
     async def leave_group(self) -> None:
         """Leave the conversation group (as a reconnecting or slow-joining consumer is)."""
         if self.joined:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.joined = False
+            log_event(logger, "left group", conv=self.conversation_id, group=self.group)
 
     async def wait_for_task(self, task_id: str | None) -> None:
         """Wait (at most TASK_WAIT_TIMEOUT) until a task has finished."""
@@ -176,8 +182,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Join the group again once the task has finished streaming."""
         await self.wait_for_task(task_id)
         if not self.closing:
-            await self.channel_layer.group_add(self.group, self.channel_name)
-            self.joined = True
+            await self.join_group()
 
     async def chat_chunk(self, event):
         if event.get("stall"):
@@ -204,6 +209,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_frame(frame)
 
     async def chat_done(self, event):
-        await self.send_frame(
+        sent = await self.send_frame(
             {"type": "done", "message_id": event["message_id"], "chunks": event.get("chunks")}
         )
+        if sent:
+            log_event(
+                logger,
+                "answer sent",
+                conv=self.conversation_id,
+                message_id=event["message_id"],
+                chunks=event.get("chunks"),
+            )

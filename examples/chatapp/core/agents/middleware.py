@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlparse
 
 import jwt
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
+from config.logfmt import log_event
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
@@ -69,7 +70,24 @@ class TokenAuthMiddleware(BaseMiddleware):
 
 
 class BrowserOriginValidator(OriginValidator):
-    """Refuse browsers from other sites; let non-browser clients (no Origin header) in."""
+    """Refuse browsers from other sites; let non-browser clients (no Origin header) in.
+
+    A refusal is logged with its reason: Daphne's access log only says ``WSREJECT``.
+    """
+
+    async def __call__(self, scope, receive, send):
+        origin = dict(scope.get("headers", [])).get(b"origin")
+        parsed = urlparse(origin.decode("latin1")) if origin is not None else None
+        if not self.valid_origin(parsed):
+            log_event(
+                logger,
+                "ws rejected",
+                level=logging.WARNING,
+                reason="origin not allowed",
+                origin=origin.decode("latin1") if origin is not None else None,
+                path=scope.get("path"),
+            )
+        return await super().__call__(scope, receive, send)
 
     def valid_origin(self, parsed_origin):
         if parsed_origin is None:

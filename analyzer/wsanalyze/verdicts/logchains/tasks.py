@@ -1,33 +1,4 @@
-"""Log lines as chain rows: the one verdict engine decides from spans, from logs, or both.
-
-Raw log rows (``source == "log"``) stay in the table as they were parsed: they are
-the evidence the timeline shows, and they take part in no fact. This step adds,
-beside them, **chain rows** (``kind == "log_chain"``, source "log") shaped like the
-spans the instrumentation would have written, so ``facts`` and ``rules`` read them
-like any other hop:
-
-* **connections** (Daphne access lines, no spans for the conversation): one per client
-  address's run WSCONNECTING … WSDISCONNECT, ``connection_id = "<service>:<client>"``
-  (``#n`` when the address came back), with connect / accept / reject / disconnect
-  rows. An app line with a close code joins the connection of its conversation open
-  at that time (a server close code also writes a close row); Daphne's
-  ``Exception inside application`` (joined by time, see ``logparse.correlate``) makes
-  the disconnect a 1011 crash. Daphne alone never says who closed (``closed_by`` null).
-* **tasks**: Celery's lines of one task id fold into one run row (ts = received,
-  end = succeeded / raised, status, exception; a retry that ran again is the same
-  run), plus an ``enqueue`` row when the app logged the enqueue (an app line with the
-  task id before the worker received it) or the worker discarded it as unregistered.
-  The message is the app's message id for it when a line names both, else
-  ``task:<task_id>``; with spans, the ``ws.enqueue`` span's message. A task that has a
-  run span gets no run row (nothing is counted twice): logs only fill what spans
-  cannot hold (a worker that died before exporting).
-* ``WorkerLostError`` lines carry no task id: one joins the single task its worker had
-  received and not finished; with several open it joins none (ambiguous: they stay
-  open, and are judged as such).
-
-Each chain row keeps the weakest ``confidence`` of the lines it came from (exact,
-path, time) and, in ``detail``, those lines (one per line), for the evidence.
-"""
+"""Celery runs from worker lines (and the app's lines naming a task id)."""
 
 from __future__ import annotations
 
@@ -36,281 +7,19 @@ from datetime import datetime, timedelta
 import polars as pl
 from wstrace import conventions as c
 
-from ..events import SCHEMA, conform
-
-LOG_CHAIN = "log_chain"
-"""``kind`` of a chain row made from log lines."""
-LOG_EVIDENCE = "log_evidence"
-"""``kind`` of an evidence-only row: log lines tied exactly to a message that has spans.
-
-It takes part in no fact (spans decided the verdict); ``facts.log_evidence`` lists its
-lines in that message's evidence."""
-PRODUCERS = ("daphne", "celery", "redis", "channels_redis")
-"""Log producers whose formats the parser knows; any other row is the app's own line."""
-RANK = {"exact": 0, "path": 1, "time": 2, "inferred": 3}
-_END_EVENTS = ("task_succeeded", "task_failed", "task_time_limit")
-_WHOLE = timedelta(seconds=1)
-
-
-def is_chain_log() -> pl.Expr:
-    """Rows made here (the raw log rows are evidence only)."""
-    return pl.col("kind").is_in((LOG_CHAIN, LOG_EVIDENCE)).fill_null(False)
-
-
-def raw_log() -> pl.Expr:
-    """Raw log rows: shown, never part of a fact."""
-    return ((pl.col("source") == "log") & ~is_chain_log()).fill_null(False)
-
-
-def weakest(*values: str | None) -> str | None:
-    known = [v for v in values if v]
-    return max(known, key=lambda v: RANK.get(v, 0)) if known else None
-
-
-def _line(row: dict) -> str:
-    first = (row.get("detail") or "").split("\n", 1)[0][:240]
-    who = row.get("service") or "?"
-    producer = row.get("name") or "app"
-    return f"log: {who} ({producer}) {_at(row.get('ts'))}: {first}"
-
-
-def _at(ts: datetime | None) -> str:
-    return ts.strftime("%H:%M:%S.%f")[:-3] if ts else "?"
-
-
-def _whole(ts: datetime | None) -> bool:
-    return ts is not None and ts.microsecond == 0 and getattr(ts, "nanosecond", 0) == 0
-
-
-def _row(**values) -> dict:
-    row = {name: None for name in SCHEMA}
-    row.update(values)
-    row["source"] = "log"
-    row["kind"] = values.get("kind") or LOG_CHAIN
-    return row
-
-
-def _server_code(code: int | None) -> bool:
-    if code is None:
-        return False
-    return code in c.DEFAULT_CLOSE_CODES or code == 1011 or code >= 4000
-
-
-def log_chains(events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-    """The event table with log lines' conversations filled in and their chain rows added.
-
-    Idempotent; a table with no log rows comes back unchanged.
-    """
-    if isinstance(events, pl.LazyFrame):
-        logs = events.filter(pl.col("source") == "log").select(pl.len()).collect().item()
-        if logs == 0:
-            return events  # spans only: nothing to adapt (and nothing materialized)
-        frame = events.collect()
-    else:
-        frame = events
-    if frame.filter(pl.col("source") == "log").is_empty():
-        return frame.lazy()
-    if not frame.filter(is_chain_log()).is_empty():
-        return frame.lazy()
-    from ..logparse.correlate import correlate
-
-    frame = correlate(frame)
-    # a line whose time could not be read stays in the table but makes no chain row
-    timed = frame.filter(~(raw_log() & pl.col("ts").is_null()))
-    rows = _connection_rows(timed) + _task_rows(timed) + _message_evidence(timed)
-    if not rows:
-        return frame.lazy()
-    extra = conform(pl.DataFrame(rows, schema=SCHEMA, strict=False).lazy()).collect()
-    return pl.concat([frame, extra], how="vertical_relaxed").lazy()
-
-
-# --- connections ------------------------------------------------------------------------------
-
-
-def _traced_conversations(frame: pl.DataFrame) -> set[str]:
-    return set(
-        frame.filter((pl.col("source") != "log") & pl.col("conversation_id").is_not_null())[
-            "conversation_id"
-        ].unique()
-    )
-
-
-def log_connections(frame: pl.DataFrame) -> list[dict]:
-    """Daphne access runs with their connection ids (conversations without spans only)."""
-    from ..logparse.correlate import connections
-
-    logs = frame.filter(raw_log())
-    conns = connections(logs)
-    traced = _traced_conversations(frame)
-    out = []
-    seen: dict[tuple, int] = {}
-    counts = conns.group_by("service", "client").len()
-    many = {(r["service"], r["client"]) for r in counts.iter_rows(named=True) if r["len"] > 1}
-    for conn in conns.iter_rows(named=True):
-        if conn["conversation_id"] in traced:
-            continue
-        key = (conn["service"], conn["client"])
-        seen[key] = seen.get(key, 0) + 1
-        cid = f"{conn['service']}:{conn['client']}"
-        if key in many:
-            cid += f"#{seen[key]}"
-        out.append({**conn, "connection_id": cid})
-    return out
-
-
-def _open_at(conns: list[dict], conversation: str | None, ts: datetime) -> list[dict]:
-    """The conversation's connections that may have been open at ``ts`` (whole seconds widen)."""
-    found = []
-    for k in conns:
-        if k["conversation_id"] != conversation:
-            continue
-        start = k["accepted"] or k["connecting"] or k["rejected"]
-        end = k["disconnected"] or k["rejected"]
-        if start is None:
-            continue
-        lo = start - (_WHOLE if _whole(start) else timedelta(0))
-        hi = None if end is None else end + (_WHOLE if _whole(end) else timedelta(0))
-        if lo <= ts and (hi is None or ts <= hi):
-            found.append(k)
-    return found
-
-
-def _connection_rows(frame: pl.DataFrame) -> list[dict]:
-    conns = log_connections(frame)
-    logs = frame.filter(raw_log())
-    closes = _app_closes(logs)
-    crashes = logs.filter(
-        (pl.col("event") == "app_exception") & pl.col("conversation_id").is_not_null()
-    ).to_dicts()
-    by_id = {k["connection_id"]: k for k in conns}
-    close_of: dict[str, dict] = {}
-    crash_of: dict[str, dict] = {}
-    app_only: dict[tuple, list[dict]] = {}
-    for line in closes:
-        found = _open_at(conns, line["conversation_id"], line["ts"])
-        if len(found) > 1:  # the one that closed first at or after the line
-            later = [k for k in found if k["disconnected"] and k["disconnected"] >= line["ts"]]
-            found = sorted(later, key=lambda k: k["disconnected"])[:1] if later else []
-        if found:
-            close_of.setdefault(found[0]["connection_id"], line)
-        elif not any(k["conversation_id"] == line["conversation_id"] for k in conns):
-            app_only.setdefault((line["service"], line["conversation_id"]), []).append(line)
-    for line in crashes:
-        found = _open_at(conns, line["conversation_id"], line["ts"])
-        if len(found) == 1:
-            crash_of.setdefault(found[0]["connection_id"], line)
-    access = logs.filter((pl.col("name") == "daphne") & pl.col("event").str.starts_with("ws_"))
-    out: list[dict] = []
-    for cid, k in by_id.items():
-        lines = access.filter(
-            (pl.col("service") == k["service"])
-            & (pl.col("attributes").str.json_path_match("$.client") == k["client"])
-            & pl.col("ts").is_between(
-                k["connecting"] or k["accepted"] or k["rejected"],
-                k["disconnected"] or k["rejected"] or k["accepted"] or k["connecting"],
-            )
-        ).to_dicts()
-        conf = weakest(*[r.get("confidence") for r in lines]) or "path"
-        base = dict(
-            service=k["service"], conversation_id=k["conversation_id"], connection_id=cid,
-            confidence=conf, name="daphne",
-        )  # fmt: skip
-        text = "\n".join(_line(r) for r in lines)
-        start = k["connecting"] or k["accepted"] or k["rejected"]
-        out.append(
-            _row(**base, ts=start, end_ts=k["accepted"] or k["rejected"], hop=c.HOP_CONNECT,
-                 event=c.EV_CONNECT, status="ok" if k["accepted"] else "unset", detail=text)
-        )  # fmt: skip
-        close, crash = close_of.get(cid), crash_of.get(cid)
-        code = close.get("close_code") if close else None
-        if k["rejected"] is not None:
-            out.append(
-                _row(**{**base, "confidence": weakest(conf, close and close.get("confidence"))},
-                     ts=k["rejected"], hop=c.HOP_CONNECT, event=c.EV_REJECT, status="error",
-                     handshake_rejected=True, accepted=False, closed_by="server",
-                     close_code=code, cause=close.get("cause") if close else None,
-                     detail="\n".join(filter(None, [text, close and _line(close)])))
-            )  # fmt: skip
-            continue
-        if k["accepted"] is not None:
-            out.append(
-                _row(**base, ts=k["accepted"], hop=c.HOP_ACCEPT, event=c.EV_ACCEPT, status="ok",
-                     accepted=True, detail=text)
-            )  # fmt: skip
-        if crash is not None:
-            out.append(
-                _row(**{**base, "confidence": weakest(conf, crash.get("confidence") or "time")},
-                     ts=k["disconnected"] or crash["ts"], hop=c.HOP_DISCONNECT,
-                     event=c.EV_DISCONNECT, status="error", close_code=1011, closed_by="server",
-                     cause=_crash_cause(crash), exception=crash.get("exception"),
-                     detail="\n".join([_line(crash), text]))
-            )  # fmt: skip
-            continue
-        out += _close_rows(base, conf, close, k["disconnected"], text)
-    for (service, conversation), lines in app_only.items():
-        line = lines[0]
-        first = logs.filter(
-            (pl.col("conversation_id") == conversation) & (pl.col("service") == service)
-        )["ts"].min()
-        base = dict(service=service, conversation_id=conversation, name="app",
-                    connection_id=f"{service}:{conversation}",
-                    confidence=line.get("confidence") or "time")  # fmt: skip
-        out.append(
-            _row(**base, ts=first, hop=c.HOP_ACCEPT, event=c.EV_ACCEPT, status="ok",
-                 accepted=True, detail=_line(line))
-        )  # fmt: skip
-        out += _close_rows(base, base["confidence"], line, line["ts"], "")
-    return out
-
-
-def _crash_cause(crash: dict) -> str:
-    """A consumer that died of a Redis connection error lost its channel layer (its own
-    receive and group calls go through it); any other exception is the consumer's."""
-    import re
-
-    text = " ".join(filter(None, [crash.get("exception"), crash.get("detail")]))
-    return "channel_layer_unavailable" if re.search(_UNAVAILABLE, text) else "consumer_error"
-
-
-def _close_rows(base, conf, close, disconnected, text) -> list[dict]:
-    """The disconnect (and, for a server's code, the close) of a connection."""
-    out = []
-    code = close.get("close_code") if close else None
-    server = _server_code(code)
-    if close is not None and server:
-        out.append(
-            _row(**{**base, "confidence": weakest(conf, close.get("confidence"))},
-                 ts=close["ts"], hop=c.HOP_DISCONNECT, event=c.EV_CLOSE, status="ok",
-                 close_code=code, closed_by="server", cause=close.get("cause"),
-                 detail=_line(close))
-        )  # fmt: skip
-    if disconnected is not None or close is not None:
-        closer = None if close is None else ("server" if server else "client")
-        # the app's line is stamped to the ms; Daphne's access line to the whole second
-        when = close["ts"] if close is not None else disconnected
-        out.append(
-            _row(**{**base, "confidence": weakest(conf, close and close.get("confidence"))},
-                 ts=when, hop=c.HOP_DISCONNECT, event=c.EV_DISCONNECT,
-                 status="ok", close_code=code, closed_by=closer,
-                 detail="\n".join(filter(None, [close and _line(close), text])))
-        )  # fmt: skip
-    return out
-
-
-def _app_closes(logs: pl.DataFrame) -> list[dict]:
-    """The app's own lines that name a conversation and a close code."""
-    return (
-        logs.filter(
-            ~pl.col("name").is_in(PRODUCERS).fill_null(False)
-            & pl.col("close_code").is_not_null()
-            & pl.col("conversation_id").is_not_null()
-        )
-        .sort("ts")
-        .to_dicts()
-    )
-
-
-# --- tasks ------------------------------------------------------------------------------------
+from ._rows import (
+    _END_EVENTS,
+    _UNAVAILABLE,
+    _WHOLE,
+    LOG_EVIDENCE,
+    PRODUCERS,
+    _line,
+    _row,
+    _traced_conversations,
+    raw_log,
+    weakest,
+)
+from .connections import _open_at, log_connections
 
 
 def _task_rows(frame: pl.DataFrame) -> list[dict]:
@@ -343,12 +52,6 @@ def _task_rows(frame: pl.DataFrame) -> list[dict]:
         out += _one_task(task_id, rows, enq_spans.get(task_id), task_id in ran, traced, conns,
                          lost.get(task_id), layer.get(task_id), down)  # fmt: skip
     return out + _over_capacity(frame.filter(raw_log()), out)
-
-
-_UNAVAILABLE = (
-    r"(?i)error 111|connection refused|connecting to|connection closed by server|"
-    r"timeout connecting|connectionerror|connectionreset"
-)
 
 
 def _runs(tasks: pl.DataFrame) -> list[dict]:
@@ -399,6 +102,8 @@ def _layer_errors(raw: pl.DataFrame, tasks: pl.DataFrame) -> dict[str, dict]:
 
 
 _DOWN = ("broker_unreachable", "broker_lost")
+
+
 _UP = ("broker_connected", "worker_ready", "task_received")
 
 
@@ -562,6 +267,7 @@ def _over_capacity(raw: pl.DataFrame, made: list[dict]) -> list[dict]:
             _row(service=line["service"], conversation_id=run["conversation_id"],
                  message_id=run["message_id"], connection_id=run["connection_id"],
                  task_id=run["task_id"], ts=line["ts"], end_ts=line["ts"], hop=c.HOP_PUBLISH,
+                 parent_span_id=run.get("span_id"),
                  event=c.EV_GROUP_SEND, name="channels_redis", status="ok",
                  group=line.get("group"), members=line.get("members"),
                  over_capacity=line.get("over_capacity"),
@@ -587,6 +293,12 @@ def _worker_lost(raw: pl.DataFrame, tasks: pl.DataFrame) -> dict[str, dict]:
         if len(open_) == 1:
             out[open_[0]["task_id"]] = line
     return out
+
+
+def log_span_id(task_id: str) -> str:
+    """The id a task run row made from log lines stands under (its publishes' parent), so a
+    stream from logs names its task like a span's would."""
+    return f"log:task:{task_id}"
 
 
 def _one_task(task_id, rows: pl.DataFrame, enq_span, has_run, traced, conns, lost,
@@ -689,6 +401,7 @@ def _one_task(task_id, rows: pl.DataFrame, enq_span, has_run, traced, conns, los
     tied = weakest(conf, "time" if timed else None) if exact_tie else conf
     out.append(
         _row(**{**base, "service": start["service"]}, ts=start["ts"], end_ts=end_ts,
+             span_id=log_span_id(task_id),
              hop=c.HOP_TASK, event=c.EV_TASK, name="celery", status=status,
              exception=exception, status_message=exception, confidence=tied,
              detail="\n".join(dict.fromkeys(lines)))

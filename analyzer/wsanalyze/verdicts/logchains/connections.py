@@ -1,0 +1,200 @@
+"""Connections from Daphne access lines and the app's own open / close / reject lines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+from wstrace import conventions as c
+
+from ._rows import (
+    _UNAVAILABLE,
+    _WHOLE,
+    PRODUCERS,
+    _line,
+    _row,
+    _server_code,
+    _traced_conversations,
+    _whole,
+    raw_log,
+    weakest,
+)
+
+
+def log_connections(frame: pl.DataFrame) -> list[dict]:
+    """Daphne access runs with their connection ids (conversations without spans only)."""
+    from ...logparse.correlate import connections
+
+    logs = frame.filter(raw_log())
+    conns = connections(logs)
+    traced = _traced_conversations(frame)
+    out = []
+    seen: dict[tuple, int] = {}
+    counts = conns.group_by("service", "client").len()
+    many = {(r["service"], r["client"]) for r in counts.iter_rows(named=True) if r["len"] > 1}
+    for conn in conns.iter_rows(named=True):
+        if conn["conversation_id"] in traced:
+            continue
+        key = (conn["service"], conn["client"])
+        seen[key] = seen.get(key, 0) + 1
+        cid = f"{conn['service']}:{conn['client']}"
+        if key in many:
+            cid += f"#{seen[key]}"
+        out.append({**conn, "connection_id": cid})
+    return out
+
+
+def _open_at(conns: list[dict], conversation: str | None, ts: datetime) -> list[dict]:
+    """The conversation's connections that may have been open at ``ts`` (whole seconds widen)."""
+    found = []
+    for k in conns:
+        if k["conversation_id"] != conversation:
+            continue
+        start = k["accepted"] or k["connecting"] or k["rejected"]
+        end = k["disconnected"] or k["rejected"]
+        if start is None:
+            continue
+        lo = start - (_WHOLE if _whole(start) else timedelta(0))
+        hi = None if end is None else end + (_WHOLE if _whole(end) else timedelta(0))
+        if lo <= ts and (hi is None or ts <= hi):
+            found.append(k)
+    return found
+
+
+def _connection_rows(frame: pl.DataFrame) -> list[dict]:
+    conns = log_connections(frame)
+    logs = frame.filter(raw_log())
+    closes = _app_closes(logs)
+    crashes = logs.filter(
+        (pl.col("event") == "app_exception") & pl.col("conversation_id").is_not_null()
+    ).to_dicts()
+    by_id = {k["connection_id"]: k for k in conns}
+    close_of: dict[str, dict] = {}
+    crash_of: dict[str, dict] = {}
+    app_only: dict[tuple, list[dict]] = {}
+    for line in closes:
+        found = _open_at(conns, line["conversation_id"], line["ts"])
+        if line.get("event") == c.EV_REJECT:  # says why a handshake was refused
+            found = [k for k in found if k["rejected"] is not None]
+            if not found:
+                continue
+        if len(found) > 1:  # the one that closed first at or after the line
+            later = [k for k in found if k["disconnected"] and k["disconnected"] >= line["ts"]]
+            found = sorted(later, key=lambda k: k["disconnected"])[:1] if later else []
+        if found:
+            close_of.setdefault(found[0]["connection_id"], line)
+        elif not any(k["conversation_id"] == line["conversation_id"] for k in conns):
+            app_only.setdefault((line["service"], line["conversation_id"]), []).append(line)
+    for line in crashes:
+        found = _open_at(conns, line["conversation_id"], line["ts"])
+        if len(found) == 1:
+            crash_of.setdefault(found[0]["connection_id"], line)
+    access = logs.filter((pl.col("name") == "daphne") & pl.col("event").str.starts_with("ws_"))
+    out: list[dict] = []
+    for cid, k in by_id.items():
+        lines = access.filter(
+            (pl.col("service") == k["service"])
+            & (pl.col("attributes").str.json_path_match("$.client") == k["client"])
+            & pl.col("ts").is_between(
+                k["connecting"] or k["accepted"] or k["rejected"],
+                k["disconnected"] or k["rejected"] or k["accepted"] or k["connecting"],
+            )
+        ).to_dicts()
+        conf = weakest(*[r.get("confidence") for r in lines]) or "path"
+        base = dict(
+            service=k["service"], conversation_id=k["conversation_id"], connection_id=cid,
+            confidence=conf, name="daphne",
+        )  # fmt: skip
+        text = "\n".join(_line(r) for r in lines)
+        start = k["connecting"] or k["accepted"] or k["rejected"]
+        out.append(
+            _row(**base, ts=start, end_ts=k["accepted"] or k["rejected"], hop=c.HOP_CONNECT,
+                 event=c.EV_CONNECT, status="ok" if k["accepted"] else "unset", detail=text)
+        )  # fmt: skip
+        close, crash = close_of.get(cid), crash_of.get(cid)
+        code = close.get("close_code") if close else None
+        if k["rejected"] is not None:
+            out.append(
+                _row(**{**base, "confidence": weakest(conf, close and close.get("confidence"))},
+                     ts=k["rejected"], hop=c.HOP_CONNECT, event=c.EV_REJECT, status="error",
+                     handshake_rejected=True, accepted=False, closed_by="server",
+                     close_code=code, cause=close.get("cause") if close else None,
+                     detail="\n".join(filter(None, [text, close and _line(close)])))
+            )  # fmt: skip
+            continue
+        if k["accepted"] is not None:
+            out.append(
+                _row(**base, ts=k["accepted"], hop=c.HOP_ACCEPT, event=c.EV_ACCEPT, status="ok",
+                     accepted=True, detail=text)
+            )  # fmt: skip
+        if crash is not None:
+            out.append(
+                _row(**{**base, "confidence": weakest(conf, crash.get("confidence") or "time")},
+                     ts=k["disconnected"] or crash["ts"], hop=c.HOP_DISCONNECT,
+                     event=c.EV_DISCONNECT, status="error", close_code=1011, closed_by="server",
+                     cause=_crash_cause(crash), exception=crash.get("exception"),
+                     detail="\n".join([_line(crash), text]))
+            )  # fmt: skip
+            continue
+        out += _close_rows(base, conf, close, k["disconnected"], text)
+    for (service, conversation), lines in app_only.items():
+        line = lines[0]
+        first = logs.filter(
+            (pl.col("conversation_id") == conversation) & (pl.col("service") == service)
+        )["ts"].min()
+        base = dict(service=service, conversation_id=conversation, name="app",
+                    connection_id=f"{service}:{conversation}",
+                    confidence=line.get("confidence") or "time")  # fmt: skip
+        out.append(
+            _row(**base, ts=first, hop=c.HOP_ACCEPT, event=c.EV_ACCEPT, status="ok",
+                 accepted=True, detail=_line(line))
+        )  # fmt: skip
+        out += _close_rows(base, base["confidence"], line, line["ts"], "")
+    return out
+
+
+def _crash_cause(crash: dict) -> str:
+    """A consumer that died of a Redis connection error lost its channel layer (its own
+    receive and group calls go through it); any other exception is the consumer's."""
+    import re
+
+    text = " ".join(filter(None, [crash.get("exception"), crash.get("detail")]))
+    return "channel_layer_unavailable" if re.search(_UNAVAILABLE, text) else "consumer_error"
+
+
+def _close_rows(base, conf, close, disconnected, text) -> list[dict]:
+    """The disconnect (and, for a server's code, the close) of a connection."""
+    out = []
+    code = close.get("close_code") if close else None
+    server = _server_code(code)
+    if close is not None and server:
+        out.append(
+            _row(**{**base, "confidence": weakest(conf, close.get("confidence"))},
+                 ts=close["ts"], hop=c.HOP_DISCONNECT, event=c.EV_CLOSE, status="ok",
+                 close_code=code, closed_by="server", cause=close.get("cause"),
+                 detail=_line(close))
+        )  # fmt: skip
+    if disconnected is not None or close is not None:
+        closer = None if close is None else ("server" if server else "client")
+        # the app's line is stamped to the ms; Daphne's access line to the whole second
+        when = close["ts"] if close is not None else disconnected
+        out.append(
+            _row(**{**base, "confidence": weakest(conf, close and close.get("confidence"))},
+                 ts=when, hop=c.HOP_DISCONNECT, event=c.EV_DISCONNECT,
+                 status="ok", close_code=code, closed_by=closer,
+                 detail="\n".join(filter(None, [close and _line(close), text])))
+        )  # fmt: skip
+    return out
+
+
+def _app_closes(logs: pl.DataFrame) -> list[dict]:
+    """The app's own lines that name a conversation and a close code, or a refused handshake."""
+    return (
+        logs.filter(
+            ~pl.col("name").is_in(PRODUCERS).fill_null(False)
+            & (pl.col("close_code").is_not_null() | (pl.col("event") == c.EV_REJECT))
+            & pl.col("conversation_id").is_not_null()
+        )
+        .sort("ts")
+        .to_dicts()
+    )

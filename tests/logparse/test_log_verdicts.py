@@ -203,3 +203,96 @@ def test_an_ambiguous_time_join_is_never_an_absence(tmp_path):
         assert (report.verdict.outcome, report.verdict.cause) == ("unknown", "unknown")
         assert "not in the logs" in report.verdict.summary
         assert report.messages == ()
+
+
+TASK2 = "9e55dc7c-2150-4eef-b5b5-2dc5175c29f6"
+
+
+def test_where_the_app_logs_its_sends_a_finished_task_with_none_is_lost_not_delivered(tmp_path):
+    web = [
+        *opened("25", "c1"), app("25.100", "message received", "c1", message_id="m1"),
+        queued("25.101", "c1"), app("25.500", "answer sent", "c1", message_id="m1"),
+        access("26", "WSDISCONNECT", "c1"), app("26.100", "ws disconnected", "c1", code="1000"),
+        *opened("30", "c2", 55300), app("30.100", "message received", "c2", message_id="m2"),
+        queued("30.101", "c2", task=TASK2, msg="m2"),
+        access("32", "WSDISCONNECT", "c2", 55300),
+        app("32.100", "ws disconnected", "c2", code="1000"),
+    ]  # fmt: skip
+    worker = [received("25,102"), succeeded("25,450"),
+              received("30,102", TASK2), succeeded("30,450", TASK2)]  # fmt: skip
+    logs = write(tmp_path, web, worker)
+    ok = judged(logs, "c1")
+    assert (ok.verdict.outcome, ok.verdict.confidence) == ("delivered", "path")
+    assert ok.messages[0].rule == "log_sent"
+    report = judged(logs, "c2")
+    v = report.verdict
+    assert (v.outcome, v.hop, v.cause) == ("lost", "deliver", "unknown")
+    (m,) = report.messages
+    assert m.rule == "log_unsent" and "logs the answers it sends" in " ".join(m.evidence)
+
+
+def test_a_task_run_while_the_group_was_empty_is_consumer_gone(tmp_path):
+    group = "chat_c1"
+    web = [
+        *opened("25", "c1"), app("25.050", "joined group", "c1", group=group),
+        app("25.100", "message received", "c1", message_id="m1"),
+        app("25.100", "left group", "c1", group=group), queued("25.101", "c1"),
+        app("25.700", "joined group", "c1", group=group),
+        access("27", "WSDISCONNECT", "c1"), app("27.100", "ws disconnected", "c1", code="1000"),
+    ]  # fmt: skip
+    logs = write(tmp_path, web, [received("25,102"), succeeded("25,600")])
+    report = judged(logs, "c1")
+    v = report.verdict
+    assert (v.outcome, v.hop, v.cause, v.confidence) == ("lost", "deliver", "consumer_gone", "time")
+    assert any("left group" in line for line in report.messages[0].evidence)
+    # the socket back in its group before the task ran: delivered
+    back = tmp_path / "back"
+    back.mkdir()
+    web[5] = app("25.101", "joined group", "c1", group=group)
+    v = judged(write(back, web, [received("25,102"), succeeded("25,600")]), "c1").verdict
+    assert (v.outcome, v.cause) == ("delivered", "ok")
+
+
+def test_web_and_worker_on_different_channel_layers_is_layer_mismatch(tmp_path):
+    def layer(stamp: str, prefix: str) -> str:
+        return (f'ts={T}:{stamp}Z level=info logger=core.agents.apps msg="channel layer loaded" '
+                f'layer="channels_redis.core.RedisChannelLayer redis:6379/1 prefix={prefix}"')  # fmt: skip
+
+    web = [layer("20.000", "asgi"), *opened("25", "c1"), queued("25.101", "c1"),
+           access("27", "WSDISCONNECT", "c1"), app("27.100", "ws disconnected", "c1", code="1000")]  # fmt: skip
+    worker = [layer("21.000", "agents"), received("25,102"), succeeded("25,600")]
+    report = judged(write(tmp_path, web, worker), "c1")
+    v = report.verdict
+    assert (v.outcome, v.hop, v.cause) == ("lost", "deliver", "layer_mismatch")
+    assert any("prefix=agents" in line for line in report.messages[0].evidence)
+    same = tmp_path / "same"
+    same.mkdir()
+    worker[0] = layer("21.000", "asgi")
+    v = judged(write(same, web, worker), "c1").verdict
+    assert (v.outcome, v.cause) == ("delivered", "ok")
+
+
+def test_a_handled_frame_with_no_task_is_delivered_inferred_and_a_crash_after_it_is_not(tmp_path):
+    web = [*opened("25", "c1"), app("25.100", "message received", "c1", message_id="m1"),
+           access("27", "WSDISCONNECT", "c1"), app("27.100", "ws disconnected", "c1", code="1000")]  # fmt: skip
+    report = judged(write(tmp_path, web, []), "c1")
+    assert (report.verdict.outcome, report.verdict.confidence) == ("delivered", "inferred")
+    assert report.messages[0].rule == "log_handled"
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    web = [*opened("25", "c1"), app("25.100", "message received", "c1", message_id="m1"),
+           "2026-12-04 07:41:25,900 ERROR    Exception inside application: boom",
+           "Traceback (most recent call last):", "RuntimeError: boom",
+           access("26", "WSDISCONNECT", "c1")]  # fmt: skip
+    v = judged(write(crashed, web, []), "c1").verdict
+    assert (v.outcome, v.cause) == ("lost", "consumer_error")
+
+
+def test_queued_after_every_worker_shut_down_is_no_worker(tmp_path):
+    web = [*opened("25", "c1"), queued("25.101", "c1"),
+           access("27", "WSDISCONNECT", "c1"), app("27.100", "ws disconnected", "c1", code="1000")]  # fmt: skip
+    worker = [celery("00,100", "celery@w1 ready."), "", "worker: Warm shutdown (MainProcess)"]
+    report = judged(write(tmp_path, web, worker), "c1")
+    v = report.verdict
+    assert (v.outcome, v.hop, v.cause) == ("lost", "task", "no_worker")
+    assert any("ended with its shutdown" in line for line in report.messages[0].evidence)

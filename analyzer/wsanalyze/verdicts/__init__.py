@@ -38,7 +38,7 @@ from .chains import attach
 from .closecodes import CloseCodes, cause_hop, code_cause, code_hop
 from .evidence import chain_lines
 from .invariants import enforce, strict, violations
-from .logchains import is_chain_log, log_chains, raw_log
+from .logchains import SENDS_LOGGED, is_chain_log, log_chains, raw_log
 from .rules import RULES, Rule
 
 HANDSHAKE_TIMEOUT = timedelta(seconds=4.5)
@@ -519,10 +519,14 @@ def analyze_conversation(
     )
     # the workers' raw log lines stay in: whether workers logged at all is a fact (no_worker)
     workers_logged = raw_log() & (pl.col("name") == "celery").fill_null(False)
-    workers = events.filter(is_worker | (workers_logged & pl.col("conversation_id").is_null()))
+    # which services log the answers they send: a fact of the whole log (log_unsent)
+    sends_logged = (pl.col("event") == SENDS_LOGGED).fill_null(False)
+    workers = events.filter(
+        is_worker | sends_logged | (workers_logged & pl.col("conversation_id").is_null())
+    )
     table = attach(fill_ids(pl.concat([own, orphans, workers]).unique(maintain_order=True)))
     mine = table.filter(
-        (pl.col("conversation_id") == conversation_id) | is_worker | workers_logged
+        (pl.col("conversation_id") == conversation_id) | is_worker | workers_logged | sends_logged
     ).lazy()
     conns = (
         connection_verdicts(mine, close_codes)

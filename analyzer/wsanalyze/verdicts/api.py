@@ -122,7 +122,7 @@ def _log_chains(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFra
     """Log rows joined to their conversations and made chain rows (``verdicts.logchains``):
     the one engine then decides from spans, logs or both. With a conversation asked for,
     only its log rows are kept (worker facts too)."""
-    from .logchains import is_chain_log, log_chains
+    from .logchains import SENDS_LOGGED, log_chains
 
     joined = log_chains(events).collect().lazy()
     if conversation_id is None:
@@ -132,18 +132,9 @@ def _log_chains(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFra
         | (pl.col("conversation_id") == conversation_id)
         | (pl.col("event") == c.EV_WORKER_READY)
         | (pl.col("name") == "celery")  # whether workers logged at all (no_worker needs it)
+        | (pl.col("event") == SENDS_LOGGED)  # which services log their sends (log_unsent)
     ).fill_null(False)
-    # which services log the frames they send is a fact of the whole log (facts.send_services):
-    # one send row per such service, tied to no conversation
-    senders = (
-        joined.filter(is_chain_log() & (pl.col("hop") == c.HOP_SEND) & ~keep)
-        .unique("service")
-        .with_columns(
-            pl.lit(None, dtype=pl.String).alias(name)
-            for name in ("conversation_id", "message_id", "connection_id")
-        )
-    )
-    return pl.concat([joined.filter(keep), senders], how="vertical_relaxed")
+    return joined.filter(keep)
 
 
 def _load_logs(logs, **query):

@@ -11,7 +11,7 @@ import polars as pl
 from wstrace import conventions as c
 
 from .answers import annotate
-from .logchains import LOG_CHAIN, LOG_EVIDENCE, RANK, raw_log
+from .logchains import LOG_CHAIN, LOG_EVIDENCE, RANK, SENDS_LOGGED, raw_log
 
 MESSAGE_HOPS = c.MESSAGE_HOPS
 _EV_BUFFER_OVERFLOW = getattr(c, "EV_BUFFER_OVERFLOW", "buffer_overflow")
@@ -532,7 +532,7 @@ def send_services(events: pl.LazyFrame) -> pl.LazyFrame:
     """The services whose app logs the frames it sends (log chain rows at ``send``; one row):
     there, a message with no such line was not sent."""
     return events.filter(
-        (pl.col("kind") == LOG_CHAIN).fill_null(False) & (pl.col("hop") == c.HOP_SEND)
+        ((pl.col("kind") == LOG_CHAIN) & (pl.col("event") == SENDS_LOGGED)).fill_null(False)
     ).select(pl.col("service").drop_nulls().unique().sort().implode().alias("send_services"))
 
 

@@ -37,7 +37,7 @@ from wstrace import conventions as c
 from ...events import SCHEMA, conform
 from ._rows import LOG_CHAIN, LOG_EVIDENCE, PRODUCERS, RANK, is_chain_log, raw_log, weakest
 from .connections import _connection_rows, log_connections
-from .messages import message_rows
+from .messages import SENDS_LOGGED, message_rows
 from .tasks import _message_evidence, _task_rows
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "LOG_EVIDENCE",
     "PRODUCERS",
     "RANK",
+    "SENDS_LOGGED",
     "is_chain_log",
     "log_chains",
     "log_connections",
@@ -76,11 +77,16 @@ def log_chains(events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     timed = frame.filter(~(raw_log() & pl.col("ts").is_null()))
     tasks = _task_rows(timed)
     runs = [r for r in tasks if r["hop"] == c.HOP_TASK and r["event"] == c.EV_TASK]
+    connections = _connection_rows(timed)
+    closed: dict = {}
+    for r in connections:
+        if r["event"] == c.EV_DISCONNECT and r["ts"] is not None:
+            closed[r["connection_id"]] = min(r["ts"], closed.get(r["connection_id"], r["ts"]))
     rows = (
-        _connection_rows(timed)
+        connections
         + tasks
         + _message_evidence(timed)
-        + message_rows(timed, log_connections(timed), runs)
+        + message_rows(timed, log_connections(timed), runs, closed)
     )
     if not rows:
         return frame.lazy()

@@ -34,10 +34,20 @@ from ._rows import (
 from .connections import _open_at
 
 _SOCKET_HOPS = (c.HOP_RECEIVE, c.HOP_SEND)
+SENDS_LOGGED = "sends_logged"
+"""``event`` of a mark row (one per service, tied to no conversation): the app on that
+service logs the answers it sends, so a finished task with no such line was not sent."""
 
 
-def message_rows(frame: pl.DataFrame, conns: list[dict], runs: list[dict]) -> list[dict]:
-    """Receive, send and consumer-error rows from the app's lines, and group-gap publishes."""
+def message_rows(
+    frame: pl.DataFrame,
+    conns: list[dict],
+    runs: list[dict],
+    closed: dict[str, datetime] | None = None,
+) -> list[dict]:
+    """Receive, send and consumer-error rows from the app's lines, group-gap and layer
+    publishes, and which services log their sends. ``closed``: connection id → its close
+    time as precisely as a line gives it."""
     traced = _traced_conversations(frame)
     app = frame.filter(
         raw_log()
@@ -47,12 +57,28 @@ def message_rows(frame: pl.DataFrame, conns: list[dict], runs: list[dict]) -> li
     )
     if app.is_empty():
         return []
+    marks = _sends_logged(app)
     app = app.filter(~pl.col("conversation_id").is_in(sorted(traced)))
     layers = _layers(frame)
     mismatched = _layer_publishes(layers, app, conns, runs)
     done = {r["task_id"] for r in mismatched}
     runs = [r for r in runs if r.get("task_id") not in done]
-    return _socket_rows(app, conns) + mismatched + _gap_publishes(app, conns, runs)
+    gaps = _gap_publishes(app, conns, runs, closed or {})
+    return marks + _socket_rows(app, conns) + mismatched + gaps
+
+
+def _sends_logged(app: pl.DataFrame) -> list[dict]:
+    """One mark per service whose app logged an answer sent on a socket."""
+    sends = app.filter(
+        (pl.col("hop") == c.HOP_SEND)
+        & pl.col("message_id").is_not_null()
+        & pl.col("task_id").is_null()
+    )
+    return [
+        _row(service=r["service"], ts=r["ts"], event=SENDS_LOGGED, name="app",
+             confidence="exact", detail=_line(r))
+        for r in sends.sort("ts").unique("service", keep="first").iter_rows(named=True)
+    ]  # fmt: skip
 
 
 def _layers(frame: pl.DataFrame) -> dict[str, list[tuple[datetime, str, dict]]]:
@@ -196,15 +222,30 @@ def _members(app: pl.DataFrame) -> dict[tuple[str, str], list[tuple[datetime, in
     return out
 
 
-def _gap_publishes(app: pl.DataFrame, conns: list[dict], runs: list[dict]) -> list[dict]:
+def _gap_publishes(
+    app: pl.DataFrame, conns: list[dict], runs: list[dict], closed: dict[str, datetime]
+) -> list[dict]:
     members = _members(app)
     if not members:
         return []
+    # The app's own "finished" line is written when the task body returns; Celery logs its
+    # success only after storing the result, which a consumer waiting on it may already
+    # have seen (and rejoined): the body's end is when the answer stopped being published.
+    finished = {
+        r["task_id"]: r["ts"]
+        for r in app.filter(pl.col("task_id").is_not_null() & (pl.col("event") == "task_succeeded"))
+        .group_by("task_id")
+        .agg(pl.col("ts").min())
+        .iter_rows(named=True)
+    }
     out = []
     for run in runs:
         if run.get("status") != "ok" or run.get("end_ts") is None:
             continue
-        gap = _empty_through(members, conns, run)
+        body_end = finished.get(run.get("task_id"))
+        if body_end is not None and run["ts"] <= body_end < run["end_ts"]:
+            run = {**run, "end_ts": body_end}
+        gap = _empty_through(members, conns, run, closed)
         if gap is None:
             continue
         left, group = gap
@@ -223,10 +264,18 @@ def _gap_publishes(app: pl.DataFrame, conns: list[dict], runs: list[dict]) -> li
     return out
 
 
+def _open_after(conn: dict, closed: dict[str, datetime], ts: datetime) -> bool:
+    """The connection surely closed after ``ts`` (or never): the app's close line is precise;
+    Daphne's whole-second stamp is the start of its second, so it proves only what it reads."""
+    at = closed.get(conn["connection_id"]) or conn["disconnected"]
+    return at is None or at > ts
+
+
 def _empty_through(
     members: dict[tuple[str, str], list[tuple[datetime, int, dict]]],
     conns: list[dict],
     run: dict,
+    closed: dict[str, datetime],
 ) -> tuple[dict, str | None] | None:
     """(the leave line, the group) when the conversation's group was empty for the whole run
     while a socket of it stayed open; else None."""
@@ -250,8 +299,7 @@ def _empty_through(
         still_open = [
             k for k in _open_at(conns, conversation, end)
             if k["service"] == service
-            # a whole-second stamp is the start of its second: later than it reads, never earlier
-            and (k["disconnected"] is None or k["disconnected"] > end)
+            and _open_after(k, closed, end)
         ]  # fmt: skip
         if not still_open and any(k["conversation_id"] == conversation for k in conns):
             continue

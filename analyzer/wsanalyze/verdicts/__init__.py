@@ -264,6 +264,7 @@ def _log_facts(frame: pl.LazyFrame) -> pl.LazyFrame:
     handled = (
         n("handled")
         & (n("n_receive") > 0)
+        & ~n("task_seen")  # a task logged as run without its enqueue line is still work
         & (n("conn_close_code") != 1011).fill_null(True)
         & (n("conn_cause") != "consumer_error").fill_null(True)
     )

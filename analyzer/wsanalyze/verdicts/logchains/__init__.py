@@ -75,19 +75,15 @@ def log_chains(events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     frame = correlate(frame)
     # a line whose time could not be read stays in the table but makes no chain row
     timed = frame.filter(~(raw_log() & pl.col("ts").is_null()))
-    tasks = _task_rows(timed)
+    conns = log_connections(timed)
+    tasks = _task_rows(timed, conns)
     runs = [r for r in tasks if r["hop"] == c.HOP_TASK and r["event"] == c.EV_TASK]
-    connections = _connection_rows(timed)
+    connections = _connection_rows(timed, conns)
     closed: dict = {}
     for r in connections:
         if r["event"] == c.EV_DISCONNECT and r["ts"] is not None:
             closed[r["connection_id"]] = min(r["ts"], closed.get(r["connection_id"], r["ts"]))
-    rows = (
-        connections
-        + tasks
-        + _message_evidence(timed)
-        + message_rows(timed, log_connections(timed), runs, closed)
-    )
+    rows = connections + tasks + _message_evidence(timed) + message_rows(timed, conns, runs, closed)
     if not rows:
         return frame.lazy()
     extra = conform(pl.DataFrame(rows, schema=SCHEMA, strict=False).lazy()).collect()

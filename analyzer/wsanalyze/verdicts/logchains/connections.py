@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -21,7 +22,22 @@ from ._rows import (
 )
 
 
-def log_connections(frame: pl.DataFrame) -> list[dict]:
+class Conns(list):
+    """Daphne access runs (dicts), indexed by conversation and by connection id: every
+    line looks up its conversation's few connections, never all of them."""
+
+    def __init__(self, rows: list[dict]):
+        super().__init__(rows)
+        self.by_id = {k["connection_id"]: k for k in rows}
+        self._by_conv: dict[str | None, list[dict]] = {}
+        for k in rows:
+            self._by_conv.setdefault(k["conversation_id"], []).append(k)
+
+    def of(self, conversation: str | None) -> list[dict]:
+        return self._by_conv.get(conversation, [])
+
+
+def log_connections(frame: pl.DataFrame) -> Conns:
     """Daphne access runs with their connection ids (conversations without spans only)."""
     from ...logparse.correlate import connections
 
@@ -41,15 +57,13 @@ def log_connections(frame: pl.DataFrame) -> list[dict]:
         if key in many:
             cid += f"#{seen[key]}"
         out.append({**conn, "connection_id": cid})
-    return out
+    return Conns(out)
 
 
-def _open_at(conns: list[dict], conversation: str | None, ts: datetime) -> list[dict]:
+def _open_at(conns: Conns, conversation: str | None, ts: datetime) -> list[dict]:
     """The conversation's connections that may have been open at ``ts`` (whole seconds widen)."""
     found = []
-    for k in conns:
-        if k["conversation_id"] != conversation:
-            continue
+    for k in conns.of(conversation):
         start = k["accepted"] or k["connecting"] or k["rejected"]
         end = k["disconnected"] or k["rejected"]
         if start is None:
@@ -61,14 +75,30 @@ def _open_at(conns: list[dict], conversation: str | None, ts: datetime) -> list[
     return found
 
 
-def _connection_rows(frame: pl.DataFrame) -> list[dict]:
-    conns = log_connections(frame)
+def _access_lines(logs: pl.DataFrame) -> dict[tuple, tuple[list, list[dict]]]:
+    """(service, client) → (their times, Daphne's access lines), in time order: one pass,
+    so each connection finds its lines by bisection."""
+    access = (
+        logs.filter((pl.col("name") == "daphne") & pl.col("event").str.starts_with("ws_"))
+        .with_columns(pl.col("attributes").str.json_path_match("$.client").alias("_client"))
+        .sort("ts")
+    )
+    out: dict[tuple, tuple[list, list[dict]]] = {}
+    for r in access.iter_rows(named=True):
+        times, rows = out.setdefault((r["service"], r["_client"]), ([], []))
+        times.append(r["ts"])
+        rows.append(r)
+    return out
+
+
+def _connection_rows(frame: pl.DataFrame, conns: Conns | None = None) -> list[dict]:
+    conns = log_connections(frame) if conns is None else conns
     logs = frame.filter(raw_log())
     closes = _app_closes(logs)
     crashes = logs.filter(
         (pl.col("event") == "app_exception") & pl.col("conversation_id").is_not_null()
     ).to_dicts()
-    by_id = {k["connection_id"]: k for k in conns}
+    by_id = conns.by_id
     close_of: dict[str, dict] = {}
     crash_of: dict[str, dict] = {}
     app_only: dict[tuple, list[dict]] = {}
@@ -83,23 +113,19 @@ def _connection_rows(frame: pl.DataFrame) -> list[dict]:
             found = sorted(later, key=lambda k: k["disconnected"])[:1] if later else []
         if found:
             close_of.setdefault(found[0]["connection_id"], line)
-        elif not any(k["conversation_id"] == line["conversation_id"] for k in conns):
+        elif not conns.of(line["conversation_id"]):
             app_only.setdefault((line["service"], line["conversation_id"]), []).append(line)
     for line in crashes:
         found = _open_at(conns, line["conversation_id"], line["ts"])
         if len(found) == 1:
             crash_of.setdefault(found[0]["connection_id"], line)
-    access = logs.filter((pl.col("name") == "daphne") & pl.col("event").str.starts_with("ws_"))
+    access = _access_lines(logs)
     out: list[dict] = []
     for cid, k in by_id.items():
-        lines = access.filter(
-            (pl.col("service") == k["service"])
-            & (pl.col("attributes").str.json_path_match("$.client") == k["client"])
-            & pl.col("ts").is_between(
-                k["connecting"] or k["accepted"] or k["rejected"],
-                k["disconnected"] or k["rejected"] or k["accepted"] or k["connecting"],
-            )
-        ).to_dicts()
+        times, rows = access.get((k["service"], k["client"]), ([], []))
+        lo = k["connecting"] or k["accepted"] or k["rejected"]
+        hi = k["disconnected"] or k["rejected"] or k["accepted"] or k["connecting"]
+        lines = rows[bisect_left(times, lo) : bisect_right(times, hi)] if lo and hi else []
         conf = weakest(*[r.get("confidence") for r in lines]) or "path"
         base = dict(
             service=k["service"], conversation_id=k["conversation_id"], connection_id=cid,

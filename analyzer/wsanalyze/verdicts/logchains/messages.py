@@ -31,7 +31,7 @@ from ._rows import (
     raw_log,
     weakest,
 )
-from .connections import _open_at
+from .connections import Conns, _open_at
 
 _SOCKET_HOPS = (c.HOP_RECEIVE, c.HOP_SEND)
 SENDS_LOGGED = "sends_logged"
@@ -41,7 +41,7 @@ service logs the answers it sends, so a finished task with no such line was not 
 
 def message_rows(
     frame: pl.DataFrame,
-    conns: list[dict],
+    conns: Conns,
     runs: list[dict],
     closed: dict[str, datetime] | None = None,
 ) -> list[dict]:
@@ -101,12 +101,12 @@ def _layer_at(layers: dict, service: str | None, ts: datetime) -> tuple[str, dic
     return said[-1] if said else None
 
 
-def _web_service(app: pl.DataFrame, conns: list[dict], run: dict) -> str | None:
+def _web_service(app: pl.DataFrame, conns: Conns, run: dict) -> str | None:
     """The service holding the run's conversation's socket."""
-    for k in conns:
-        if k["connection_id"] == run.get("connection_id"):
-            return k["service"]
-    services = {k["service"] for k in conns if k["conversation_id"] == run["conversation_id"]}
+    known = conns.by_id.get(run.get("connection_id"))
+    if known is not None:
+        return known["service"]
+    services = {k["service"] for k in conns.of(run["conversation_id"])}
     if not services:
         services = set(
             app.filter(
@@ -117,9 +117,7 @@ def _web_service(app: pl.DataFrame, conns: list[dict], run: dict) -> str | None:
     return services.pop() if len(services) == 1 else None
 
 
-def _layer_publishes(
-    layers: dict, app: pl.DataFrame, conns: list[dict], runs: list[dict]
-) -> list[dict]:
+def _layer_publishes(layers: dict, app: pl.DataFrame, conns: Conns, runs: list[dict]) -> list[dict]:
     """A run whose worker loaded another channel layer than the socket's process published
     where no consumer listens: the socket's layer (a group_add row, tied to no connection)
     and the worker's publish (``members = 0``), as ws.group_add / ws.publish would record."""
@@ -157,11 +155,10 @@ def _layer_publishes(
     return out
 
 
-def _socket_of(conns: list[dict], line: dict) -> tuple[bool, str | None]:
+def _socket_of(conns: Conns, line: dict) -> tuple[bool, str | None]:
     """(the line is on the socket's process, the connection it names when only one fits)."""
     conversation, service = line["conversation_id"], line.get("service")
-    mine = [k for k in conns if k["conversation_id"] == conversation]
-    if not mine:  # no access lines for it: the app's own lines are all there is
+    if not conns.of(conversation):  # no access lines for it: the app's own lines are all there is
         return True, f"{service}:{conversation}"
     found = [k for k in _open_at(conns, conversation, line["ts"]) if k["service"] == service]
     if not found:
@@ -169,7 +166,7 @@ def _socket_of(conns: list[dict], line: dict) -> tuple[bool, str | None]:
     return True, found[0]["connection_id"] if len(found) == 1 else None
 
 
-def _socket_rows(app: pl.DataFrame, conns: list[dict]) -> list[dict]:
+def _socket_rows(app: pl.DataFrame, conns: Conns) -> list[dict]:
     lines = app.filter(
         pl.col("message_id").is_not_null()
         & pl.col("task_id").is_null()
@@ -212,18 +209,22 @@ def _socket_rows(app: pl.DataFrame, conns: list[dict]) -> list[dict]:
     return out
 
 
-def _members(app: pl.DataFrame) -> dict[tuple[str, str], list[tuple[datetime, int, dict]]]:
-    """(service, conversation) → its group join (+1) / leave (-1) lines in time order."""
+Steps = list[tuple[datetime, int, dict]]
+
+
+def _members(app: pl.DataFrame) -> dict[str, dict[str, Steps]]:
+    """conversation → service → its group join (+1) / leave (-1) lines in time order."""
     lines = app.filter(pl.col("event").is_in((c.EV_GROUP_ADD, c.EV_GROUP_DISCARD))).sort("ts")
-    out: dict[tuple[str, str], list[tuple[datetime, int, dict]]] = {}
+    out: dict[str, dict[str, Steps]] = {}
     for r in lines.iter_rows(named=True):
         step = 1 if r["event"] == c.EV_GROUP_ADD else -1
-        out.setdefault((r["service"], r["conversation_id"]), []).append((r["ts"], step, r))
+        per_service = out.setdefault(r["conversation_id"], {})
+        per_service.setdefault(r["service"], []).append((r["ts"], step, r))
     return out
 
 
 def _gap_publishes(
-    app: pl.DataFrame, conns: list[dict], runs: list[dict], closed: dict[str, datetime]
+    app: pl.DataFrame, conns: Conns, runs: list[dict], closed: dict[str, datetime]
 ) -> list[dict]:
     members = _members(app)
     if not members:
@@ -272,17 +273,16 @@ def _open_after(conn: dict, closed: dict[str, datetime], ts: datetime) -> bool:
 
 
 def _empty_through(
-    members: dict[tuple[str, str], list[tuple[datetime, int, dict]]],
-    conns: list[dict],
+    members: dict[str, dict[str, Steps]],
+    conns: Conns,
     run: dict,
     closed: dict[str, datetime],
 ) -> tuple[dict, str | None] | None:
     """(the leave line, the group) when the conversation's group was empty for the whole run
     while a socket of it stayed open; else None."""
     start, end = run["ts"], run["end_ts"]
-    for (service, conversation), steps in members.items():
-        if conversation != run["conversation_id"]:
-            continue
+    conversation = run["conversation_id"]
+    for service, steps in members.get(conversation, {}).items():
         count, last_leave = 0, None
         for ts, step, line in steps:
             if ts > start:
@@ -301,7 +301,7 @@ def _empty_through(
             if k["service"] == service
             and _open_after(k, closed, end)
         ]  # fmt: skip
-        if not still_open and any(k["conversation_id"] == conversation for k in conns):
+        if not still_open and conns.of(conversation):
             continue
         return last_leave, last_leave.get("group")
     return None

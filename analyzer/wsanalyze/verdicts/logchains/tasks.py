@@ -19,10 +19,10 @@ from ._rows import (
     raw_log,
     weakest,
 )
-from .connections import _open_at, log_connections
+from .connections import Conns, _open_at, log_connections
 
 
-def _task_rows(frame: pl.DataFrame) -> list[dict]:
+def _task_rows(frame: pl.DataFrame, conns: Conns | None = None) -> list[dict]:
     logs = frame.filter(raw_log() & pl.col("task_id").is_not_null())
     if logs.is_empty():
         return []
@@ -40,7 +40,7 @@ def _task_rows(frame: pl.DataFrame) -> list[dict]:
         .iter_rows(named=True)
     }
     traced = _traced_conversations(frame)
-    conns = log_connections(frame)
+    conns = log_connections(frame) if conns is None else conns
     lost = _worker_lost(frame.filter(raw_log()), logs)
     layer = _layer_errors(frame.filter(raw_log()), logs)
     down = _broker_down(frame.filter(raw_log()))

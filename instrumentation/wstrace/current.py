@@ -11,6 +11,7 @@ six publishes read its ids once). Any other runtime context goes through the API
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -70,11 +71,18 @@ def span_context(ctx: context.Context | None = None) -> trace.SpanContext:
     return span.get_span_context()
 
 
-def with_span(span: trace.Span, ctx: context.Context | None = None) -> context.Context:
-    """``trace.set_span_in_context(span, ctx)`` in one copy."""
+def with_span(
+    span: trace.Span, ctx: context.Context | None = None, values: Mapping[str, Any] | None = None
+) -> context.Context:
+    """``trace.set_span_in_context(span, ctx)`` in one copy, with ``values`` set too."""
     base = get() if ctx is None else ctx
     if SPAN_KEY is None:
-        return trace.set_span_in_context(span, base)
+        made = trace.set_span_in_context(span, base)
+        for key, value in (values or {}).items():
+            made = context.set_value(key, value, made)
+        return made
+    if values:
+        return context.Context({**base, SPAN_KEY: span, **values})
     return context.Context({**base, SPAN_KEY: span})
 
 

@@ -46,7 +46,7 @@ from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
 from wstrace.channels.layers import is_infrastructure, payload_hash, wire_encoding
 from wstrace.runtime import STATE
-from wstrace.tracer import LeanTracer
+from wstrace.tracer import ChildSpans
 
 # In a delivery's context: the context current before the reader's first delivery.
 DELIVERY_KEY = context.create_key("wstrace.redis_delivery")
@@ -167,27 +167,20 @@ def _deliver(instance: Any, response: Any, base: context.Context) -> context.Con
     digest = payload_hash(channel, payload, *wire_encoding(instance))
     if digest is not None:
         attributes[c.PAYLOAD_HASH] = digest
-    parent_ctx = base
-    parent = current.span_context(base)
-    if not parent.is_valid and conn is not None:
-        parent_ctx = conn.connect_ctx  # keep it in the connection's trace
-        parent = current.span_context(parent_ctx)
-    tracer = runtime.tracer()
-    if type(tracer) is LeanTracer:  # the ids are in already: skip the baggage merge
-        span = tracer.start_child(c.SPAN_DELIVER, parent, SpanKind.CONSUMER, attributes)
-    else:
-        span = tracer.start_span(
-            c.SPAN_DELIVER, context=parent_ctx, kind=SpanKind.CONSUMER, attributes=attributes
-        )
+    parent = base
+    if conn is not None and not current.span_context(base).is_valid:
+        parent = conn.connect_ctx  # keep it in the connection's trace
+    spans = runtime.spans()
+    span = spans.start_child(c.SPAN_DELIVER, parent, SpanKind.CONSUMER, attributes)
     span.end()
-    return _delivery_context(base, span, ids, _prepared_send(tracer, conn, span, ids))
+    return _delivery_context(base, span, ids, _prepared_send(spans, conn, span, ids))
 
 
 def _prepared_send(
-    tracer: trace.Tracer, conn: Connection | None, span: trace.Span, ids: dict[str, str]
-) -> tuple[trace.Span, LeanTracer, Connection, dict[str, Any]] | None:
+    spans: ChildSpans, conn: Connection | None, span: trace.Span, ids: dict[str, str]
+) -> tuple[trace.Span, ChildSpans, Connection, dict[str, Any]] | None:
     """The ``SEND_KEY`` entry asgi's ``_start_send_span`` starts each frame from, if it can."""
-    if type(tracer) is not LeanTracer or conn is None or runtime.config().record_bodies:
+    if conn is None or runtime.config().record_bodies:
         return None
     # What _start_send_span derives otherwise: Connection.ids() first, then the baggage.
     send: dict[str, Any] = conn.ids()
@@ -196,7 +189,7 @@ def _prepared_send(
             send[key] = ids[key]
     send[c.HOP] = c.HOP_SEND
     send[c.EVENT] = c.EV_SEND
-    return span, tracer, conn, send
+    return span, spans, conn, send
 
 
 def _delivery_context(

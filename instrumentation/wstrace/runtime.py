@@ -17,7 +17,7 @@ import wstrace
 from wstrace import conventions as c
 from wstrace import provider as providers
 from wstrace.config import Config
-from wstrace.tracer import LeanTracer, can_replace
+from wstrace.tracer import ChildSpans, LeanTracer, can_replace
 
 logger = logging.getLogger("wstrace")
 
@@ -59,9 +59,11 @@ def config() -> Config:
 def tracer() -> trace.Tracer:
     """The wstrace tracer of the global provider (cached: the SDK's get_tracer is not cheap).
 
-    Lean when the provider is the one wstrace installed (``wstrace.tracer``); the
-    SDK's own tracer when the app brought its provider, whose processors and
-    sampler must see every span exactly as the SDK makes it.
+    Lean when the provider is the one wstrace installed and ``can_replace`` allows
+    it (``wstrace.tracer``); the SDK's own tracer otherwise: when the app brought
+    its provider, whose processors and sampler must see every span exactly as the
+    SDK makes it, or when a sampler, span limits or ``OTEL_SDK_DISABLED`` (a no-op
+    tracer, as the SDK gives) are configured.
     """
     cached = _state.get("tracer")
     # The global, read directly once it is set (get_tracer_provider() does more per call).
@@ -77,6 +79,28 @@ def tracer() -> trace.Tracer:
         cached = (provider, made)
         _state["tracer"] = cached
     return cached[1]
+
+
+def spans() -> ChildSpans:
+    """The seam of ``tracer()`` the per-message wrappers start their spans through.
+
+    Kept apart from the ``"tracer"`` entry, keyed by the tracer itself, so whatever
+    sets that entry (a benchmark forcing the SDK's tracer) gets the matching seam.
+    """
+    held, cached = _state.get("tracer"), _state.get("spans")
+    if (  # tracer()'s own check, inlined: the consumer asks once per delivered chunk
+        cached is not None
+        and held is not None
+        and cached[0] is held[1]
+        and held[0] is getattr(trace, "_TRACER_PROVIDER", None)
+    ):
+        return cached[1]
+    made = tracer()
+    if cached is not None and cached[0] is made:  # the same tracer, the global read otherwise
+        return cached[1]
+    seam = ChildSpans(made)
+    _state["spans"] = (made, seam)
+    return seam
 
 
 def report_once(what: str, exc: BaseException | None = None) -> None:

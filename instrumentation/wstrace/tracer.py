@@ -11,10 +11,21 @@ made here are plain ``ReadableSpan`` objects (so every exporter, processor and
 encoder takes them as SDK spans) that copy the conversation ids from baggage
 themselves, as ``IdsFromBaggage`` does for SDK spans, and go to the provider's
 processors when they end. Anywhere else wstrace uses the SDK tracer unchanged.
+
+``can_replace`` decides which: the lean tracer only stands in for a provider
+whose SDK tracer would record the same spans (the default sampler, the SDK's
+default span limits, the SDK not disabled by ``OTEL_SDK_DISABLED``).
+
+The per-message wrappers (deliver, send) start their spans through one seam,
+``ChildSpans(tracer).start_child(name, parent, kind, attributes)``: the SDK's
+way is ``start_span`` with that parent context; the lean way skips the
+look-ups the wrappers have done already. The wrappers never ask which tracer
+they have.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import traceback
@@ -26,13 +37,32 @@ from typing import Any
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.environment_variables import (
+    OTEL_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_LINK_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_SDK_DISABLED,
+    OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_SPAN_EVENT_COUNT_LIMIT,
+    OTEL_SPAN_LINK_COUNT_LIMIT,
+)
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace import (
+    Event,
+    ReadableSpan,
+    SpanLimits,
+    SpanProcessor,
+    TracerProvider,
+    sampling,
+)
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from wstrace import conventions as c
+from wstrace.current import SPAN_KEY
 from wstrace.otlp_json import _UNSET
 from wstrace.provider import IdsFromBaggage
 
@@ -47,9 +77,70 @@ _tuple_new = tuple.__new__
 _NO_STATE = SpanContext(1, 1, False).trace_state  # the API's shared empty TraceState
 
 
+# Every variable the SDK's SpanLimits reads. Set at all (even empty, which the SDK takes
+# as "no limit"), the SDK's spans are cut differently from lean ones, which enforce none.
+_LIMIT_VARIABLES = (
+    OTEL_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_LINK_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_SPAN_EVENT_COUNT_LIMIT,
+    OTEL_SPAN_LINK_COUNT_LIMIT,
+)
+# The spec's defaults, written out rather than read from the SDK's private constants:
+# should the SDK change them, lean spans are no longer known to match and are refused.
+# At these, a wstrace span (a dozen attributes, rarely an event) is never cut.
+_DEFAULT_LIMITS: dict[str, int | None] = {
+    "max_attributes": 128,
+    "max_events": 128,
+    "max_links": 128,
+    "max_span_attributes": 128,
+    "max_event_attributes": 128,
+    "max_link_attributes": 128,
+    "max_attribute_length": None,
+    "max_span_attribute_length": None,
+}
+_MISSING = object()
+
+
 def can_replace(provider: Any) -> bool:
-    """Whether spans can skip the SDK tracer of ``provider`` without changing what is recorded."""
-    return isinstance(provider, TracerProvider) and provider.sampler is sampling.DEFAULT_ON
+    """Whether spans can skip the SDK tracer of ``provider`` without changing what is recorded.
+
+    Only for an SDK provider with the default sampler, the default span limits and
+    the SDK enabled; anything else keeps the SDK's tracer, which applies them.
+    """
+    return (
+        isinstance(provider, TracerProvider)
+        and provider.sampler is sampling.DEFAULT_ON
+        and not _sdk_disabled(provider)
+        and _default_limits(provider)
+    )
+
+
+def _sdk_disabled(provider: TracerProvider) -> bool:
+    """``OTEL_SDK_DISABLED`` as the SDK reads it, or the provider's own verdict.
+
+    The SDK reads the variable once, in ``TracerProvider.__init__``, and then hands
+    out no-op tracers: refusing here sends ``runtime.tracer()`` to ``get_tracer``,
+    which does exactly that. Set after the provider was made, the SDK still records,
+    and so does its tracer. A provider without the attribute counts as disabled: the
+    SDK's tracer is right either way.
+    """
+    if os.environ.get(OTEL_SDK_DISABLED, "").lower().strip() == "true":
+        return True
+    return getattr(provider, "_disabled", True) is not False
+
+
+def _default_limits(provider: TracerProvider) -> bool:
+    """Whether the provider's span limits are the SDK's defaults, untouched by env or code."""
+    if any(name in os.environ for name in _LIMIT_VARIABLES):
+        return False
+    limits = getattr(provider, "_span_limits", None)
+    if type(limits) is not SpanLimits:  # unknown (a subclass, or the SDK moved it)
+        return False
+    return all(getattr(limits, key, _MISSING) == value for key, value in _DEFAULT_LIMITS.items())
 
 
 class LeanSpan(trace.Span, ReadableSpan):
@@ -330,6 +421,25 @@ class LeanTracer(trace.Tracer):
         )
         return self._span(name, span_context, context, kind, attributes, time_ns())
 
+    def start_child_in(
+        self, name: str, parent: Context, kind: SpanKind, attributes: dict[str, Any]
+    ) -> trace.Span:
+        """``ChildSpans.start_child`` for this tracer: the parent span read once, no baggage merge.
+
+        A parent made by this tracer is taken as ``start_child_of_own`` takes it,
+        inlined: each frame a ``ws.deliver`` handler writes starts here.
+        """
+        span = parent.get(SPAN_KEY) if SPAN_KEY is not None else trace.get_current_span(parent)
+        if type(span) is not self._span:
+            context = span.get_span_context() if span is not None else None
+            return self.start_child(name, context, kind, attributes)
+        context = span._context
+        trace_id, _, _, flags, state, _ = context
+        span_context = _tuple_new(
+            SpanContext, (trace_id, _getrandbits(64) or 1, False, flags, state, True)
+        )
+        return self._span(name, span_context, context, kind, attributes, time_ns())
+
     @contextmanager
     def start_as_current_span(
         self,
@@ -351,3 +461,27 @@ class LeanTracer(trace.Tracer):
             set_status_on_exception=set_status_on_exception,
         ) as current:
             yield current
+
+
+class ChildSpans:
+    """The seam the per-message wrappers start spans through, whichever tracer is in use.
+
+    ``start_child(name, parent, kind, attributes)`` starts a span under the current
+    span of the context ``parent``. ``attributes`` must be complete (the ws ids of
+    ``parent``'s baggage included) and clean (no None); it is taken over, not copied.
+
+    For the SDK's tracer (or any other) it is that tracer's ``start_span`` with
+    ``parent`` as the context: the sampler and every processor see that context,
+    baggage included, as for any span, and ``IdsFromBaggage`` finds the ids set
+    already. For a ``LeanTracer`` it is ``LeanTracer.start_child_in``, which skips
+    the baggage merge. Either is stored as is, not wrapped: this runs per frame.
+    """
+
+    __slots__ = ("start_child",)
+    start_child: Callable[[str, Context, SpanKind, dict[str, Any]], trace.Span]
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        # The one place that tells a lean tracer from any other.
+        self.start_child = (
+            tracer.start_child_in if type(tracer) is LeanTracer else tracer.start_span
+        )

@@ -17,7 +17,6 @@ from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection, scan_app_id
 from wstrace.runtime import STATE
-from wstrace.tracer import LeanTracer
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -102,13 +101,13 @@ def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
     prepared = ctx.get(SEND_KEY)
     if prepared is not None and prepared[2] is conn and ctx.get(current.SPAN_KEY) is prepared[0]:
         # Straight from a ws.deliver handler (the usual case): attributes made at delivery.
-        deliver, tracer, _, attributes = prepared
+        _, spans, _, attributes = prepared
         attributes = attributes.copy()
         if payload is not None:
             attributes[c.FRAME_BYTES] = len(payload)
             if type(payload) is str and payload[:1] == "{":
                 _add_app_id(attributes, payload)
-        return tracer.start_child_of_own(c.SPAN_SEND, deliver, SpanKind.INTERNAL, attributes)
+        return spans.start_child(c.SPAN_SEND, ctx, SpanKind.INTERNAL, attributes)
     attributes = conn.ids()
     attributes[c.HOP] = c.HOP_SEND
     attributes[c.EVENT] = c.EV_SEND
@@ -121,18 +120,16 @@ def _start_send_span(conn: Connection, message: dict[str, Any]) -> Any:
         attributes[c.SEQ] = seq
     if runtime.config().record_bodies and isinstance(payload, str):
         attributes[c.BODY] = payload[:4096]
-    tracer = runtime.tracer()
-    parent = current.span_context(ctx)
-    if type(tracer) is LeanTracer and parent.is_valid:
-        # Inside a handler (the usual case): the ids are the handler's baggage.
-        entries = carrier.baggage_of(ctx)
-        for key in c.BAGGAGE_KEYS:
-            if key not in attributes:
-                value = entries.get(key)
-                if value:
-                    attributes[key] = str(value)
-        return tracer.start_child(c.SPAN_SEND, parent, SpanKind.INTERNAL, attributes)
-    return tracer.start_span(c.SPAN_SEND, context=conn.current_or_connect(), attributes=attributes)
+    # Inside a handler (the usual case) the frame is its child, else the connection's
+    # (``Connection.current_or_connect``); the ids missing so far are that context's baggage.
+    parent = ctx if current.span_context(ctx).is_valid else conn.connect_ctx
+    entries = carrier.baggage_of(parent)
+    for key in c.BAGGAGE_KEYS:
+        if key not in attributes:
+            value = entries.get(key)
+            if value:
+                attributes[key] = str(value)
+    return runtime.spans().start_child(c.SPAN_SEND, parent, SpanKind.INTERNAL, attributes)
 
 
 def _add_app_id(attributes: dict[str, Any], text: str) -> None:

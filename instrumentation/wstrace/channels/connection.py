@@ -35,8 +35,9 @@ from wstrace import conventions as c
 
 CURRENT: ContextVar[Connection | None] = ContextVar("wstrace_connection", default=None)
 SEQ_KEY = context.create_key("wstrace.seq")
-# In a ws.deliver handler's context: (deliver span, its tracer, connection, the ws.send
-# attributes), so each frame the handler writes starts its span from them.
+# In a ws.deliver handler's context: (deliver span, the ChildSpans that made it,
+# connection, the ws.send attributes), so each frame the handler writes starts its span
+# from them.
 SEND_KEY = context.create_key("wstrace.send")
 
 

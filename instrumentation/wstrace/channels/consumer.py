@@ -37,7 +37,6 @@ from wstrace.channels.connection import (
     scan_app_id,
 )
 from wstrace.runtime import STATE
-from wstrace.tracer import LeanTracer
 
 Dispatch = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -185,9 +184,8 @@ def _begin(
             pass
         else:
             attributes[c.SEQ] = seq
-    tracer = runtime.tracer()
-    if type(tracer) is LeanTracer and type(carried) is dict and "baggage" not in carried:
-        return _begin_lean_delivery(tracer, conn, carried, attributes, seq, clean)
+    if type(carried) is dict and "baggage" not in carried:
+        return _begin_own_delivery(conn, carried, attributes, seq, clean)
     # The receiving connection is this one, whoever published; the conversation is
     # the publisher's when it said so.
     own = {c.CONNECTION_ID: conn.connection_id}
@@ -206,7 +204,7 @@ def _begin(
         parent = context.set_value(SEQ_KEY, seq, parent)
     # The conversation and message ids come from the parent's baggage (IdsFromBaggage
     # for SDK spans, the lean tracer itself otherwise).
-    span = tracer.start_span(
+    span = runtime.tracer().start_span(
         c.SPAN_DELIVER, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
     )
     return span, trace.set_span_in_context(span, parent), clean
@@ -227,19 +225,19 @@ def _deliver_base(conn: Connection, dispatch: Dispatch, kind: Any) -> dict[str, 
     return attributes
 
 
-def _begin_lean_delivery(
-    tracer: LeanTracer,
+def _begin_own_delivery(
     conn: Connection,
     carried: dict[str, Any],
     attributes: dict[str, Any],
     seq: int | None,
     clean: dict[str, Any],
 ) -> tuple[trace.Span, context.Context, dict[str, Any]]:
-    """The usual case, once per streamed chunk: our own carrier, our own tracer.
+    """The usual case, once per streamed chunk: a carrier ``message_carrier`` wrote.
 
     Same span and same handler context as the general path, built directly: the
     parent from ``traceparent``, the ids from the carrier (the conversation falls
-    back to the connection's, the connection is always this one), one context.
+    back to the connection's, the connection is always this one), so the span
+    starts with every id and skips the baggage merge, whichever tracer makes it.
     """
     conversation = carried.get(c.CONVERSATION_ID)
     if not (type(conversation) is str and conversation):
@@ -253,25 +251,31 @@ def _begin_lean_delivery(
     if type(message_id) is str and message_id:
         entries[c.MESSAGE_ID] = message_id
     attributes.update(entries)
-    span = tracer.start_child(
-        c.SPAN_DELIVER, carrier.parent_of(carried), SpanKind.CONSUMER, attributes
-    )
     values: dict[str, Any] = {SEQ_KEY: seq} if seq is not None else {}
-    if not runtime.config().record_bodies:
-        # What _start_send_span would derive for each frame this handler writes:
-        # Connection.ids() (its conversation first), then the delivery's ids.
-        send = {c.CONNECTION_ID: conn.connection_id}
-        conversation = conn.conversation_id or conversation
-        if conversation:
-            send[c.CONVERSATION_ID] = conversation
-        if c.MESSAGE_ID in entries:
-            send[c.MESSAGE_ID] = message_id
-        send[c.HOP] = c.HOP_SEND
-        send[c.EVENT] = c.EV_SEND
-        if seq is not None:
-            send[c.SEQ] = seq
-        values[SEND_KEY] = (span, tracer, conn, send)
-    return span, carrier.context_for(span, entries, values), clean
+    # The context the general path would extract: the SDK's sampler and processors see it.
+    remote = carrier.parent_of(carried)
+    parent = carrier.context_for(
+        trace.NonRecordingSpan(remote) if remote is not None else trace.INVALID_SPAN,
+        entries,
+        values,
+    )
+    spans = runtime.spans()
+    span = spans.start_child(c.SPAN_DELIVER, parent, SpanKind.CONSUMER, attributes)
+    if runtime.config().record_bodies:
+        return span, current.with_span(span, parent), clean
+    # What _start_send_span would derive for each frame this handler writes:
+    # Connection.ids() (its conversation first), then the delivery's ids.
+    send: dict[str, Any] = {c.CONNECTION_ID: conn.connection_id}
+    conversation = conn.conversation_id or conversation
+    if conversation:
+        send[c.CONVERSATION_ID] = conversation
+    if c.MESSAGE_ID in entries:
+        send[c.MESSAGE_ID] = message_id
+    send[c.HOP] = c.HOP_SEND
+    send[c.EVENT] = c.EV_SEND
+    if seq is not None:
+        send[c.SEQ] = seq
+    return span, current.with_span(span, parent, {SEND_KEY: (span, spans, conn, send)}), clean
 
 
 def _begin_receive(

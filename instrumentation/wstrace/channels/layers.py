@@ -30,7 +30,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.runtime import STATE
-from wstrace.tracer import LeanTracer
 
 
 @dataclass
@@ -231,13 +230,7 @@ def _begin_publish(
     if c.MESSAGE_ID in ids:
         seq = SEQUENCES.next(ids[c.MESSAGE_ID], target_name)
         attributes[c.SEQ] = seq
-    tracer = runtime.tracer()
-    if type(tracer) is LeanTracer:  # the ids are in already: skip the baggage merge
-        span = tracer.start_child(
-            c.SPAN_PUBLISH, current.span_context(), SpanKind.PRODUCER, attributes
-        )
-    else:
-        span = tracer.start_span(c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes)
+    span = runtime.spans().start_child(c.SPAN_PUBLISH, current.get(), SpanKind.PRODUCER, attributes)
     carried = carrier.message_carrier(span.get_span_context(), ids)
     if seq is not None:
         carried[carrier.SEQ_FIELD] = str(seq)

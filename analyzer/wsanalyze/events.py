@@ -71,9 +71,6 @@ SCHEMA: dict[str, pl.DataType] = {
 
 COLUMNS: tuple[str, ...] = tuple(SCHEMA)
 
-SPAN_KINDS: dict[int, str] = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
-STATUS_CODES: dict[int, str] = {0: "unset", 1: "ok", 2: "error"}
-
 
 def empty_events() -> pl.LazyFrame:
     """An empty event table with the full schema."""

@@ -5,5 +5,3 @@ Add ``"wstrace"`` to ``INSTALLED_APPS``; optional settings go in ``WSTRACE``
 """
 
 __version__ = "0.1.0"
-
-default_app_config = "wstrace.apps.WstraceConfig"

@@ -140,7 +140,6 @@ EV_CHANNEL_FULL: Final = "ws.channel_full"
 EV_EXCEPTION: Final = "exception"
 
 # --- causes (contract) -------------------------------------------------------
-CAUSE_OK: Final = "ok"
 CAUSES: Final = (
     "ok",
     "auth_rejected",
@@ -180,7 +179,6 @@ DEFAULT_CLOSE_CODES: Final[dict[int, tuple[str, str]]] = {
     4005: ("invalid_message", HOP_RECEIVE),
     1011: ("consumer_error", HOP_DELIVER),
 }
-NORMAL_CLOSE_CODES: Final = frozenset({1000, 1001})
 
 # --- propagation ---------------------------------------------------------------
 CARRIER_KEY: Final = "__wstrace__"

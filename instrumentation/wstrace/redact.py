@@ -103,11 +103,6 @@ def is_secret_key(key: str) -> bool:
     return known
 
 
-def needs_redaction(text: str) -> bool:
-    """Cheap pre-check so clean strings (nearly all of them) are left untouched."""
-    return bool(_PARAM.search(text) or _INLINE.search(text))
-
-
 def redact_url(url: str) -> str:
     """A connection URL (Redis, a Celery broker) without its password, shown to a person.
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ._common import Json, Traces, clean_errors, console, fail, print_json
+from ._common import Json, Traces, clean_errors, console, print_json
 
 
 def ingest(
@@ -24,11 +24,9 @@ def ingest(
     json_: Json = False,
 ) -> None:
     """Compact the trace store into Parquet sorted by conversation; new files are picked up incrementally."""
-    try:
-        from ..sources.store import DEFAULT_STORE, ENV_STORE
-        from ..sources.store import ingest as run_ingest
-    except ImportError:
-        fail("this build has no compacted store (wsanalyze.store); nothing to ingest")
+    from ..sources.store import DEFAULT_STORE, ENV_STORE
+    from ..sources.store import ingest as run_ingest
+
     target = store or os.environ.get(ENV_STORE) or DEFAULT_STORE
     columns = (
         TextColumn("[bold]ingest"),
@@ -48,14 +46,14 @@ def ingest(
 
         result = run_ingest(traces, target, progress=progress)
     summary = {
-        "store": getattr(result, "store_dir", target),
-        "files_read": getattr(result, "files_read", None),
-        "files_skipped": getattr(result, "files_skipped", None),
-        "spans_added": getattr(result, "spans_added", None),
-        "spans_total": getattr(result, "spans_total", None),
-        "parts_written": getattr(result, "parts_written", None),
-        "seconds": round(getattr(result, "seconds", 0.0), 3),
-        "problems": list(getattr(result, "problems", []))[:50],
+        "store": result.store_dir,
+        "files_read": result.files_read,
+        "files_skipped": result.files_skipped,
+        "spans_added": result.spans_added,
+        "spans_total": result.spans_total,
+        "parts_written": result.parts_written,
+        "seconds": round(result.seconds, 3),
+        "problems": result.problems[:50],
     }
     if json_:
         from ..render.json import dumps

@@ -23,7 +23,3 @@ class Rule:
     cause: str | None = None  # only when the line alone proves it
     facts: dict[str, object] = field(default_factory=dict)  # constant columns (accepted=True, ...)
     priority: int = 50  # lower wins when two rules claim one record
-
-
-# Names of groups that go straight into event-table columns of the same name.
-DIRECT_COLUMNS = ("task_id", "task_name", "group", "queue")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -232,7 +232,3 @@ def explain_view(info: CauseInfo) -> Panel:
     body.append("How to fix\n", style="bold")
     body.append(info.fix)
     return Panel(body, title=info.cause, title_align="left")
-
-
-def print_to(console: Console, renderable) -> None:
-    console.print(renderable)

@@ -44,7 +44,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_wstrace_overhead import _client  # noqa: E402
 from wsanalyze.demo.client import make_token  # noqa: E402
-from wsanalyze.demo.stack import DEFAULT_JWT_SECRET, RedisServer, Stack  # noqa: E402
+from wsanalyze.demo.example_apps import DEFAULT_JWT_SECRET  # noqa: E402
+from wsanalyze.demo.redis_server import RedisServer  # noqa: E402
+from wsanalyze.demo.stack import Stack  # noqa: E402
 
 ENV = {"CHAT_CHUNK_DELAY": "0", "CHAT_CHUNKS": "5", "CHAT_RATE_LIMIT": "1000000000"}
 TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)

@@ -14,7 +14,7 @@ captured in its ``web.log`` / ``worker.log`` as ``demo.stack.Stack`` writes them
   extras, and the same faults on RedisPubSubChannelLayer); one stack per
   (layer, worker env), the stacks side by side, each stack's scenarios one after
   another (as ``demo.run.play`` does);
-* the room app: ``demo.rooms.ROOM_SCENARIOS``, all at once on their stacks
+* the room app: ``demo.room_scenarios.ROOM_SCENARIOS``, all at once on their stacks
   (``ROOM_STACKS``), as ``tests/roomapp/conftest.py`` plays them.
 
 Then, for each scenario, ``conversation_report(cid, logs=<that stack's log
@@ -51,9 +51,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from wsanalyze.demo import room_scenarios  # noqa: E402
 from wsanalyze.demo import rooms as room_demo  # noqa: E402
 from wsanalyze.demo import run as chat_demo  # noqa: E402
-from wsanalyze.demo.stack import RedisServer, Stack  # noqa: E402
+from wsanalyze.demo.redis_server import RedisServer  # noqa: E402
+from wsanalyze.demo.stack import Stack  # noqa: E402
 
 Expect = tuple[str, str | None, str]
 GRADES = ("right", "unknown", "wrong", "error")
@@ -155,7 +157,7 @@ def play_chat(workdir: Path, redis: RedisServer, names: Sequence[str] | None = N
 
 
 async def _worker_down_connected(ctx: room_demo.RoomContext) -> None:
-    """As ``rooms._worker_down_connected``, noting the moment instead of reading spans."""
+    """As ``room_scenarios._worker_down_connected``, noting the moment instead of reading spans."""
     alice = await ctx.open_room(room_demo.new_user())
     ctx.ids["message"] = mid = await alice.say("@bot anyone home?")
     await alice.wait_for("message", mid)
@@ -166,9 +168,9 @@ async def _worker_down_connected(ctx: room_demo.RoomContext) -> None:
 def play_rooms(workdir: Path, redis: RedisServer, names: Sequence[str] | None = None) -> list[Case]:
     """The room app's scenarios, all at once on their ``ROOM_STACKS`` (wstrace off)."""
     scenarios = (
-        room_demo.room_scenarios_named(names)
+        room_scenarios.room_scenarios_named(names)
         if names is not None
-        else list(room_demo.ROOM_SCENARIOS)
+        else list(room_scenarios.ROOM_SCENARIOS)
     )
     scenarios = [
         replace(s, play=_worker_down_connected) if s.name == "room_worker_down_connected" else s

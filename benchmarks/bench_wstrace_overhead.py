@@ -40,7 +40,9 @@ sys.path.insert(0, str(ROOT / "analyzer"))
 
 from websockets.asyncio.client import connect  # noqa: E402
 from wsanalyze.demo.client import make_token  # noqa: E402
-from wsanalyze.demo.stack import DEFAULT_JWT_SECRET, RedisServer, Stack  # noqa: E402
+from wsanalyze.demo.example_apps import DEFAULT_JWT_SECRET  # noqa: E402
+from wsanalyze.demo.redis_server import RedisServer  # noqa: E402
+from wsanalyze.demo.stack import Stack  # noqa: E402
 
 LOST: list[tuple[str, str, str]] = []  # (conversation url, message id, what was seen)
 

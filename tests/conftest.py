@@ -25,7 +25,10 @@ from typing import Any
 
 import pytest
 import redis
-from wsanalyze.demo.stack import RedisServer, Stack
+from wsanalyze.demo.redis_server import RedisServer
+
+# Every verdict computed in the suite (in process, or by a `wsanalyze` subprocess, which
+from wsanalyze.demo.stack import Stack
 
 # Every verdict computed in the suite (in process, or by a `wsanalyze` subprocess, which
 # inherits the environment) is checked against the invariants of docs/verdicts.md: a verdict

@@ -20,7 +20,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 from wsanalyze.demo.client import converse
-from wsanalyze.demo.stack import Stack, find_redis_server, free_port
+from wsanalyze.demo.processes import free_port
+from wsanalyze.demo.redis_server import find_redis_server
+from wsanalyze.demo.stack import Stack
 from wsanalyze.sources.base import Query, SourceError
 from wsanalyze.sources.logs import DockerLogsReader, load_log_events
 

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from wsanalyze.demo.stack import RedisServer
+from wsanalyze.demo.redis_server import RedisServer
 from wsanalyze.doctor import Target, run_doctor
 
 PROJ = Path(__file__).resolve().parent / "proj"

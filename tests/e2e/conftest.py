@@ -3,7 +3,7 @@
 ``e2e_run`` starts its own Redis, the stacks the scenarios need (Daphne + a
 Celery prefork worker with wstrace on, sharing one trace directory), plays
 every scenario of ``wsanalyze.demo.run.ALL_SCENARIOS`` (the example app's faults on both
-channel layers, from ``wsanalyze.demo.stack.SCENARIOS``), stops the processes so the
+channel layers, from ``wsanalyze.demo.chatapp_faults.FAULTS``), stops the processes so the
 exporters flush, and hands the trace directory and what each client saw to the
 tests, which then run the analyzer over what the stack wrote.
 """

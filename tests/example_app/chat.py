@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import uuid
 
-from wsanalyze.demo.stack import SCENARIOS
+from wsanalyze.demo.chatapp_faults import FAULTS
 
 WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
     importlib.util.find_spec("wstrace.apps")
@@ -23,7 +23,7 @@ def stack_kwargs(layer: str, wstrace_enabled: bool, **extra: object) -> dict:
 
 def fault_stack(layer: str, scenario: str, wstrace_enabled: bool) -> dict:
     """Kwargs of the stack whose worker is configured for a deployment fault scenario."""
-    worker_env = SCENARIOS[scenario].worker_env
+    worker_env = FAULTS[scenario].worker_env
     return stack_kwargs(layer, wstrace_enabled, worker_env=worker_env)
 
 

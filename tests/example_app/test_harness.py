@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from wsanalyze.demo.stack import Stack, StackError
+from wsanalyze.demo.processes import StackError
+from wsanalyze.demo.stack import Stack
 
 pytestmark = pytest.mark.stack
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wsanalyze.demo.stack import SCENARIOS, TOKEN_KINDS
+from wsanalyze.demo.chatapp_faults import FAULTS
+from wsanalyze.demo.stack import TOKEN_KINDS
 from wstrace.conventions import CAUSES
 
 FAULT_SWITCHES = {
@@ -22,11 +23,11 @@ FAULT_SWITCHES = {
 
 
 def test_every_fault_switch_has_a_scenario_named_for_its_cause():
-    assert set(SCENARIOS) == FAULT_SWITCHES | {"ok"}
-    assert set(SCENARIOS) <= set(CAUSES)
+    assert set(FAULTS) == FAULT_SWITCHES | {"ok"}
+    assert set(FAULTS) <= set(CAUSES)
 
 
 def test_scenarios_use_known_token_kinds_and_layers():
-    for scenario in SCENARIOS.values():
+    for scenario in FAULTS.values():
         assert scenario.token in TOKEN_KINDS, scenario.cause
         assert set(scenario.layers) <= {"core", "pubsub"}, scenario.cause

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from wsanalyze.demo.stack import SCENARIOS
+from wsanalyze.demo.chatapp_faults import FAULTS
 
 from .chat import fault_stack
 
 pytestmark = pytest.mark.stack
 
-UNAVAILABLE = SCENARIOS["channel_layer_unavailable"]
-MISMATCH = SCENARIOS["layer_mismatch"]
+UNAVAILABLE = FAULTS["channel_layer_unavailable"]
+MISMATCH = FAULTS["layer_mismatch"]
 
 
 def test_channel_layer_unavailable_fails_the_task_at_group_send(shared_stack, wstrace_enabled):

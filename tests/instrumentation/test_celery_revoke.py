@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import redis
-from wsanalyze.demo.stack import RedisServer
+from wsanalyze.demo.redis_server import RedisServer
 from wstrace import conventions as c
 
 from .spans import Span, by_name, read_spans, wait_for

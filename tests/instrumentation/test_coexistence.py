@@ -28,7 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from wsanalyze.demo.stack import Stack, example_app_dir
+from wsanalyze.demo.example_apps import example_app_dir
+from wsanalyze.demo.stack import Stack
 from wstrace import conventions as c
 
 from .spans import Span, read_spans, wait_for

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from wsanalyze.demo.stack import example_app_dir
+from wsanalyze.demo.example_apps import example_app_dir
 from wstrace import conventions as c
 from wstrace.config import ConfigError, load_config
 

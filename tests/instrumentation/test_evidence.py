@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 from wsanalyze.demo.client import Transcript, converse
-from wsanalyze.demo.stack import Stack, free_port
+from wsanalyze.demo.processes import free_port
+from wsanalyze.demo.stack import Stack
 from wstrace import conventions as c
 
 from .spans import Span, by_name, wait_for

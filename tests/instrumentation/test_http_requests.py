@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 import redis
-from wsanalyze.demo.stack import RedisServer, free_port
+from wsanalyze.demo.processes import free_port
+from wsanalyze.demo.redis_server import RedisServer
 from wstrace import conventions as c
 
 from .spans import Span, by_name, wait_for

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 from wsanalyze.demo.client import Transcript
-from wsanalyze.demo.stack import Stack, example_app_dir, free_port
+from wsanalyze.demo.example_apps import example_app_dir
+from wsanalyze.demo.processes import free_port
+from wsanalyze.demo.stack import Stack
 
 pytestmark = pytest.mark.stack
 

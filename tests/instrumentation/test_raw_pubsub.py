@@ -21,7 +21,7 @@ import redis.asyncio.client
 import redis.client
 from redis._parsers.encoders import Encoder
 from wrapt import FunctionWrapper
-from wsanalyze.demo.stack import RedisServer
+from wsanalyze.demo.redis_server import RedisServer
 from wstrace import conventions as c
 from wstrace.channels.layers import payload_hash
 from wstrace.instrumentors import RedisPublishInstrumentor, instrument_all, uninstrument_all

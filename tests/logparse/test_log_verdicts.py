@@ -296,3 +296,14 @@ def test_queued_after_every_worker_shut_down_is_no_worker(tmp_path):
     v = report.verdict
     assert (v.outcome, v.hop, v.cause) == ("lost", "task", "no_worker")
     assert any("ended with its shutdown" in line for line in report.messages[0].evidence)
+
+
+def test_the_reason_for_a_refused_handshake_joins_even_when_stamped_after_daphne(tmp_path):
+    """Engine stamps of stdout and stderr are taken per stream: the app's line may come
+    after Daphne's WSREJECT / WSDISCONNECT it explains."""
+    lines = [access("25", "WSCONNECTING", "c1"), access("25", "WSREJECT", "c1"),
+             access("25", "WSDISCONNECT", "c1"),
+             f'ts={T}:26.300Z level=warning msg="ws rejected" reason="origin not allowed"'
+             " path=/ws/chat/c1/"]  # fmt: skip
+    v = judged(write(tmp_path, lines, []), "c1").verdict
+    assert (v.outcome, v.hop, v.cause) == ("rejected", "connect", "origin_rejected")

@@ -103,11 +103,12 @@ def _connection_rows(frame: pl.DataFrame, conns: Conns | None = None) -> list[di
     crash_of: dict[str, dict] = {}
     app_only: dict[tuple, list[dict]] = {}
     for line in closes:
-        found = _open_at(conns, line["conversation_id"], line["ts"])
         if line.get("event") == c.EV_REJECT:  # says why a handshake was refused
-            found = [k for k in found if k["rejected"] is not None]
-            if not found:
-                continue
+            found = _refused_near(conns, line)
+            if found is not None:
+                close_of.setdefault(found["connection_id"], line)
+            continue
+        found = _open_at(conns, line["conversation_id"], line["ts"])
         if len(found) > 1:  # the one that closed first at or after the line
             later = [k for k in found if k["disconnected"] and k["disconnected"] >= line["ts"]]
             found = sorted(later, key=lambda k: k["disconnected"])[:1] if later else []
@@ -177,6 +178,22 @@ def _connection_rows(frame: pl.DataFrame, conns: Conns | None = None) -> list[di
         )  # fmt: skip
         out += _close_rows(base, base["confidence"], line, line["ts"], "")
     return out
+
+
+REJECT_LINE_SLACK = timedelta(seconds=2)
+"""How far the app's line saying why a handshake was refused may sit from Daphne's
+``WSREJECT``: engine stamps of stdout and stderr are taken as each stream is read, so
+the app's line can land just after the access lines it explains."""
+
+
+def _refused_near(conns: Conns, line: dict) -> dict | None:
+    """The conversation's refused handshake on the line's service nearest the line."""
+    near = [
+        k for k in conns.of(line["conversation_id"])
+        if k["rejected"] is not None and k["service"] == line.get("service")
+        and abs(k["rejected"] - line["ts"]) <= REJECT_LINE_SLACK + _WHOLE * _whole(k["rejected"])
+    ]  # fmt: skip
+    return min(near, key=lambda k: abs(k["rejected"] - line["ts"])) if near else None
 
 
 def _crash_cause(crash: dict) -> str:

@@ -77,6 +77,42 @@ ALL_ATTRIBUTES: Final = tuple(
     if name.isupper() and isinstance(value, str) and value.startswith("ws.")
 )
 
+# The attributes the analyzer's event table (wsanalyze.events.SCHEMA) has a column for:
+# attribute key -> column name. Span readers fill the columns from these keys; test
+# builders write them back. Every other attribute stays in the row's JSON ``attributes``.
+ATTRIBUTE_COLUMNS: Final[dict[str, str]] = {
+    CONVERSATION_ID: "conversation_id",
+    CONNECTION_ID: "connection_id",
+    MESSAGE_ID: "message_id",
+    HOP: "hop",
+    EVENT: "event",
+    SEQ: "seq",
+    CLOSE_CODE: "close_code",
+    CAUSE: "cause",
+    CLOSED_BY: "closed_by",
+    ACCEPTED: "accepted",
+    HANDSHAKE_REJECTED: "handshake_rejected",
+    ORIGIN_ALLOWED: "origin_allowed",
+    USER_AUTHENTICATED: "user_authenticated",
+    GROUP: "group",
+    LAYER: "layer",
+    MEMBERS: "members",
+    RECEIVERS: "receivers",
+    OVER_CAPACITY: "over_capacity",
+    MESSAGE_TYPE: "message_type",
+    TASK_ID: "task_id",
+    TASK_NAME: "task_name",
+    QUEUE: "queue",
+    QUEUES: "queues",
+    FRAME_TYPE: "frame_type",
+    EXPECTS_ANSWER: "expects_answer",
+    APP_MESSAGE_ID: "app_message_id",
+    PAYLOAD_HASH: "payload_hash",
+    CONVERSATION_SOURCE: "conversation_source",
+    ROUTE: "route",
+    CHANNEL: "channel",
+}
+
 # --- hops (contract), in the order a message travels ----------------------
 HOP_CONNECT: Final = "connect"
 HOP_AUTH: Final = "auth"

@@ -32,3 +32,37 @@ def test_conform_adds_missing_columns_orders_and_casts():
     assert out.columns == list(COLUMNS)
     assert out.schema == pl.Schema(SCHEMA)
     assert out.row(0, named=True)["close_code"] == 4001 and out["hop"][0] is None
+
+
+def test_every_attribute_with_a_column_names_a_column_and_a_wstrace_attribute():
+    from wstrace.conventions import ALL_ATTRIBUTES, ATTRIBUTE_COLUMNS
+
+    assert set(ATTRIBUTE_COLUMNS) <= set(ALL_ATTRIBUTES)
+    assert set(ATTRIBUTE_COLUMNS.values()) <= set(COLUMNS)
+    assert len(set(ATTRIBUTE_COLUMNS.values())) == len(ATTRIBUTE_COLUMNS)  # one column each
+
+
+def test_an_attribute_written_into_a_span_comes_back_in_its_column(tmp_path):
+    from wsanalyze.sources import load_events
+    from wsanalyze.verdicts.testing import Trace, write_otlp
+    from wstrace.conventions import ATTRIBUTE_COLUMNS
+
+    values = {
+        pl.Boolean: True,
+        pl.Int32: 4001,
+        pl.Int64: 3,
+        pl.List(pl.String): ["celery", "slow"],
+    }
+    columns = {
+        column: values.get(SCHEMA[column], f"v-{column}")
+        for column in ATTRIBUTE_COLUMNS.values()
+        if column != "conversation_id"
+    }
+    trace = Trace("conv-round-trip")
+    others = {k: v for k, v in columns.items() if k not in ("hop", "event")}
+    trace.span("ws.receive", columns["hop"], columns["event"], 0, **others)
+    write_otlp(trace, tmp_path)
+
+    row = load_events(str(tmp_path)).events.collect().row(0, named=True)
+    assert {column: row[column] for column in columns} == columns
+    assert row["conversation_id"] == "conv-round-trip"

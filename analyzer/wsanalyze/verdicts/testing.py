@@ -237,40 +237,6 @@ def combine(*traces: Trace) -> pl.LazyFrame:
     return pl.concat([t.frame() for t in traces], how="vertical")
 
 
-_ATTRS = {
-    "conversation_id": "ws.conversation_id",
-    "connection_id": "ws.connection_id",
-    "message_id": "ws.message_id",
-    "hop": "ws.hop",
-    "event": "ws.event",
-    "seq": "ws.seq",
-    "close_code": "ws.close_code",
-    "cause": "ws.cause",
-    "closed_by": "ws.closed_by",
-    "accepted": "ws.accepted",
-    "handshake_rejected": "ws.handshake_rejected",
-    "origin_allowed": "ws.origin_allowed",
-    "user_authenticated": "ws.user_authenticated",
-    "group": "ws.group",
-    "layer": "ws.layer",
-    "members": "ws.group_members",
-    "receivers": "ws.publish_receivers",
-    "over_capacity": "ws.over_capacity",
-    "message_type": "ws.message_type",
-    "task_id": "ws.task_id",
-    "task_name": "ws.task_name",
-    "queue": "ws.queue",
-    "queues": "ws.queues",
-    "frame_type": "ws.frame_type",
-    "expects_answer": "ws.expects_answer",
-    "app_message_id": "ws.app_message_id",
-    "payload_hash": "ws.payload_hash",
-    "conversation_source": "ws.conversation_source",
-    "route": "ws.route",
-    "channel": "ws.channel",
-}
-
-
 def _any_value(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"boolValue": value}
@@ -289,7 +255,7 @@ def otlp_span(row: dict[str, Any]) -> dict[str, Any]:
     """One event-table row as an OTLP/JSON span."""
     attrs = [
         {"key": key, "value": _any_value(row[column])}
-        for column, key in _ATTRS.items()
+        for key, column in c.ATTRIBUTE_COLUMNS.items()
         if row.get(column) is not None
     ]
     span: dict[str, Any] = {

@@ -124,41 +124,24 @@ def _queues(value: object) -> list[str]:
     return [str(q) for q in value] if isinstance(value, list) else [str(value)]
 
 
-# Attribute key -> (row index, converter); the rest of the row is filled from the span.
+# Attribute key -> (row index, converter) for the attributes with a column of their own
+# (conventions.ATTRIBUTE_COLUMNS); the rest of the row is filled from the span.
+_CONVERTERS = {  # the others are strings
+    C.CLOSE_CODE: as_int,
+    C.SEQ: as_int,
+    C.MEMBERS: as_int,
+    C.RECEIVERS: as_int,
+    C.OVER_CAPACITY: as_int,
+    C.ACCEPTED: as_bool,
+    C.HANDSHAKE_REJECTED: as_bool,
+    C.ORIGIN_ALLOWED: as_bool,
+    C.USER_AUTHENTICATED: as_bool,
+    C.EXPECTS_ANSWER: as_bool,
+    C.QUEUES: _queues,
+}
 _ATTR_COLUMNS: dict[str, tuple[int, object]] = {
-    key: (ROW_COLUMNS.index(column), convert)
-    for key, column, convert in (
-        (C.CONVERSATION_ID, "conversation_id", as_str),
-        (C.CONNECTION_ID, "connection_id", as_str),
-        (C.MESSAGE_ID, "message_id", as_str),
-        (C.HOP, "hop", as_str),
-        (C.EVENT, "event", as_str),
-        (C.CAUSE, "cause", as_str),
-        (C.CLOSE_CODE, "close_code", as_int),
-        (C.CLOSED_BY, "closed_by", as_str),
-        (C.ACCEPTED, "accepted", as_bool),
-        (C.HANDSHAKE_REJECTED, "handshake_rejected", as_bool),
-        (C.ORIGIN_ALLOWED, "origin_allowed", as_bool),
-        (C.USER_AUTHENTICATED, "user_authenticated", as_bool),
-        (C.SEQ, "seq", as_int),
-        (C.GROUP, "group", as_str),
-        (C.CHANNEL, "channel", as_str),
-        (C.LAYER, "layer", as_str),
-        (C.MEMBERS, "members", as_int),
-        (C.RECEIVERS, "receivers", as_int),
-        (C.OVER_CAPACITY, "over_capacity", as_int),
-        (C.MESSAGE_TYPE, "message_type", as_str),
-        (C.TASK_ID, "task_id", as_str),
-        (C.TASK_NAME, "task_name", as_str),
-        (C.QUEUE, "queue", as_str),
-        (C.QUEUES, "queues", _queues),
-        (C.FRAME_TYPE, "frame_type", as_str),
-        (C.EXPECTS_ANSWER, "expects_answer", as_bool),
-        (C.APP_MESSAGE_ID, "app_message_id", as_str),
-        (C.PAYLOAD_HASH, "payload_hash", as_str),
-        (C.CONVERSATION_SOURCE, "conversation_source", as_str),
-        (C.ROUTE, "route", as_str),
-    )
+    key: (ROW_COLUMNS.index(column), _CONVERTERS.get(key, as_str))
+    for key, column in C.ATTRIBUTE_COLUMNS.items()
 }
 _ATTR_KEYS = frozenset(_ATTR_COLUMNS)
 _EMPTY: dict = {}

@@ -340,7 +340,7 @@ def test_reader_satisfies_the_interface(tmp_path):
 
 def test_reads_a_store_written_by_the_wstrace_exporter(tmp_path):
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from wstrace.store import FileSpanExporter
+    from wstrace.file_exporter import FileSpanExporter
 
     provider = TracerProvider(resource=Resource.create({"service.name": "worker"}))
     provider.add_span_processor(BatchSpanProcessor(FileSpanExporter(tmp_path, "worker", 1 << 20)))

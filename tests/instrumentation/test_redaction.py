@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 from wstrace import redact
+from wstrace.file_exporter import FileSpanExporter
 from wstrace.logging import CorrelationFormatter, RedactingFilter
 from wstrace.provider import RedactingExporter
-from wstrace.store import FileSpanExporter
 
 from .spans import read_spans
 

@@ -113,7 +113,7 @@ def _file_exporters() -> list[Any]:
     """wstrace's file exporters on the global provider (best effort: SDK internals)."""
     from opentelemetry import trace
 
-    from wstrace.store import FileSpanExporter
+    from wstrace.file_exporter import FileSpanExporter
 
     processors = getattr(
         getattr(trace.get_tracer_provider(), "_active_span_processor", None),

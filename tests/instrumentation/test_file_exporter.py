@@ -21,14 +21,14 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from wstrace.file_exporter import FileSpanExporter
 from wstrace.otlp_json import encode_request
-from wstrace.store import FileSpanExporter
 
 from .spans import read_spans
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
-STORE_LOGGER = "wstrace.store"
+STORE_LOGGER = "wstrace.file_exporter"
 
 
 def _finished_spans(build) -> list:

@@ -10,13 +10,11 @@
 
 Stack kwargs are those of ``wsanalyze.demo.stack.Stack`` minus ``workdir`` and
 ``redis_url`` (both provided): ``app="roomapp"`` runs the room app instead of the
-chat app, ``worker=False`` starts no Celery worker (``tests/roomapp`` uses both). ``WSTRACE_AVAILABLE`` tells whether the wstrace
-Django app can be installed; tests of the instrumented variant skip without it.
+chat app, ``worker=False`` starts no Celery worker (``tests/roomapp`` uses both).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -26,8 +24,6 @@ from typing import Any
 import pytest
 import redis
 from wsanalyze.demo.redis_server import RedisServer
-
-# Every verdict computed in the suite (in process, or by a `wsanalyze` subprocess, which
 from wsanalyze.demo.stack import Stack
 
 # Every verdict computed in the suite (in process, or by a `wsanalyze` subprocess, which
@@ -35,23 +31,15 @@ from wsanalyze.demo.stack import Stack
 # that contradicts its own evidence raises instead of passing quietly.
 os.environ["WSANALYZE_STRICT_INVARIANTS"] = "1"
 
-WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
-    importlib.util.find_spec("wstrace.apps")
-)
 REDIS_DATABASES = 64  # RedisServer starts redis-server with --databases 64
 
 StackFactory = Callable[..., Stack]
 
 
-_SKIP_WITHOUT_WSTRACE = pytest.mark.skipif(
-    not WSTRACE_AVAILABLE, reason="the wstrace Django app is not importable yet"
-)
-
-
 @pytest.fixture(
     params=[
         pytest.param(False, id="wstrace-off"),
-        pytest.param(True, id="wstrace-on", marks=_SKIP_WITHOUT_WSTRACE),
+        pytest.param(True, id="wstrace-on"),
     ]
 )
 def wstrace_enabled(request: pytest.FixtureRequest) -> bool:

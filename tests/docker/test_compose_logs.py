@@ -36,7 +36,7 @@ def judge(events: pl.DataFrame, conversation: str):
     return analyze_conversation(events.lazy(), conversation)
 
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.stack]  # the app's processes, in containers
 
 COMPARED = [
     "ts", "service", "event", "hop", "status", "cause", "conversation_id",

@@ -27,7 +27,7 @@ from wsanalyze.verdicts import analyze_conversation
 
 from tests.docker.engine import host_mounts, wait_for_log
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.stack]  # the app's processes, in containers
 
 COMPARED = ["ts", "service", "event", "hop", "status", "cause", "conversation_id", "task_id",
             "exception", "close_code"]  # fmt: skip

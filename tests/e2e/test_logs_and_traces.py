@@ -9,8 +9,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from wsanalyze.demo.client import converse
 from wsanalyze.verdicts.api import conversation_report
+
+pytestmark = pytest.mark.stack
 
 FAST_FLUSH = {"OTEL_BSP_SCHEDULE_DELAY": "100"}
 

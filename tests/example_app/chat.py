@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 
 from wsanalyze.demo.chatapp_faults import FAULTS
-
-WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
-    importlib.util.find_spec("wstrace.apps")
-)
 
 LAYERS = ("core", "pubsub")
 CAPACITY = 20  # a small channel capacity keeps fault:channel_full (3 x capacity chunks) quick

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from wsanalyze.demo.stack import Stack
 
-from .chat import FAULT_STACKS, LAYERS, WSTRACE_AVAILABLE, fault_stack, stack_kwargs
+from .chat import FAULT_STACKS, LAYERS, fault_stack, stack_kwargs
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _boot_shared_stacks(shared_stack: Any, request: pytest.FixtureRequest) -> None:
     """Boot the shared stacks of this package in parallel rather than one by one."""
-    modes = [False, True] if WSTRACE_AVAILABLE else [False]
+    modes = [False, True]
     shared_stack.prestart(*(stack_kwargs(layer, mode) for layer in LAYERS for mode in modes))
     # The deployment-fault stacks boot in the background while the other tests run.
     if any(item.path.name == "test_stack_faults.py" for item in request.session.items):

@@ -21,6 +21,8 @@ from wstrace import conventions as c
 
 from .spans import Span, by_name, wait_for
 
+pytestmark = pytest.mark.stack
+
 FAST_FLUSH = {"OTEL_BSP_SCHEDULE_DELAY": "100"}
 IDS = (c.CONVERSATION_ID, c.CONNECTION_ID)
 

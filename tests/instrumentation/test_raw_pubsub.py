@@ -289,6 +289,7 @@ def test_payload_hash_encodes_str_as_the_client_is_configured() -> None:
 
 
 # --- publish and deliver ---------------------------------------------------------------------
+@pytest.mark.stack  # a real redis-server (redis_url)
 def test_publish_and_deliver_carry_equal_hashes_for_str_bytes_and_numbers(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -313,6 +314,7 @@ def test_publish_and_deliver_carry_equal_hashes_for_str_bytes_and_numbers(
         assert deliver.end_ns >= deliver.start_ns
 
 
+@pytest.mark.stack  # a real redis-server (redis_url)
 @pytest.mark.parametrize("tracer", ["lean", "sdk"])
 @pytest.mark.parametrize("mode", ["get_message", "listen", "handler", "inline"])
 def test_frames_a_consumer_forwards_are_children_of_their_raw_delivery(
@@ -359,6 +361,7 @@ def test_frames_a_consumer_forwards_are_children_of_their_raw_delivery(
     assert frames[4].parent_id == ping.span_id
 
 
+@pytest.mark.stack  # a real redis-server (redis_url)
 def test_celery_channels_and_reads_outside_a_conversation_make_no_span(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -373,6 +376,7 @@ def test_celery_channels_and_reads_outside_a_conversation_make_no_span(
 
 
 # --- never break the app ---------------------------------------------------------------------
+@pytest.mark.stack  # a real redis-server (redis_url)
 def test_a_broken_hash_costs_the_span_not_the_message(tmp_path: Path, redis_url: str) -> None:
     results, stderr = run(tmp_path, redis_url, "broken:hashes")
     spans = read_spans(tmp_path)
@@ -383,6 +387,7 @@ def test_a_broken_hash_costs_the_span_not_the_message(tmp_path: Path, redis_url:
     assert stderr.count("wstrace: redis message failed (RuntimeError: hash broke)") == 1
 
 
+@pytest.mark.stack  # a real redis-server (redis_url)
 def test_a_broken_hash_leaves_a_streaming_consumer_untouched(
     tmp_path: Path, redis_url: str
 ) -> None:

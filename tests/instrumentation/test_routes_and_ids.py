@@ -335,6 +335,7 @@ def test_a_handler_that_raises_even_a_connection_error_stays_consumer_error(
     assert disconnect.attributes[c.CAUSE] == "consumer_error"
 
 
+@pytest.mark.stack  # a real redis-server, stopped under the consumer
 def test_redis_dying_under_the_consumers_layer_receive_is_channel_layer_unavailable(
     tmp_path: Path,
 ) -> None:

@@ -197,7 +197,7 @@ def _disabled() -> None:
 
 # --- contrib instrumentations ------------------------------------------------------------
 def _instrumentor_instance() -> None:
-    instrumentor = pytest.importorskip("opentelemetry.instrumentation.instrumentor")
+    from opentelemetry.instrumentation import instrumentor
 
     class Probe(instrumentor.BaseInstrumentor):  # a singleton of its own: nothing patched
         def instrumentation_dependencies(self) -> list[str]:
@@ -214,7 +214,7 @@ def _instrumentor_instance() -> None:
 
 
 def _instrumented_flag() -> None:
-    instrumentor = pytest.importorskip("opentelemetry.instrumentation.instrumentor")
+    from opentelemetry.instrumentation import instrumentor
 
     class Probe(instrumentor.BaseInstrumentor):
         def instrumentation_dependencies(self) -> list[str]:
@@ -236,8 +236,6 @@ def _instrumented_flag() -> None:
 
 
 def _django_middleware() -> None:
-    pytest.importorskip("django")
-    pytest.importorskip("opentelemetry.instrumentation.django")
     from wstrace import http
 
     module, _, name = http._MIDDLEWARE.rpartition(".")

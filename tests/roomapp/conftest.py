@@ -11,7 +11,6 @@ what was played to the tests, which run the analyzer on each conversation.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +23,6 @@ from wsanalyze.demo.stack import Stack
 from wsanalyze.report import ConversationReport, MessageVerdict
 from wsanalyze.verdicts.api import conversation_report
 
-WSTRACE_AVAILABLE = bool(importlib.util.find_spec("wstrace")) and bool(
-    importlib.util.find_spec("wstrace.apps")
-)
 SHARED_KINDS = ("main", "no_worker", "worker_stopped")
 
 
@@ -60,8 +56,6 @@ class RoomRun:
 @pytest.fixture(scope="session")
 def room_run(shared_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoomRun]:
     """Every room scenario played once on real stacks, spans flushed to disk."""
-    if not WSTRACE_AVAILABLE:
-        pytest.skip("the wstrace Django app is not importable yet")
     own_redis = RedisServer().start()
     lonely = Stack(
         tmp_path_factory.mktemp("redis-down"), own_redis.url, **room_stack_kwargs("redis_down")

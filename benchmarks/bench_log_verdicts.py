@@ -213,7 +213,7 @@ def play_rooms(workdir: Path, redis: RedisServer, names: Sequence[str] | None = 
 # --- judging ---------------------------------------------------------------------------
 def judge(case: Case) -> Scored:
     """The analyzer's verdict of one case from its stack's logs alone, graded."""
-    from wsanalyze.verdicts.api import conversation_report
+    from wsanalyze.analysis import conversation_report
 
     started = time.perf_counter()
     try:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from typer.testing import CliRunner
+from wsanalyze.analysis import UnknownConversation, conversation_report
 from wsanalyze.cli import app
 from wsanalyze.sources.store import ingest
-from wsanalyze.verdicts.api import UnknownConversation, conversation_report
 from wsanalyze.verdicts.testing import Trace, write_otlp
 
 runner = CliRunner()

@@ -334,7 +334,7 @@ def test_the_log_only_report_renders_with_the_conversation_json_contract(api_eve
 
 def test_with_traces_and_logs_the_timeline_shows_both(project):
     """`conversation --traces DIR --logs docker:PROJECT`: spans and log lines side by side."""
-    from wsanalyze.verdicts.api import conversation_report
+    from wsanalyze.analysis import conversation_report
 
     report = conversation_report(
         "c-taskfail", traces=str(project.stack.trace_dir), logs=f"docker:{project.name}"

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wsanalyze.analysis import conversation_report
 from wsanalyze.demo.client import converse
-from wsanalyze.verdicts.api import conversation_report
 
 pytestmark = pytest.mark.stack
 

@@ -8,8 +8,8 @@ processes wrote to the trace store.
 from __future__ import annotations
 
 import pytest
+from wsanalyze.analysis import conversation_list, conversation_report, lost_report
 from wsanalyze.demo.run import ALL_SCENARIOS
-from wsanalyze.verdicts.api import conversation_list, conversation_report, lost_report
 
 pytestmark = pytest.mark.stack
 

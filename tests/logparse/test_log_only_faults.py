@@ -12,8 +12,8 @@ decide. Each verdict must be right, or an honest `unknown`; `conversations` and
 from __future__ import annotations
 
 import pytest
+from wsanalyze.analysis import conversation_list, conversation_report
 from wsanalyze.demo.run import from_app, play
-from wsanalyze.verdicts.api import conversation_list, conversation_report
 
 pytestmark = pytest.mark.stack
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from wsanalyze.verdicts.api import conversation_list, conversation_report
+from wsanalyze.analysis import conversation_list, conversation_report
 from wsanalyze.verdicts.testing import START, Trace, write_otlp
 from wstrace import conventions as c
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wsanalyze.verdicts.api import conversation_list, conversation_report, lost_report
+from wsanalyze.analysis import conversation_list, conversation_report, lost_report
 
 T = "2026-12-04T07:41"
 TASK = "336da05e-7c3b-4122-97dc-90cbd469fb51"

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from wsanalyze.analysis import conversation_report
 from wsanalyze.demo.redis_server import RedisServer
 from wsanalyze.demo.room_scenarios import ROOM_SCENARIOS
 from wsanalyze.demo.rooms import RoomPlayed, play_room_scenarios, room_stack_kwargs, wait_quiet
 from wsanalyze.demo.stack import Stack
 from wsanalyze.report import ConversationReport, MessageVerdict
-from wsanalyze.verdicts.api import conversation_report
 
 SHARED_KINDS = ("main", "no_worker", "worker_stopped")
 

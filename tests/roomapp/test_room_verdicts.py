@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
+from wsanalyze.analysis import AnalysisError, conversation_list, conversation_report
 from wsanalyze.report import MessageVerdict
-from wsanalyze.verdicts.api import AnalysisError, conversation_list, conversation_report
 
 from .conftest import RoomRun
 

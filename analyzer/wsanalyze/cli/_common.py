@@ -112,9 +112,9 @@ def clean_errors() -> Iterator[None]:
 
     ``WSANALYZE_DEBUG=1`` lets unexpected exceptions through with their traceback.
     """
+    from ..analysis import AnalysisError
     from ..logmap import LogMapError
     from ..sources.base import SourceError
-    from ..verdicts.api import AnalysisError
     from ..verdicts.closecodes import CloseCodesError
 
     try:

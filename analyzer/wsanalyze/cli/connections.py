@@ -34,9 +34,9 @@ def connections(
     close_codes_: CloseCodes = None,
 ) -> None:
     """List connections (newest first) with their route, conversation and how they ended."""
+    from ..analysis import connection_list
     from ..render import json as render_json
     from ..render.terminal import connections_view, problems_view
-    from ..verdicts.api import connection_list
 
     with clean_errors():
         rows, problems = connection_list(

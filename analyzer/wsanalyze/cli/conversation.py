@@ -50,9 +50,9 @@ def conversation(
     ] = None,
 ) -> None:
     """Show how far each message of a conversation got, why it stopped, and how to fix it."""
+    from ..analysis import conversation_report
     from ..render import json as render_json
     from ..render.terminal import conversation_view
-    from ..verdicts.api import conversation_report
 
     with clean_errors(), log_map(log_map_):
         report = conversation_report(

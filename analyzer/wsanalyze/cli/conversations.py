@@ -48,10 +48,10 @@ def conversations(
     at: At = None,
 ) -> None:
     """List conversations with their verdicts, newest first."""
+    from ..analysis import conversation_list
     from ..causes import KNOWN_CAUSES
     from ..render import json as render_json
     from ..render.terminal import conversations_view, problems_view
-    from ..verdicts.api import conversation_list
 
     if outcome is not None and outcome not in OUTCOMES:
         fail(f"--outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}")

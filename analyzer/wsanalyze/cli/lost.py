@@ -32,9 +32,9 @@ def lost(
     in_flight_s: InFlight = 5.0,
 ) -> None:
     """Count lost messages by the hop where they died and the cause."""
+    from ..analysis import lost_report
     from ..render import json as render_json
     from ..render.terminal import lost_view
-    from ..verdicts.api import lost_report
 
     with clean_errors(), log_map(log_map_):
         report = lost_report(

@@ -94,7 +94,7 @@ class RoomContext:
 
     async def analyze_now(self) -> Any:
         """The analyzer's report of this conversation as of now (spans flushed first)."""
-        from ..verdicts.api import conversation_report
+        from ..analysis import conversation_report
 
         await asyncio.to_thread(wait_quiet, self.stack.trace_dir)
         traces = str(self.stack.trace_dir)

@@ -291,8 +291,8 @@ def run_demo(
 
 def _show_chatapp(out: Any, played: Sequence[Played], traces: Path) -> None:
     """The chat app's conversations, then its showcase failure in full."""
+    from ..analysis import conversation_list, conversation_report
     from ..render.terminal import conversation_view, conversations_view
-    from ..verdicts.api import conversation_list, conversation_report
 
     for p in played:
         if p.error:
@@ -311,8 +311,8 @@ def _show_chatapp(out: Any, played: Sequence[Played], traces: Path) -> None:
 
 def _show_roomapp(out: Any, played: Sequence[RoomPlayed]) -> None:
     """The room app's conversations (one store per deployment), then the Stop one in full."""
+    from ..analysis import conversation_list, conversation_report
     from ..render.terminal import conversation_view, conversations_view
-    from ..verdicts.api import conversation_list, conversation_report
 
     for p in played:
         if p.error:

@@ -25,9 +25,8 @@ count real chunks:
   pub/sub, whose payload hash equals the publish's; it was **sent** once per
   ``ws.send`` under such a delivery.
 
-Rows of other processes that the instrumentation could not tag (a subscriber's
-read, the frames it forwards, an HTTP request whose conversation is known only
-by the group it published to) get their message and conversation ids here.
+Rows the instrumentation could not tag get their ids first (``untagged``); what
+each stream and receiving connection got is counted in ``breakdown``.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ import polars as pl
 from wstrace import conventions as c
 
 from .logchains import raw_log
+from .untagged import fill_ids, group_targets, is_hop, split_rows
 
 _NOT_HOPS = (c.EV_GROUP_ADD, c.EV_GROUP_DISCARD, c.EV_REVOKE, c.EV_WORKER_READY)
 _RUN_EVENTS = (c.EV_RECEIVE, c.EV_HTTP_REQUEST, c.EV_TASK, c.EV_DELIVER, c.EV_REDIS_MESSAGE)
@@ -62,97 +62,10 @@ def _is_run() -> pl.Expr:
 _PUB, _DLV, _SEND = c.HOP_PUBLISH, c.HOP_DELIVER, c.HOP_SEND
 
 
-def _is(hop: str) -> pl.Expr:
-    return (pl.col("hop") == hop).fill_null(False)
-
-
-def _split(frame: pl.DataFrame, cond: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(rows where ``cond`` holds, the others): joins run on the few rows that need them."""
-    mask = frame.select(cond.fill_null(False).alias("m"))["m"]
-    return frame.filter(mask), frame.filter(~mask)
-
-
-def _fill_from_hash(events: pl.DataFrame) -> pl.DataFrame:
-    """A subscriber's read takes the message (and conversation) of the PUBLISH it read.
-
-    Adds ``_pub_of`` to every row: for a delivery, the publish it delivered (its
-    parent, or on raw pub/sub the earliest PUBLISH with the same payload hash).
-    """
-    events = events.with_columns(
-        _pub_of=pl.when(_is(_DLV)).then(pl.col("parent_span_id")).otherwise(pl.lit(None))
-    )
-    reads, rest = _split(events, _is(_DLV) & pl.col("payload_hash").is_not_null())
-    if reads.is_empty():
-        return events
-    pubs = (
-        events.filter(_is(_PUB) & pl.col("payload_hash").is_not_null())
-        .sort("ts")
-        .group_by("payload_hash")
-        .agg(
-            pl.col("span_id").first().alias("_h_pub"),
-            pl.col("message_id").drop_nulls().first().alias("_h_msg"),
-            pl.col("conversation_id").drop_nulls().first().alias("_h_conv"),
-        )
-    )
-    reads = (
-        reads.join(pubs, on="payload_hash", how="left")
-        .with_columns(
-            message_id=pl.coalesce("message_id", "_h_msg"),
-            conversation_id=pl.coalesce("conversation_id", "_h_conv"),
-            _pub_of=pl.coalesce("_h_pub", "_pub_of"),
-        )
-        .drop("_h_pub", "_h_msg", "_h_conv")
-    )
-    return pl.concat([rest, reads], how="vertical_relaxed")
-
-
-def _fill_from_parent(events: pl.DataFrame) -> pl.DataFrame:
-    """Frames written under a delivery (or a request) take its message id when they lack one."""
-    orphans, rest = _split(
-        events,
-        pl.col("message_id").is_null()
-        & pl.col("parent_span_id").is_not_null()
-        & pl.col("hop").is_in((_SEND, c.HOP_ENQUEUE, _PUB)),
-    )
-    if orphans.is_empty():
-        return events
-    parents = (
-        events.filter(pl.col("span_id").is_not_null() & pl.col("message_id").is_not_null())
-        .select(
-            pl.col("span_id").alias("_p_span"),
-            pl.col("message_id").alias("_p_msg"),
-            pl.col("conversation_id").alias("_p_conv"),
-        )
-        .unique("_p_span", keep="first")
-    )
-    orphans = (
-        orphans.join(parents, left_on="parent_span_id", right_on="_p_span", how="left")
-        .with_columns(
-            message_id=pl.col("_p_msg"),
-            conversation_id=pl.coalesce("conversation_id", "_p_conv"),
-        )
-        .drop("_p_msg", "_p_conv")
-    )
-    return pl.concat([rest, orphans], how="vertical_relaxed")
-
-
-def _membership(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(conversation, group) and (conversation, channel) pairs its connections joined."""
-    adds = events.filter(
-        (pl.col("event") == c.EV_GROUP_ADD).fill_null(False)
-        & pl.col("conversation_id").is_not_null()
-    )
-    groups = (
-        adds.filter(pl.col("group").is_not_null())
-        .select("conversation_id", pl.col("group").alias("_target"))
-        .unique()
-    )
-    channels = (
-        adds.filter(pl.col("channel").is_not_null())
-        .select("conversation_id", pl.col("channel").alias("_target"))
-        .unique()
-    )
-    return groups, channels
+def not_errored() -> pl.Expr:
+    """Rows that did not error (a consumer's normal StopConsumer is no error)."""
+    benign = pl.col("exception").str.contains(r"StopConsumer|CancelledError").fill_null(False)
+    return ~((pl.col("status") == "error") & ~benign).fill_null(False)
 
 
 def _memberships(events: pl.DataFrame) -> pl.DataFrame:
@@ -195,54 +108,6 @@ def _memberships(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _fill_conversation(events: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
-    """A message with no conversation (an HTTP request) takes the one whose connections it answered."""
-    loose, rest = _split(
-        events, pl.col("message_id").is_not_null() & pl.col("conversation_id").is_null()
-    )
-    if loose.is_empty():
-        return events
-    ids = loose.select(pl.col("message_id").unique())
-    by_message = (
-        rest.filter(pl.col("conversation_id").is_not_null())
-        .join(ids, on="message_id", how="semi")
-        .group_by("message_id")
-        .agg(pl.col("conversation_id").first().alias("_m_conv"))
-    )
-    by_group = (
-        loose.filter(_is(_PUB) & pl.col("group").is_not_null())
-        .select("message_id", pl.col("group").alias("_target"))
-        .join(groups, on="_target", how="inner")
-        .group_by("message_id")
-        .agg(pl.col("conversation_id").first().alias("_g_conv"))
-    )
-    loose = (
-        loose.join(by_message, on="message_id", how="left")
-        .join(by_group, on="message_id", how="left")
-        .with_columns(conversation_id=pl.coalesce("_m_conv", "_g_conv"))
-        .drop("_m_conv", "_g_conv")
-    )
-    return pl.concat([rest, loose], how="vertical_relaxed")
-
-
-def fill_ids(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Message and conversation ids for rows the instrumentation could not tag.
-
-    A subscriber's read takes them from the PUBLISH it read (payload hash), a frame
-    written under a delivery from the delivery, an HTTP-started message from the
-    conversation whose connections joined the group it published to. Adds
-    ``_pub_of`` (the publish a delivery delivered). Idempotent.
-    """
-    if "_pub_of" in events.collect_schema().names():
-        return events
-    # Eager and on subsets: each step joins the few rows that need it with an
-    # aggregate of the table (a lazy plan would repeat every earlier step per use).
-    frame = _fill_from_hash(events.collect())
-    frame = _fill_from_parent(frame)
-    groups, _ = _membership(frame)
-    return _fill_conversation(frame, groups).lazy()
-
-
 def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
     """The event table with ids filled in and per-row answer facts (``_answers``, ``_stream`` …).
 
@@ -254,7 +119,7 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
     ``_dlv_orphan`` (a delivery whose publish is absent), ``_parent_hop``.
     """
     frame = fill_ids(events).collect()
-    _, channels = _membership(frame)
+    _, channels = group_targets(frame)
     spans = (
         frame.filter(pl.col("span_id").is_not_null())
         .select(
@@ -266,23 +131,23 @@ def annotate(events: pl.LazyFrame) -> pl.LazyFrame:
         .unique("_a_span", keep="first")
     )
     ok_sends = (
-        frame.filter(_is(_SEND) & _ok() & pl.col("parent_span_id").is_not_null())
+        frame.filter(is_hop(_SEND) & not_errored() & pl.col("parent_span_id").is_not_null())
         .group_by("parent_span_id")
         .agg(pl.len().cast(pl.Int64).alias("_sends"))
     )
     senders = (
         frame.filter(
-            _is(c.HOP_RECEIVE)
+            is_hop(c.HOP_RECEIVE)
             & pl.col("message_id").is_not_null()
             & pl.col("connection_id").is_not_null()
         )
         .group_by("message_id")
         .agg(pl.col("connection_id").first().alias("_sender"))
     )
-    pubs, rest = _split(frame, _is(_PUB))
+    pubs, rest = split_rows(frame, is_hop(_PUB))
     pubs = pubs.join(senders, on="message_id", how="left")
-    dlvs, rest = _split(rest, _is(_DLV))
-    sends, rest = _split(rest, _is(_SEND))
+    dlvs, rest = split_rows(rest, is_hop(_DLV))
+    sends, rest = split_rows(rest, is_hop(_SEND))
     pubs = _publish_facts(pubs, spans, _memberships(frame), channels, dlvs, ok_sends)
     present = pubs.select(pl.col("span_id").drop_nulls().unique().alias("_present"))
     dlvs = (
@@ -378,7 +243,7 @@ def _answering(
         | (pl.col("event") == c.EV_REDIS_PUBLISH).fill_null(False)
     ).drop("_target", "_row", "_sender")
     per_delivery = (
-        dlvs.filter(_ok() & (pl.col("event") != c.EV_BUFFER_OVERFLOW).fill_null(True))
+        dlvs.filter(not_errored() & (pl.col("event") != c.EV_BUFFER_OVERFLOW).fill_null(True))
         .filter(pl.col("_pub_of").is_not_null())
         .select("span_id", "_pub_of")
         .join(ok_sends, left_on="span_id", right_on="parent_span_id", how="left")
@@ -398,101 +263,3 @@ def _answering(
             _n_unsent=pl.col("_n_unsent").fill_null(0),
         )
     )
-
-
-def _ok() -> pl.Expr:
-    benign = pl.col("exception").str.contains(r"StopConsumer|CancelledError").fill_null(False)
-    return ~((pl.col("status") == "error") & ~benign).fill_null(False)
-
-
-def _producer() -> pl.Expr:
-    """A readable name for the run a stream came from."""
-    task = pl.concat_str(
-        pl.lit("task "), pl.col("_r_task").fill_null("?"), pl.lit(" on "), pl.col("_r_service")
-    )
-    return (
-        pl.when(pl.col("_r_name").is_null())
-        .then(pl.lit("a run whose spans never reached the store (its process died)"))
-        .when(pl.col("_r_event") == c.EV_HTTP_REQUEST)
-        .then(pl.concat_str(pl.lit("HTTP request on "), pl.col("_r_service")))
-        .when(pl.col("_r_hop") == c.HOP_TASK)
-        .then(task)
-        .when(pl.col("_r_hop") == c.HOP_RECEIVE)
-        .then(pl.concat_str(pl.lit("the receive handler on "), pl.col("_r_service")))
-        .when(pl.col("_r_hop") == c.HOP_DELIVER)
-        .then(pl.concat_str(pl.lit("a delivery handler on "), pl.col("_r_service")))
-        .otherwise(pl.concat_str(pl.col("_r_name"), pl.lit(" on "), pl.col("_r_service")))
-    )
-
-
-def breakdown(annotated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(per message and stream, per message and receiving connection) counts of answering chunks."""
-    runs = (
-        annotated.filter(pl.col("span_id").is_not_null())
-        .select(
-            pl.col("span_id").alias("_stream"),
-            pl.col("name").alias("_r_name"),
-            pl.col("event").alias("_r_event"),
-            pl.col("hop").alias("_r_hop"),
-            pl.col("service").fill_null("?").alias("_r_service"),
-            pl.col("task_name").alias("_r_task"),
-        )
-        .unique("_stream", keep="first")
-    )
-    ok_pub = (
-        (pl.col("hop") == c.HOP_PUBLISH)
-        & pl.col("_answers")
-        & pl.col("message_id").is_not_null()
-        & ~(_raised()).fill_null(False)
-    )
-    streams = (
-        annotated.filter(ok_pub)
-        .group_by("message_id", "_stream")
-        .agg(
-            pl.len().cast(pl.Int64).alias("published"),
-            pl.col("_n_dlv").sum().cast(pl.Int64).alias("delivered"),
-            pl.col("_n_sent").sum().cast(pl.Int64).alias("sent"),
-            (pl.col("_n_dlv") == 0).sum().cast(pl.Int64).alias("gaps"),
-            pl.col("ts").min().alias("_first"),
-        )
-        .join(runs, on="_stream", how="left")
-        .with_columns(producer=_producer())
-        .sort("message_id", "_first")
-        .select(
-            "message_id",
-            pl.col("_stream").alias("stream"),
-            "producer",
-            "published",
-            "delivered",
-            "sent",
-            "gaps",
-        )
-    )
-    answering = annotated.filter(ok_pub).select(pl.col("span_id").alias("_pub_of"))
-    delivers = annotated.filter(
-        (pl.col("hop") == c.HOP_DELIVER)
-        & _ok()
-        & pl.col("message_id").is_not_null()
-        & pl.col("connection_id").is_not_null()
-        & (pl.col("event") != c.EV_BUFFER_OVERFLOW)
-    )
-    receivers = (
-        pl.concat(
-            [
-                delivers.join(answering, on="_pub_of", how="semi"),
-                delivers.filter(pl.col("_dlv_orphan")),
-            ]
-        )
-        .group_by("message_id", "connection_id")
-        .agg(
-            pl.len().cast(pl.Int64).alias("delivered"),
-            pl.col("_d_sends").fill_null(0).sum().cast(pl.Int64).alias("sent"),
-        )
-        .sort("message_id", "connection_id")
-    )
-    return streams, receivers
-
-
-def _raised() -> pl.Expr:
-    benign = pl.col("exception").str.contains(r"StopConsumer|CancelledError").fill_null(False)
-    return pl.col("exception").is_not_null() & ~benign

@@ -37,8 +37,9 @@ from wstrace import conventions as c
 from ...events import SCHEMA, conform
 from ._rows import LOG_CHAIN, LOG_EVIDENCE, PRODUCERS, RANK, is_chain_log, raw_log, weakest
 from .connections import _connection_rows, log_connections
+from .evidence import _message_evidence
 from .messages import SENDS_LOGGED, message_rows
-from .tasks import _message_evidence, _task_rows
+from .tasks import _task_rows
 
 __all__ = [
     "LOG_CHAIN",

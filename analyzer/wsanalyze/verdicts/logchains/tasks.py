@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
 from wstrace import conventions as c
 
 from ._rows import (
     _END_EVENTS,
-    _UNAVAILABLE,
-    _WHOLE,
-    LOG_EVIDENCE,
     PRODUCERS,
     _line,
     _row,
@@ -20,6 +17,8 @@ from ._rows import (
     weakest,
 )
 from .connections import Conns, _open_at, log_connections
+from .evidence import _span_owners, _task_evidence
+from .workers import _broker_down, _broker_line, _layer_errors, _over_capacity, _worker_lost
 
 
 def _task_rows(frame: pl.DataFrame, conns: Conns | None = None) -> list[dict]:
@@ -52,161 +51,6 @@ def _task_rows(frame: pl.DataFrame, conns: Conns | None = None) -> list[dict]:
         out += _one_task(task_id, rows, enq_spans.get(task_id), task_id in ran, traced, conns,
                          lost.get(task_id), layer.get(task_id), down)  # fmt: skip
     return out + _over_capacity(frame.filter(raw_log()), out)
-
-
-def _runs(tasks: pl.DataFrame) -> list[dict]:
-    """Celery's task runs from their lines: task id, service, received, first end (or None)."""
-    celery = tasks.filter(pl.col("name") == "celery")
-    received = (
-        celery.filter(pl.col("event") == "task_received")
-        .group_by("task_id")
-        .agg(pl.col("ts").min().alias("rcv"), pl.col("service").first())
-    )
-    ended = (
-        celery.filter(pl.col("event").is_in(_END_EVENTS))
-        .group_by("task_id")
-        .agg(pl.col("ts").min().alias("end"))
-    )
-    return received.join(ended, on="task_id", how="left").to_dicts()
-
-
-def _layer_errors(raw: pl.DataFrame, tasks: pl.DataFrame) -> dict[str, dict]:
-    """task id → a Redis connection error line (no task id on it) its worker logged while
-    that task was the one running there (several running: it joins none)."""
-    lines = (
-        raw.filter(
-            pl.col("task_id").is_null()
-            & (pl.col("status") == "error").fill_null(False)
-            & (pl.col("name") != "celery").fill_null(True)
-            & (
-                (pl.col("event") == "redis_error")
-                | pl.coalesce("exception", "detail").str.contains(_UNAVAILABLE).fill_null(False)
-            )
-        )
-        .sort("ts")
-        .to_dicts()
-    )
-    if not lines:
-        return {}
-    runs = _runs(tasks)
-    out: dict[str, dict] = {}
-    for line in lines:
-        found = [
-            r for r in runs
-            if r["service"] == line["service"] and r["rcv"] <= line["ts"]
-            and (r["end"] is None or line["ts"] <= r["end"])
-        ]  # fmt: skip
-        if len(found) == 1:
-            out.setdefault(found[0]["task_id"], line)
-    return out
-
-
-_DOWN = ("broker_unreachable", "broker_lost")
-
-
-_UP = ("broker_connected", "worker_ready", "task_received")
-
-
-def _broker_down(raw: pl.DataFrame) -> dict[str, list[tuple]]:
-    """Per worker service (Celery lines): the spans of time its broker connection was down,
-    (first error line, until) — ``until`` None while it never came back."""
-    celery = raw.filter((pl.col("name") == "celery").fill_null(False)).sort("ts")
-    out: dict[str, list[tuple]] = {}
-    for (service,), rows in celery.group_by("service", maintain_order=True):
-        spans: list[tuple] = []
-        first = None
-        for r in rows.iter_rows(named=True):
-            if r["event"] in _DOWN and first is None:
-                first = r
-            elif r["event"] in _UP and first is not None:
-                spans.append((first, r["ts"]))
-                first = None
-        if first is not None:
-            spans.append((first, None))
-        out[service] = spans
-    return out
-
-
-def _broker_line(down: dict[str, list[tuple]], ts: datetime) -> dict | None:
-    """The broker error line of the one worker that logged, when it was down at ``ts``."""
-    if len(down) != 1:
-        return None  # several workers (or none): which one would have taken it is unknown
-    (spans,) = down.values()
-    for first, until in spans:
-        if first["ts"] <= ts + _WHOLE and (until is None or ts <= until):
-            return first
-    return None
-
-
-def _span_owners(spans: pl.DataFrame) -> dict[str, dict]:
-    """task id → the (conversation, message) its spans name (enqueue first, then the run)."""
-    rows = (
-        spans.filter(
-            pl.col("task_id").is_not_null()
-            & pl.col("message_id").is_not_null()
-            & pl.col("conversation_id").is_not_null()
-        )
-        .with_columns(_o=pl.when(pl.col("hop") == c.HOP_ENQUEUE).then(0).otherwise(1))
-        .sort("_o", "ts")
-        .unique("task_id", keep="first")
-    )
-    return {r["task_id"]: r for r in rows.iter_rows(named=True)}
-
-
-def _evidence_row(owner: dict, lines: list[dict], notes: dict[int, str] | None = None) -> dict:
-    """One evidence-only row: log lines tied exactly to a message whose spans decide it."""
-    notes = notes or {}
-    text = [_line(r) + notes.get(id(r), "") for r in lines]
-    first = lines[0]
-    return _row(kind=LOG_EVIDENCE, service=first.get("service"), ts=first["ts"],
-                conversation_id=owner["conversation_id"], message_id=owner["message_id"],
-                task_id=owner.get("task_id"), name=first.get("name") or "app",
-                event=LOG_EVIDENCE, confidence="exact",
-                detail="\n".join(dict.fromkeys(text)))  # fmt: skip
-
-
-def _task_evidence(rows: pl.DataFrame, owner: dict, lost: dict | None) -> list[dict]:
-    """The log lines of a task whose run has spans: evidence of its message, never a run.
-
-    Celery's lines and the app's lines carrying the task id join exactly; the worker's
-    ``WorkerLostError`` line (no task id) joins when it was the one task open there.
-    """
-    recs = [r for r in rows.to_dicts() if not r.get("conversation_id")
-            or r["conversation_id"] == owner["conversation_id"]]  # fmt: skip
-    notes: dict[int, str] = {}
-    if lost is not None:
-        recs.append(lost)
-        notes[id(lost)] = (
-            f" [no task id on this line: the one task open on {lost.get('service') or '?'} then]"
-        )
-    if not recs:
-        return []
-    return [_evidence_row(owner, sorted(recs, key=lambda r: r["ts"]), notes)]
-
-
-def _message_evidence(frame: pl.DataFrame) -> list[dict]:
-    """App lines naming a message id its spans carry (no task id): evidence of that message."""
-    raw = frame.filter(raw_log() & pl.col("message_id").is_not_null() & pl.col("task_id").is_null())
-    if raw.is_empty():
-        return []
-    spans = frame.filter((pl.col("source") != "log") & pl.col("message_id").is_not_null())
-    owners = {
-        r["message_id"]: r
-        for r in spans.filter(pl.col("conversation_id").is_not_null())
-        .select("message_id", "conversation_id")
-        .unique("message_id", keep="first")
-        .iter_rows(named=True)
-    }
-    out = []
-    for (message,), rows in raw.sort("ts").group_by("message_id", maintain_order=True):
-        owner = owners.get(message)
-        if owner is None:
-            continue
-        recs = [r for r in rows.to_dicts() if not r.get("conversation_id")
-                or r["conversation_id"] == owner["conversation_id"]]  # fmt: skip
-        if recs:
-            out.append(_evidence_row(owner, recs))
-    return out
 
 
 _REVOKES = ("task_terminating", "task_revoked_discarded", "task_revoke_flagged")
@@ -244,55 +88,6 @@ def _revoke_rows(base: dict, celery: list[dict], conf: str | None) -> list[dict]
              confidence=weakest(conf, first.get("confidence")),
              detail="\n".join(_line(r) for r in said))
     ]  # fmt: skip
-
-
-def _over_capacity(raw: pl.DataFrame, made: list[dict]) -> list[dict]:
-    """channels_redis's "N of M channels over capacity in group G" → a refused publish of the
-    one task of that conversation running on that process then (none when several ran)."""
-    lines = raw.filter(
-        (pl.col("event") == "over_capacity") & pl.col("conversation_id").is_not_null()
-    ).to_dicts()
-    runs = [r for r in made if r["hop"] == c.HOP_TASK]
-    out = []
-    for line in lines:
-        found = [
-            r for r in runs
-            if r["conversation_id"] == line["conversation_id"] and r["service"] == line["service"]
-            and r["ts"] <= line["ts"] and (r["end_ts"] is None or line["ts"] <= r["end_ts"])
-        ]  # fmt: skip
-        if len(found) != 1:
-            continue
-        run = found[0]
-        out.append(
-            _row(service=line["service"], conversation_id=run["conversation_id"],
-                 message_id=run["message_id"], connection_id=run["connection_id"],
-                 task_id=run["task_id"], ts=line["ts"], end_ts=line["ts"], hop=c.HOP_PUBLISH,
-                 parent_span_id=run.get("span_id"),
-                 event=c.EV_GROUP_SEND, name="channels_redis", status="ok",
-                 group=line.get("group"), members=line.get("members"),
-                 over_capacity=line.get("over_capacity"),
-                 confidence=weakest(run["confidence"], line.get("confidence")),
-                 detail=_line(line))
-        )  # fmt: skip
-    return out
-
-
-def _worker_lost(raw: pl.DataFrame, tasks: pl.DataFrame) -> dict[str, dict]:
-    """task id → the WorkerLostError line of its worker, when it was the one task open there."""
-    lines = raw.filter(pl.col("event") == "worker_lost").sort("ts").to_dicts()
-    if not lines:
-        return {}
-    runs = _runs(tasks)
-    out: dict[str, dict] = {}
-    for line in lines:
-        open_ = [
-            r for r in runs
-            if r["service"] == line["service"] and r["rcv"] <= line["ts"]
-            and (r["end"] is None) and r["task_id"] not in out
-        ]  # fmt: skip
-        if len(open_) == 1:
-            out[open_[0]["task_id"]] = line
-    return out
 
 
 def log_span_id(task_id: str) -> str:

@@ -1,8 +1,15 @@
-"""The calls the commands make: load evidence, compute verdicts, return result objects.
+"""Analysis's front door: load the evidence, correlate the logs, judge, return result objects.
 
     report = conversation_report("abc", traces="./.wstrace", logs="compose.log")
     rows = conversation_list(traces, outcome="lost")
     lost = lost_report(traces)
+
+Each call runs the same three steps: load spans and/or log lines
+(``wsanalyze.sources``) into the one event table; turn log lines into chain rows
+joined to their conversations (``verdicts.logchains``); hand the table to the
+verdict engine (``wsanalyze.verdicts``). The commands, the demo and the tests call
+these, never the steps, so orchestration lives here and the engine stays a pure
+function of the table.
 
 Every failure of the input raises :class:`AnalysisError` (a one-line message
 saying what was looked at), never a traceback worth showing.
@@ -18,15 +25,17 @@ from datetime import datetime, timedelta
 import polars as pl
 from wstrace import conventions as c
 
-from ..report import ConnectionSummary, ConversationReport, ConversationSummary, LostReport
-from . import (
+from .report import ConnectionSummary, ConversationReport, ConversationSummary, LostReport
+from .verdicts import (
     DEFAULT_IN_FLIGHT,
     aggregate_lost,
     analyze_conversation,
     known_conversations,
+    list_connections,
     summarize_conversations,
 )
-from .closecodes import CloseCodes
+from .verdicts.closecodes import CloseCodes
+from .verdicts.logchains import SENDS_LOGGED, log_chains
 
 
 class AnalysisError(Exception):
@@ -78,7 +87,7 @@ def _load(
             app_message_ids=app_message_ids,
         )
         return events.filter(pl.col("ts") <= at), problems, sources, at
-    from ..sources import SourceError, load_events
+    from .sources import SourceError, load_events
 
     frames: list[pl.LazyFrame] = []
     problems: list[str] = []
@@ -122,8 +131,6 @@ def _log_chains(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFra
     """Log rows joined to their conversations and made chain rows (``verdicts.logchains``):
     the one engine then decides from spans, logs or both. With a conversation asked for,
     only its log rows are kept (worker facts too)."""
-    from .logchains import SENDS_LOGGED, log_chains
-
     joined = log_chains(events).collect().lazy()
     if conversation_id is None:
         return joined
@@ -139,7 +146,7 @@ def _log_chains(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFra
 
 def _load_logs(logs, **query):
     try:
-        from ..sources.logs import load_log_events
+        from .sources.logs import load_log_events
     except ImportError:
         raise AnalysisError("--logs is not supported by this build yet; use --traces") from None
     return load_log_events(logs, **query)
@@ -149,7 +156,7 @@ def _where(sources: Sequence[str], traces) -> str:
     """The place to name in an error: what the user gave, else the default store."""
     if traces is not None:
         return str(traces)
-    from ..sources import default_traces_dir
+    from .sources import default_traces_dir
 
     if sources and len(sources) == 1:
         return sources[0]
@@ -260,7 +267,7 @@ def _conversation_holding(
 
 def _known_ids(traces, logs) -> list[str]:
     """Every conversation id the sources know, for "closest known" (no span decoding)."""
-    from ..sources import SourceError, conversation_ids
+    from .sources import SourceError, conversation_ids
 
     ids: set[str] = set()
     try:
@@ -328,8 +335,6 @@ def connection_list(
     ``without_conversation`` keeps only the connections of routes that name no
     conversation (a ``/ws/user/<id>/`` notification socket, an unresolved path).
     """
-    from . import list_connections
-
     events, problems, _, _ = _load(traces, logs)
     rows = list_connections(events, close_codes)
     if without_conversation:

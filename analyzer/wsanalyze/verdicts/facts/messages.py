@@ -1,8 +1,9 @@
-"""Facts per message and per connection, aggregated from the event table.
+"""Facts per message: how far each (conversation, message) got along its chain.
 
-Everything here is a lazy polars expression over the one table: the rules in
-``verdicts.rules`` are conditions over the columns these functions produce.
-One row per (conversation, message) and per (conversation, connection).
+Every row of a message's chain gets helper columns (``_masks``: each value only
+where it matters), then one group_by per (conversation, message) aggregates them
+(``_message_aggs``) and ``message_facts`` derives what the rules read: the first
+missing hop, whether the answer is complete, the latest error.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import polars as pl
 from wstrace import conventions as c
 
-from .answers import annotate
-from .logchains import LOG_CHAIN, LOG_EVIDENCE, RANK, SENDS_LOGGED, raw_log
+from ..answers import annotate
+from ..logchains import LOG_EVIDENCE
+from ._rows import NOT_ERRORS, conf_rank, distinct_count, errored, exception_text, hop_is, row_end
 
 MESSAGE_HOPS = c.MESSAGE_HOPS
 _EV_BUFFER_OVERFLOW = getattr(c, "EV_BUFFER_OVERFLOW", "buffer_overflow")
@@ -25,38 +27,6 @@ _EXC_CHANNEL_FULL = r"(?i)channelfull|channel_full|over capacity"
 _EXC_STUCK = r"(?i)workerlost|timelimitexceeded|soft time limit|time limit|sigkill"
 
 
-def hop_is(hop: str) -> pl.Expr:
-    """Rows of one hop."""
-    return pl.col("hop") == hop
-
-
-_NOT_ERRORS = r"StopConsumer|CancelledError"
-
-
-def errored() -> pl.Expr:
-    """Rows with an error status (a consumer's normal StopConsumer is not an error)."""
-    benign = pl.col("exception").str.contains(_NOT_ERRORS).fill_null(False)
-    return (pl.col("status") == "error") & ~benign
-
-
-def _first(column: str, cond: pl.Expr) -> pl.Expr:
-    return pl.col(column).filter(cond).drop_nulls().first()
-
-
-def _exc() -> pl.Expr:
-    return pl.coalesce(pl.col("exception"), pl.col("status_message"))
-
-
-def _end() -> pl.Expr:
-    return pl.coalesce(pl.col("end_ts"), pl.col("ts"))
-
-
-def _distinct(column: str) -> pl.Expr:
-    """Distinct non-null values of a (masked) column, per group."""
-    col = pl.col(column)
-    return (col.n_unique() - (col.null_count() > 0).cast(pl.UInt32)).cast(pl.Int64)
-
-
 def _masks() -> list[pl.Expr]:
     """Per-row helper columns: each value only where it matters, so aggregation is plain min/max/sum.
 
@@ -65,7 +35,7 @@ def _masks() -> list[pl.Expr]:
     conversation count as chunks; the rest are side effects.
     """
     ok = ~errored().fill_null(False)
-    benign = pl.col("exception").str.contains(_NOT_ERRORS).fill_null(False)
+    benign = pl.col("exception").str.contains(NOT_ERRORS).fill_null(False)
     raised = pl.col("exception").is_not_null() & ~benign
     chain = pl.col("_chain")
     out: list[pl.Expr] = []
@@ -75,7 +45,7 @@ def _masks() -> list[pl.Expr]:
         out += [
             is_hop.alias(f"_is_{hop}"),
             bad.alias(f"_bad_{hop}"),
-            pl.when(bad).then(_exc()).alias(f"_exc_{hop}"),
+            pl.when(bad).then(exception_text()).alias(f"_exc_{hop}"),
             pl.when(is_hop).then(pl.col("cause")).alias(f"_cause_{hop}"),
             pl.when(is_hop).then(pl.col("ts")).alias(f"_ts_{hop}"),
             pl.when(bad).then(pl.col("ts")).alias(f"_errts_{hop}"),
@@ -164,24 +134,12 @@ def _masks() -> list[pl.Expr]:
         pl.when(answer).then(pl.col("ts")).alias("_pub_ts"),
         pl.when(deliver).then(pl.col("connection_id")).alias("_dlv_conn"),
         pl.when(drop).then(pl.col("span_id")).alias("_dropped"),
-        _end().alias("_end"),
+        row_end().alias("_end"),
         (pl.col("source") == "log").fill_null(False).alias("_from_log"),
         pl.when(pl.col("source") == "log").then(pl.col("detail")).alias("_log_detail"),
-        _conf_rank().alias("_conf"),
+        conf_rank().alias("_conf"),
     ]
     return out
-
-
-def _conf_rank() -> pl.Expr:
-    """How sure a row is: spans 0 (exact); log rows their confidence's rank."""
-    rank = pl.col("confidence").replace_strict(RANK, default=2, return_dtype=pl.Int32)
-    return pl.when(pl.col("source") == "log").then(rank).otherwise(pl.lit(0, pl.Int32))
-
-
-def confidence_name(column: str) -> pl.Expr:
-    """A confidence rank column back to its name."""
-    names = {v: k for k, v in RANK.items()}
-    return pl.col(column).replace_strict(names, default="time", return_dtype=pl.String)
 
 
 def _message_aggs() -> list[pl.Expr]:
@@ -211,8 +169,8 @@ def _message_aggs() -> list[pl.Expr]:
     aggs += [
         n("_queue").max().alias("queue"),
         pl.coalesce(n("_task_name_enq").max(), n("_task_name_task").max()).alias("task_name"),
-        _distinct("_task_id").alias("task_ids"),
-        _distinct("_enq_task_id").alias("enqueued_tasks"),
+        distinct_count("_task_id").alias("task_ids"),
+        distinct_count("_enq_task_id").alias("enqueued_tasks"),
         n("_task_run").sum().cast(pl.Int64).alias("task_runs"),
         n("_task_unended").any().alias("task_unended"),
         n("_task_done").sum().cast(pl.Int64).alias("tasks_done"),
@@ -232,13 +190,13 @@ def _message_aggs() -> list[pl.Expr]:
         (n("_dlv_n").sum() + n("_orphan_dlv").sum()).cast(pl.Int64).alias("delivered"),
         (n("_sent_n").sum() + n("_orphan_sent").sum()).cast(pl.Int64).alias("sent"),
         n("_orphan_dlv").sum().cast(pl.Int64).alias("orphan_deliveries"),
-        _distinct("_orphan_pub").alias("orphan_publishes"),
+        distinct_count("_orphan_pub").alias("orphan_publishes"),
         n("_gap").sum().cast(pl.Int64).alias("gaps"),
         n("_gap_ts").min().alias("gap_ts"),
         n("_gap_stream").drop_nulls().first().alias("gap_stream"),
         n("_gap_service").drop_nulls().first().alias("gap_service"),
         n("_unsent").sum().cast(pl.Int64).alias("unsent"),
-        _distinct("_stream_ans").alias("streams"),
+        distinct_count("_stream_ans").alias("streams"),
         n("_absent_run").drop_nulls().first().alias("absent_run"),
         n("_pub_stream").drop_nulls().unique().alias("pub_streams"),
         n("_direct").sum().cast(pl.Int64).alias("direct_sent"),
@@ -257,7 +215,7 @@ def _message_aggs() -> list[pl.Expr]:
         n("_message_type").max().alias("message_type"),
         n("_pub_ts").max().alias("last_publish_ts"),
         n("_dlv_conn").max().alias("deliver_connection_id"),
-        _distinct("_dropped").alias("dropped"),
+        distinct_count("_dropped").alias("dropped"),
         # log evidence: rows made from log lines (verdicts.logchains), how sure, which lines
         n("_from_log").all().alias("log_only"),
         n("_from_log").any().alias("has_log"),
@@ -387,180 +345,4 @@ def message_facts(events: pl.LazyFrame) -> pl.LazyFrame:
             .then(pl.lit(c.HOP_TASK))
             .otherwise(pl.lit(c.HOP_SEND)),
         )
-    )
-
-
-_CONN_SPANS = (c.SPAN_CONNECT, c.SPAN_AUTH, c.SPAN_ACCEPT, c.SPAN_CLOSE, c.SPAN_DISCONNECT)
-
-
-def connection_facts(events: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (conversation_id, connection_id): handshake, close and group membership.
-
-    A connection whose conversation id was written only on some spans (a resolver that
-    named it from the first frame) gets it on every row first.
-    """
-    named = (
-        events.filter(
-            pl.col("connection_id").is_not_null() & pl.col("conversation_id").is_not_null()
-        )
-        .group_by("connection_id")
-        .agg(pl.col("conversation_id").first().alias("_named"))
-    )
-    events = (
-        events.join(named, on="connection_id", how="left", maintain_order="left")
-        .with_columns(conversation_id=pl.coalesce("conversation_id", "_named"))
-        .drop("_named")
-    )
-    # connections without a conversation (a notification route) are kept: listed on
-    # their own, never part of a conversation's verdict
-    rows = events.filter(
-        pl.col("connection_id").is_not_null()
-        & ~raw_log()
-        & (
-            pl.col("hop").is_in(c.CONNECTION_HOPS)
-            | pl.col("name").is_in(_CONN_SPANS)
-            | pl.col("event").is_in((c.EV_GROUP_ADD, c.EV_GROUP_DISCARD))
-        )
-    )
-    name = pl.col("name")
-    is_close = (name == c.SPAN_CLOSE) | pl.col("event").is_in((c.EV_CLOSE, c.EV_REJECT))
-    is_disc = (name == c.SPAN_DISCONNECT) | (pl.col("event") == c.EV_DISCONNECT)
-    is_connect = (name == c.SPAN_CONNECT) | (pl.col("event") == c.EV_CONNECT)
-    is_auth = (name == c.SPAN_AUTH) | (pl.col("event") == c.EV_AUTH)
-    group_add = pl.col("event") == c.EV_GROUP_ADD
-    facts = rows.group_by("conversation_id", "connection_id").agg(
-        pl.coalesce(pl.col("ts").filter(is_connect).min(), pl.col("ts").min()).alias("opened"),
-        (pl.col("end_ts") - pl.col("ts")).filter(is_connect).max().alias("connect_duration"),
-        _end().max().alias("last_ts"),
-        ((name == c.SPAN_ACCEPT) | (pl.col("event") == c.EV_ACCEPT)).any().alias("has_accept"),
-        (pl.col("handshake_rejected").fill_null(False) | (pl.col("event") == c.EV_REJECT))
-        .any()
-        .alias("handshake_rejected"),
-        (pl.col("origin_allowed") == False).any().alias("origin_denied"),  # noqa: E712
-        (pl.col("user_authenticated") == False).any().alias("anonymous"),  # noqa: E712
-        (is_auth & errored()).any().alias("auth_error"),
-        _exc().filter(is_auth & errored()).drop_nulls().first().alias("auth_exc"),
-        _first("cause", is_connect).alias("connect_cause"),
-        _first("cause", is_auth).alias("auth_cause"),
-        _first("close_code", is_connect).alias("connect_code"),
-        is_close.any().alias("server_closed"),
-        _first("close_code", is_close).alias("server_close_code"),
-        _first("cause", is_close).alias("server_close_cause"),
-        pl.col("ts").filter(is_close).min().alias("server_close_ts"),
-        _first("parent_span_id", is_close).alias("close_parent"),
-        is_disc.any().alias("disconnected"),
-        _first("close_code", is_disc).alias("disconnect_code"),
-        _first("closed_by", is_disc).alias("disconnect_by"),
-        _first("cause", is_disc).alias("disconnect_cause"),
-        (is_disc & (errored() | (pl.col("close_code") == 1011))).any().alias("crashed"),
-        _exc().filter(is_disc & errored()).drop_nulls().first().alias("crash_exc"),
-        pl.col("ts").filter(is_disc).min().alias("disconnect_ts"),
-        _first("layer", group_add).alias("group_layer"),
-        _first("group", group_add).alias("group"),
-        pl.col("ts").filter(group_add).min().alias("group_add_ts"),
-        pl.col("route").drop_nulls().first().alias("route"),
-        (pl.col("source") == "log").fill_null(False).all().alias("log_only"),
-        _conf_rank().max().alias("confidence_rank"),
-        pl.col("detail")
-        .filter(pl.col("source") == "log")
-        .drop_nulls()
-        .str.split("\n")
-        .explode()
-        .unique(maintain_order=True)
-        .alias("log_lines"),
-    )
-    n = pl.col
-    return facts.with_columns(
-        close_code=pl.coalesce("server_close_code", "disconnect_code", "connect_code"),
-        closed=pl.coalesce("disconnect_ts", "server_close_ts"),
-        closed_by=pl.when(n("server_closed") | n("crashed"))
-        .then(pl.lit("server"))
-        .otherwise(n("disconnect_by")),
-        accepted=n("has_accept") & ~n("handshake_rejected"),
-    )
-
-
-def revokers(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Per revoked task id: the message (client frame) whose handler asked Celery to revoke it."""
-    return (
-        events.filter((pl.col("name") == c.SPAN_REVOKE) & pl.col("task_id").is_not_null())
-        .sort("ts")
-        .group_by("task_id")
-        .agg(
-            pl.col("message_id").first().alias("revoked_by"),
-            pl.col("ts").first().alias("revoke_ts"),
-        )
-    )
-
-
-def frame_types(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Per message id: the client frame's type (to name a revoking frame)."""
-    return (
-        events.filter(pl.col("frame_type").is_not_null() & pl.col("message_id").is_not_null())
-        .group_by("message_id")
-        .agg(pl.col("frame_type").first().alias("revoked_by_type"))
-    )
-
-
-def consumer_layers(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Per conversation: the layer fingerprints its consumers joined groups on."""
-    return (
-        events.filter(
-            (pl.col("event") == c.EV_GROUP_ADD)
-            & pl.col("layer").is_not_null()
-            & pl.col("conversation_id").is_not_null()
-        )
-        .group_by("conversation_id")
-        .agg(pl.col("layer").unique().sort().alias("consumer_layers"))
-    )
-
-
-def consumed_queues(events: pl.LazyFrame) -> pl.LazyFrame:
-    """The queues every ready worker consumes (one row; empty list when unknown)."""
-    # a Celery "ready." log line names no queues: it says nothing about what is consumed
-    ready = events.filter(
-        ((pl.col("event") == c.EV_WORKER_READY) | (pl.col("name") == c.SPAN_WORKER_READY))
-        & ((pl.col("source") != "log") | pl.col("queues").is_not_null()).fill_null(True)
-    )
-    return ready.select(
-        pl.col("queues").explode().drop_nulls().unique().sort().implode().alias("consumed_queues"),
-        (pl.len() > 0).alias("workers_known"),
-    )
-
-
-def send_services(events: pl.LazyFrame) -> pl.LazyFrame:
-    """The services whose app logs the frames it sends (log chain rows at ``send``; one row):
-    there, a message with no such line was not sent."""
-    return events.filter(
-        ((pl.col("kind") == LOG_CHAIN) & (pl.col("event") == SENDS_LOGGED)).fill_null(False)
-    ).select(pl.col("service").drop_nulls().unique().sort().implode().alias("send_services"))
-
-
-def worker_logs(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Whether any Celery worker's log lines were read, and whether every worker that logged
-    ended with a shutdown (one row): only then can the logs say that no worker received a
-    task, or that none was left to take it.
-
-    Celery prints ``worker: Warm shutdown (MainProcess)`` without a stamp: with no time
-    it counts as the worker's last word unless the worker logged more starts than stops.
-    """
-    celery = events.filter(
-        ((pl.col("source") == "log") & (pl.col("name") == "celery")).fill_null(False)
-    )
-    ready, down = pl.col("event") == c.EV_WORKER_READY, pl.col("event") == "worker_shutdown"
-    per_worker = celery.group_by("service").agg(
-        ready.sum().alias("_ready"),
-        down.sum().alias("_down"),
-        pl.col("ts").filter(ready).max().alias("_last_ready"),
-        pl.col("ts").filter(down).max().alias("_last_down"),
-        down.filter(pl.col("ts").is_null()).any().alias("_untimed"),
-    )
-    stopped = (pl.col("_down") > 0) & (
-        (pl.col("_last_down") >= pl.col("_last_ready")).fill_null(False)
-        | (pl.col("_last_ready").is_null())
-        | (pl.col("_untimed") & (pl.col("_ready") <= pl.col("_down")))
-    )
-    return per_worker.select(
-        (pl.len() > 0).alias("worker_logs"),
-        ((pl.len() > 0) & stopped.all()).alias("workers_stopped"),
     )

@@ -145,10 +145,8 @@ def _log_chains(events: pl.LazyFrame, conversation_id: str | None) -> pl.LazyFra
 
 
 def _load_logs(logs, **query):
-    try:
-        from .sources.logs import load_log_events
-    except ImportError:
-        raise AnalysisError("--logs is not supported by this build yet; use --traces") from None
+    from .sources.logs import load_log_events
+
     return load_log_events(logs, **query)
 
 

@@ -50,7 +50,7 @@ _state: dict[str, bool] = {"ours": False}
 
 def instrument(config: Any) -> bool:
     """Instrument Django's request handling with wstrace's hooks; True when done here."""
-    if _state["ours"] or not getattr(config, "http_requests", True):
+    if _state["ours"] or not config.http_requests:
         return False
     try:
         from opentelemetry.instrumentation.django import DjangoInstrumentor
@@ -104,7 +104,7 @@ def _warn_without_asgi() -> None:
 # --- hooks (called by the Django middleware) -------------------------------------------------
 def request_hook(span: trace.Span, request: Any) -> None:
     """Enrich the request span; make its ids the baggage of the request."""
-    if not runtime.active() or not getattr(runtime.config(), "http_requests", True):
+    if not runtime.active() or not runtime.config().http_requests:
         return
     token = runtime.shield("http request", _enter, span, request)
     if token is not None:

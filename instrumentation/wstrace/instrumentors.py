@@ -176,6 +176,9 @@ def _layer_reader_target() -> type | None:
 class CeleryInstrumentor(BaseInstrumentor):
     """Enqueue and task spans, context in task headers, worker queues, prefork flush."""
 
+    # the signal receivers connected by _instrument, disconnected by _uninstrument
+    _connections: list[tuple[Any, Any]] = []
+
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("celery >= 5.0",)
 
@@ -207,7 +210,7 @@ class CeleryInstrumentor(BaseInstrumentor):
 
         unwrap(celery.app.base.Celery, "send_task")
         unwrap(celery.app.control.Control, "revoke")
-        for signal, receiver in getattr(self, "_connections", []):
+        for signal, receiver in self._connections:
             signal.disconnect(receiver)
         self._connections = []
 

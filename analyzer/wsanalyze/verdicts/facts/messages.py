@@ -16,8 +16,8 @@ from ..logchains import LOG_EVIDENCE
 from ._rows import NOT_ERRORS, conf_rank, distinct_count, errored, exception_text, hop_is, row_end
 
 MESSAGE_HOPS = c.MESSAGE_HOPS
-_EV_BUFFER_OVERFLOW = getattr(c, "EV_BUFFER_OVERFLOW", "buffer_overflow")
-_SPAN_DROP = getattr(c, "SPAN_DROP", "ws.drop")
+_EV_BUFFER_OVERFLOW = c.EV_BUFFER_OVERFLOW
+_SPAN_DROP = c.SPAN_DROP
 _EXC_UNAVAILABLE = (
     r"(?i)connection ?refused|error 111|connecting to|connectionerror|connection closed by server|"
     r"timeout connecting|timed? ?out|oom command|connectionreset|name or service not known|"

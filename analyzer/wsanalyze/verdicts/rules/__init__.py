@@ -1,4 +1,4 @@
-"""One small rule per cause; every module here that defines ``RULES`` is picked up.
+"""One small rule per cause; every module here defines ``RULES`` and is picked up.
 
 A new cause is one new module with a ``RULES`` tuple of :class:`Rule`; the
 priority decides where it sits among the others (lower is tried first).
@@ -19,7 +19,7 @@ def load_rules() -> tuple[Rule, ...]:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        rules.extend(getattr(module, "RULES", ()))
+        rules.extend(module.RULES)  # every rule module defines RULES: one missing is a bug
     return tuple(sorted(rules, key=lambda rule: (rule.priority, rule.name)))
 
 

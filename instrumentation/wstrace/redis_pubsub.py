@@ -44,7 +44,7 @@ from opentelemetry.trace import SpanKind
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
-from wstrace.channels.layers import is_infrastructure, payload_hash, wire_encoding
+from wstrace.redis_wire import is_infrastructure, payload_hash, wire_encoding
 from wstrace.runtime import STATE
 from wstrace.tracer import ChildSpans
 

@@ -23,8 +23,8 @@ from redis._parsers.encoders import Encoder
 from wrapt import FunctionWrapper
 from wsanalyze.demo.redis_server import RedisServer
 from wstrace import conventions as c
-from wstrace.channels.layers import payload_hash
 from wstrace.instrumentors import RedisPublishInstrumentor, instrument_all, uninstrument_all
+from wstrace.redis_wire import payload_hash
 
 from .spans import Span, by_name, read_spans
 

@@ -1,4 +1,4 @@
-"""The channel layer: publish (group_send/send), group membership, layer identity.
+"""The channel layer: publish (group_send/send), group membership.
 
 The silent drops of this stack happen here, so each publish records the facts
 that reveal them, taken from inside the layer's own work (no extra Redis
@@ -11,24 +11,21 @@ group. The trace context travels inside the message under the reserved key.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import inspect
-import os
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
+from wstrace.channels.layer_identity import identity
+from wstrace.redis_wire import is_infrastructure, payload_hash, wire_encoding
 from wstrace.runtime import STATE
 
 
@@ -64,83 +61,6 @@ class SequenceCounter:
 
 
 SEQUENCES = SequenceCounter()
-
-
-# --- identity -------------------------------------------------------------------
-def identity(layer: Any) -> dict[str, str]:
-    """``ws.layer`` / ``ws.layer_desc`` / ``ws.layer_backend`` for a layer instance."""
-    cached = getattr(layer, "_wstrace_identity", None)
-    if cached is not None:
-        return cached
-    backend = f"{type(layer).__module__}.{type(layer).__qualname__}"
-    desc = _describe(layer)
-    fingerprint = hashlib.sha256(desc.encode()).hexdigest()[:12]
-    result = {c.LAYER: fingerprint, c.LAYER_DESC: desc, c.LAYER_BACKEND: backend}
-    with contextlib.suppress(AttributeError, TypeError):
-        object.__setattr__(layer, "_wstrace_identity", result)
-    return result
-
-
-def _describe(layer: Any) -> str:
-    name = type(layer).__name__
-    if "InMemory" in name:
-        # Groups live in one process: two processes never share this layer.
-        return f"memory pid={os.getpid()} layer={id(layer):x}"
-    family = "redis-pubsub" if "PubSub" in name else "redis"
-    shards = getattr(layer, "_shards", None)
-    hosts = [getattr(s, "host", s) for s in shards] if shards else getattr(layer, "hosts", [])
-    prefix = getattr(layer, "prefix", "")
-    described = ",".join(parse_host(h).location() for h in hosts or [])
-    return f"{family} {described} prefix={prefix}"
-
-
-@dataclass(frozen=True)
-class RedisHost:
-    """One entry of channels_redis ``hosts``, whichever of its forms it was written in.
-
-    ``url`` is set for a URL (the entry itself, or a dict's ``address``), ``sentinel`` for
-    a Sentinel entry (its ``master_name``); otherwise ``params`` alone say where (``host``,
-    ``port``, ``db``). ``params`` also holds the entry's redis-py options
-    (``socket_timeout``, ``password`` …), as ``redis.Redis`` keyword arguments.
-    """
-
-    url: str | None = None
-    sentinel: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-    def location(self) -> str:
-        """``host:port/db`` (``sentinel:<master>`` for Sentinel), never credentials."""
-        if self.url is not None:
-            parts = urlsplit(self.url)
-            if parts.hostname:  # drop user:password
-                db = parts.path.strip("/") or "0"
-                return f"{parts.hostname}:{parts.port or 6379}/{db}"
-            return self.url
-        if self.sentinel is not None:
-            return f"sentinel:{self.sentinel}"
-        params = self.params
-        return f"{params.get('host', 'localhost')}:{params.get('port', 6379)}/{params.get('db', 0)}"
-
-
-def parse_host(host: Any) -> RedisHost:
-    """An entry of ``CONFIG["hosts"]``: a URL, a (host, port) pair, or a dict.
-
-    A dict's ``address`` (a URL, or a pair) wins over ``master_name``, as in
-    channels_redis' own ``create_pool``; its other keys are redis-py options.
-    """
-    if isinstance(host, Mapping):
-        params = {k: v for k, v in host.items() if k != "address"}
-        if "address" in host:
-            address = host["address"]
-            if isinstance(address, tuple | list) and len(address) >= 2:
-                return RedisHost(params={"host": address[0], "port": address[1], **params})
-            return RedisHost(url=str(address), params=params)
-        if "master_name" in host:
-            return RedisHost(sentinel=str(host["master_name"]), params=params)
-        return RedisHost(params=params)
-    if isinstance(host, tuple | list) and len(host) >= 2:
-        return RedisHost(params={"host": host[0], "port": host[1]})
-    return RedisHost(url=str(host))
 
 
 # --- publish ----------------------------------------------------------------------
@@ -337,19 +257,6 @@ def redis_publish(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
     return result
 
 
-_INFRASTRUCTURE = ("celery-task-meta-", "celeryev", "pidbox", "__keyspace", "__keyevent")
-# One search instead of a loop of substring tests: this runs for every raw message read.
-_INFRASTRUCTURE_TEXT = re.compile("|".join(re.escape(m) for m in _INFRASTRUCTURE))
-_INFRASTRUCTURE_BYTES = re.compile(b"|".join(re.escape(m.encode()) for m in _INFRASTRUCTURE))
-
-
-def is_infrastructure(channel: Any) -> bool:
-    """Whether ``channel`` is Celery's or Redis' own (events, results, pidbox, keyspace)."""
-    if isinstance(channel, bytes):
-        return _INFRASTRUCTURE_BYTES.search(channel) is not None
-    return _INFRASTRUCTURE_TEXT.search(str(channel)) is not None
-
-
 async def _await_receivers(
     pending: Any, facts: PublishFacts | None, span: trace.Span | None
 ) -> Any:
@@ -391,69 +298,6 @@ def _raw_publish_span(client: Any, channel: Any, payload: Any) -> trace.Span:
     return runtime.tracer().start_span(
         c.SPAN_PUBLISH, kind=SpanKind.PRODUCER, attributes=attributes
     )
-
-
-# --- raw pub/sub: one hash on both sides -------------------------------------------------
-# Raw PUBLISH carries no trace context (the payload is the app's own bytes, untouched), so
-# the analyzer pairs a subscriber's ws.deliver with its ws.publish by this digest instead.
-_DEFAULT_ENCODING = ("utf-8", "strict")  # redis-py's defaults
-_BUFFERS = (bytes, bytearray, memoryview)
-_NUMBERS = (int, float)
-
-
-def wire_encoding(client: Any) -> tuple[str, str]:
-    """The (encoding, errors) redis-py uses to turn a str into bytes for ``client``.
-
-    ``PubSub`` and the cluster clients hold an ``Encoder``; ``Redis``/``Pipeline`` keep
-    the settings in their pool's connection kwargs (``get_encoder()`` would build an
-    ``Encoder`` per call).
-    """
-    encoder = getattr(client, "encoder", None)
-    if encoder is not None:
-        return (
-            getattr(encoder, "encoding", "utf-8"),
-            getattr(encoder, "encoding_errors", "strict"),
-        )
-    settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    if type(settings) is not dict:
-        return _DEFAULT_ENCODING
-    return settings.get("encoding", "utf-8"), settings.get("encoding_errors", "strict")
-
-
-def payload_hash(
-    channel: Any, payload: Any, encoding: str = "utf-8", errors: str = "strict"
-) -> str | None:
-    """16 hex digits of blake2b(channel + NUL + payload) over the bytes redis-py sends.
-
-    None for a value redis-py itself refuses (bool, None, other objects): that
-    PUBLISH raises anyway. Nothing is copied beyond what encoding a str costs.
-    """
-    channel_bytes = _wire_bytes(channel, encoding, errors)
-    payload_bytes = _wire_bytes(payload, encoding, errors)
-    if channel_bytes is None or payload_bytes is None:
-        return None
-    digest = hashlib.blake2b(channel_bytes, digest_size=8)
-    digest.update(b"\0")
-    digest.update(payload_bytes)
-    return digest.hexdigest()
-
-
-def _wire_bytes(value: Any, encoding: str, errors: str) -> Any:
-    """What ``redis._parsers.encoders.Encoder.encode`` makes of ``value`` (None: it raises)."""
-    kind = type(value)
-    if kind is bytes:
-        return value
-    if kind is str:
-        return value.encode(encoding, errors)
-    if isinstance(value, _BUFFERS):
-        return value
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, _NUMBERS):
-        return repr(value).encode()
-    if isinstance(value, str):
-        return value.encode(encoding, errors)
-    return None
 
 
 def buffer_put(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

@@ -27,7 +27,7 @@ def _redis_clients(config: dict[str, Any]) -> list[tuple[str, Callable[[float], 
     import redis
 
     # Imported here: it loads the OpenTelemetry SDK, which importing wstrace.doctor must not.
-    from wstrace.channels.layers import parse_host
+    from wstrace.channels.layer_identity import parse_host
 
     def options(t: float, given: Mapping[str, Any]) -> dict[str, Any]:
         return {"socket_timeout": t, "socket_connect_timeout": t, **given}

@@ -38,7 +38,7 @@ def layer_identity() -> dict[str, str] | None:
     if layer is None:
         return None
     try:
-        from wstrace.channels.layers import identity
+        from wstrace.channels.layer_identity import identity
 
         return dict(identity(layer))
     except Exception:  # wstrace not importable: a plain description

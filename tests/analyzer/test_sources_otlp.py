@@ -232,9 +232,10 @@ def test_rotated_backups_are_read_beside_the_current_file(tmp_path):
 def test_malformed_and_truncated_lines_are_reported_and_other_spans_kept(tmp_path):
     doc = to_hex(sdk_request()[0])
     good = json.dumps(doc)
+    again = good.replace('"web"', '"web-2"')  # the same spans from another service: not copies
     path = tmp_path / "t.jsonl"
     broken = '{"resourceSpans": [{"ws.conversation_id": "conv-42" oops'
-    path.write_text(good + "\n" + broken + "\n" + good + "\n" + good[: len(good) // 2])
+    path.write_text(good + "\n" + broken + "\n" + again + "\n" + good[: len(good) // 2])
     for conversation in (None, CONV):
         events, problems = frame(path, conversation_id=conversation)
         assert any(p.startswith(f"{path}:2: malformed line") for p in problems), problems
@@ -388,7 +389,8 @@ def test_escaped_ids_are_still_found(tmp_path, cid):
             if kv["key"] == C.CONVERSATION_ID and kv["value"]["stringValue"] == CONV:
                 kv["value"]["stringValue"] = cid
     text = json.dumps(doc)  # ensure_ascii: ü as \\u00fc
-    go_style = json.dumps(doc, ensure_ascii=False).replace("<", "\\u003c").replace("/", "\\/")
+    again = json.dumps(doc, ensure_ascii=False).replace('"web"', '"web-2"')  # not copies
+    go_style = again.replace("<", "\\u003c").replace("/", "\\/")
     path = tmp_path / "t.jsonl"
     path.write_text(text + "\n" + go_style + "\n")
     events, problems = frame(path, conversation_id=cid)
@@ -476,9 +478,10 @@ def test_many_message_ids_are_found_in_any_key_order_and_json_escaping(tmp_path)
     from wsanalyze.verdicts.testing import Trace
 
     t = Trace("conv-a")
-    t.enqueue("msg/0001", "p", 11, conversation_id=None)
-    t.task("msg/0001", "p", 12, conversation_id=None)
-    t.task("msg/0002", "p", 13, conversation_id=None)
+    parent = f"{0xF00:016x}"
+    t.enqueue("msg/0001", parent, 11, conversation_id=None)
+    t.task("msg/0001", parent, 12, conversation_id=None)
+    t.task("msg/0002", parent, 13, conversation_id=None)
     first, second, third = span_lines(t.rows)
     attrs = first["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
     attrs[:] = [{"value": kv["value"], "key": kv["key"]} for kv in attrs]  # value before key

@@ -6,16 +6,26 @@
 * ``HttpJson``: GET and decode JSON, every failure one ``SourceError`` line
   naming the URL (``Unreachable`` when the backend did not answer at all);
 * ``window_end``: the data window of a live backend.
+
+A backend cannot hold a command up or fill its memory: ``?timeout=`` (default
+30 s) bounds a whole read, every request together (a reply trickling in byte by
+byte is cut off when it runs out, however often bytes arrive), and a reply body
+over ``MAX_REPLY_BYTES`` is refused, read in chunks as it arrives, never whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
+import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from wsanalyze.sources._otlp.frame import ns_to_datetime
@@ -24,7 +34,9 @@ from wsanalyze.sources.base import Query, SourceError
 
 DEFAULT_LOOKBACK = "2d"
 DEFAULT_LIMIT = 200
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 30.0  # seconds for a whole read, every request together
+MAX_REPLY_BYTES = 64 << 20  # a reply body larger than this is refused
+_READ_BYTES = 1 << 16
 
 _TS, _END_TS = ROW_COLUMNS.index("ts"), ROW_COLUMNS.index("end_ts")
 
@@ -120,60 +132,178 @@ class Unreachable(SourceError):
     """The backend did not answer at all (refused, timed out, connection dropped)."""
 
 
-class HttpJson:
-    """GET JSON from one backend; every failure is a one-line SourceError naming the URL."""
+class _TooBig(Exception):
+    """The reply body passed MAX_REPLY_BYTES."""
 
-    def __init__(self, base: str, label: str, timeout: float, headers: dict | None = None):
+
+def _watched(base: type, sockets: list) -> type:
+    """A connection class of ``base`` that hands every socket it opens to ``sockets``."""
+
+    class Watched(base):
+        def connect(self) -> None:
+            super().connect()
+            sockets.append(self.sock)
+
+    return Watched
+
+
+class _HttpHandler(urllib.request.HTTPHandler):
+    def __init__(self, sockets: list):
+        super().__init__()
+        self.sockets = sockets
+
+    def http_open(self, req):
+        return self.do_open(_watched(http.client.HTTPConnection, self.sockets), req)
+
+
+class _HttpsHandler(urllib.request.HTTPSHandler):
+    def __init__(self, sockets: list):
+        super().__init__()
+        self.sockets = sockets
+
+    def https_open(self, req):
+        options = {"context": self._context}
+        if hasattr(self, "_check_hostname"):  # Python < 3.12
+            options["check_hostname"] = self._check_hostname
+        return self.do_open(_watched(http.client.HTTPSConnection, self.sockets), req, **options)
+
+
+class _Deadline:
+    """Cuts the sockets of one request when the read's time is up (a trickle never ends)."""
+
+    def __init__(self, seconds: float):
+        self.sockets: list = []
+        self.expired = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.expired = True
+        for sock in list(self.sockets):
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+class HttpJson:
+    """GET JSON from one backend; every failure is a one-line SourceError naming the URL.
+
+    ``timeout`` bounds every request made within ``budget()`` together (each request
+    alone outside it); a reply body over ``max_bytes`` is an error.
+    """
+
+    def __init__(
+        self,
+        base: str,
+        label: str,
+        timeout: float,
+        headers: dict | None = None,
+        max_bytes: int = MAX_REPLY_BYTES,
+    ):
         self.base = base
         self.label = label
         self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.deadline: float | None = None
         self.headers = {
             "Accept": "application/json",
             "User-Agent": "wsanalyze",
             **(headers or {}),
         }
 
+    @contextlib.contextmanager
+    def budget(self) -> Iterator[None]:
+        """Within the block, the requests share ``timeout`` seconds (a reader's one read)."""
+        self.deadline = time.monotonic() + self.timeout
+        try:
+            yield
+        finally:
+            self.deadline = None
+
     def url(self, path: str, params: dict | None = None) -> str:
         query = urllib.parse.urlencode(params or {}, quote_via=urllib.parse.quote)
         return f"{self.base}{path}" + (f"?{query}" if query else "")
 
+    def _timed_out(self, url: str) -> Unreachable:
+        return Unreachable(
+            f"{self.label} at {self.base} is unreachable: GET {url}: timed out after "
+            f"{self.timeout:g}s without a complete reply (?timeout= bounds the whole read)"
+        )
+
     def get(self, path: str, params: dict | None = None, *, missing_ok: bool = False) -> object:
         """The decoded JSON reply; None for a 404 when ``missing_ok``."""
         url = self.url(path, params)
+        deadline = self.deadline if self.deadline is not None else time.monotonic() + self.timeout
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._timed_out(url)
         request = urllib.request.Request(url, headers=self.headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                body = reply.read()
-        except urllib.error.HTTPError as exc:
-            if missing_ok and exc.code == 404:
-                return None
-            detail = one_line(_body(exc), 200)
-            raise SourceError(
-                f"{self.label} at {self.base}: GET {url} returned HTTP {exc.code}"
-                + (f": {detail}" if detail else "")
-            ) from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            raise Unreachable(
-                f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(reason)}"
-            ) from None
-        except TimeoutError as exc:
-            raise Unreachable(
-                f"{self.label} at {self.base} is unreachable: GET {url}: timed out after "
-                f"{self.timeout:g}s ({_reason(exc)})"
-            ) from None
-        except (http.client.HTTPException, OSError) as exc:
-            raise Unreachable(
-                f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(exc)}"
-            ) from None
+        with _Deadline(remaining) as watch:
+            opener = urllib.request.build_opener(
+                _HttpHandler(watch.sockets), _HttpsHandler(watch.sockets)
+            )
+            try:
+                with opener.open(request, timeout=remaining) as reply:
+                    body = self._read(reply, deadline)
+            except urllib.error.HTTPError as exc:
+                if missing_ok and exc.code == 404:
+                    return None
+                detail = "" if watch.expired else one_line(_body(exc), 200)
+                raise SourceError(
+                    f"{self.label} at {self.base}: GET {url} returned HTTP {exc.code}"
+                    + (f": {detail}" if detail else "")
+                ) from None
+            except _TooBig:
+                raise SourceError(
+                    f"{self.label} at {self.base}: GET {url}: reply larger than "
+                    f"{self.max_bytes >> 20} MiB, the limit (narrow the search: --since, "
+                    f"?lookback=, ?limit=)"
+                ) from None
+            except urllib.error.URLError as exc:
+                if watch.expired or isinstance(exc.reason, TimeoutError):
+                    raise self._timed_out(url) from None
+                raise Unreachable(
+                    f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(exc.reason)}"
+                ) from None
+            except (TimeoutError, http.client.HTTPException, OSError) as exc:
+                if watch.expired or isinstance(exc, TimeoutError):
+                    raise self._timed_out(url) from None
+                raise Unreachable(
+                    f"{self.label} at {self.base} is unreachable: GET {url}: {_reason(exc)}"
+                ) from None
+            if watch.expired:  # the body ended because its socket was cut
+                raise self._timed_out(url)
         try:
             return json.loads(body)
         except ValueError as exc:
-            start = one_line(body[:60].decode("utf-8", "replace"), 60)
+            start = one_line(bytes(body[:60]).decode("utf-8", "replace"), 60)
             raise SourceError(
                 f"{self.label} at {self.base}: GET {url} did not return JSON "
                 f"({type(exc).__name__}: {one_line(str(exc), 80)}; reply starts {start!r})"
             ) from None
+
+    def _read(self, reply, deadline: float) -> bytearray:
+        """The reply body, read as it arrives, at most ``max_bytes``; _TooBig past that."""
+        length = reply.headers.get("Content-Length")
+        if length and length.strip().isdigit() and int(length) > self.max_bytes:
+            raise _TooBig
+        body = bytearray()
+        while time.monotonic() < deadline:
+            piece = reply.read1(_READ_BYTES)
+            if not piece:
+                break
+            body += piece
+            if len(body) > self.max_bytes:
+                raise _TooBig
+        else:
+            raise TimeoutError("deadline")
+        return body
 
 
 def _body(exc: urllib.error.HTTPError) -> str:

@@ -8,7 +8,7 @@ when Jaeger's UI sits under a base path). Options, all optional:
 ``lookback=2d``         search window when the command gives no ``--since``
                         (``s``, ``m``, ``h``, ``d``, ``w``)
 ``limit=200``           traces per service and search (Jaeger's ``limit``)
-``timeout=10``          seconds per HTTP request
+``timeout=30``          seconds for the whole read, every request together
 ``tls=1``               https instead of http
 
 A conversation lookup asks, per service,
@@ -27,8 +27,10 @@ links), the ``span.kind`` tag is the kind, ``otel.status_code`` /
 (their ``event`` field is the name), and array attributes, which Jaeger stores as
 JSON strings, are decoded again for the keys wstrace writes as lists.
 
-Errors: an unreachable Jaeger, an HTTP error or a reply that is not JSON on a
-search raises ``SourceError`` with one line naming the URL.
+Errors: an unreachable Jaeger, an HTTP error, a reply that is not JSON or is
+larger than ``_http.MAX_REPLY_BYTES``, or a read that outlasts ``timeout`` raises
+``SourceError`` with one line naming the URL. A span that cannot be a row (a
+timestamp out of range, an id of the wrong length) is skipped with a problem line.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from wstrace import conventions as C
 
 from wsanalyze.sources._http import HttpJson, RemoteSpec, one_line, truthy, window_end
 from wsanalyze.sources._otlp.frame import rows_to_frame
-from wsanalyze.sources._otlp.rows import ROW_COLUMNS, span_row
+from wsanalyze.sources._otlp.rows import ROW_COLUMNS, BadSpan, span_row
 from wsanalyze.sources.base import Query, ReadResult, SourceError, register_scheme
 
 DEFAULT_PORT = 16686
@@ -201,18 +203,23 @@ def trace_rows(trace: dict, origin_base: str) -> tuple[list[tuple], list[str]]:
     processes = trace.get("processes") or {}
     rows: list[tuple] = []
     bad = 0
+    reason = None
     for span in trace.get("spans") or ():
         try:
             process = span.get("process") or processes.get(span.get("processID")) or {}
             converted = otlp_span(span)
             origin = f"{origin_base}/trace/{converted['traceId']}"
             rows.append(span_row(converted, process.get("serviceName"), origin))
+        except BadSpan as exc:
+            bad += 1
+            reason = reason or str(exc)
         except Exception:
             bad += 1
     problems = []
     if bad:
-        tid = trace.get("traceID")
-        problems.append(f"{origin_base}/trace/{tid}: {bad} span(s) could not be decoded")
+        tid = one_line(str(trace.get("traceID")), 40)
+        why = f" ({reason})" if reason else ""
+        problems.append(f"{origin_base}/trace/{tid}: {bad} span(s) could not be decoded{why}")
     return rows, problems
 
 
@@ -275,12 +282,28 @@ class JaegerReader:
             )
         return url, traces, problems
 
+    def _search_rows(
+        self, service: str, query: Query, start: datetime, end: datetime
+    ) -> tuple[str, list[tuple], list[str]]:
+        """(url, rows, problems) of one search: the reply is let go as soon as it is rows."""
+        url, traces, problems = self.search(service, query, start, end)
+        rows: list[tuple] = []
+        for trace in traces:
+            found, bad = trace_rows(trace, self.spec.base)
+            rows.extend(found)
+            problems.extend(bad)
+        return url, rows, problems
+
     def read(self, query: Query) -> ReadResult:
         """The spans of every trace matching the query, one row each."""
         if query.conversation_id is None and query.by_message:
             # No search by message id here (load_events does not ask); without a
             # conversation the search would fetch every trace of the lookback instead.
             return ReadResult(events=rows_to_frame([]).lazy())
+        with self.http.budget():  # ?timeout= bounds this whole read
+            return self._read(query)
+
+    def _read(self, query: Query) -> ReadResult:
         start, end = self.spec.window(query)
         services = self.services or self.list_services()
         problems: list[str] = []
@@ -291,21 +314,18 @@ class JaegerReader:
         sources: list[str] = []
         workers = max(1, min(8, len(services)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            answers = list(pool.map(lambda s: self.search(s, query, start, end), services))
-        for url, traces, found in answers:
+            answers = list(pool.map(lambda s: self._search_rows(s, query, start, end), services))
+        for url, found_rows, found in answers:
             sources.append(url)
             problems.extend(found)
-            for trace in traces:
-                trace_rows_, bad = trace_rows(trace, self.spec.base)
-                problems.extend(bad)
-                for row in trace_rows_:
-                    key = (row[_TRACE_ID], row[_SPAN_ID])
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    rows.append(row)
+            for row in found_rows:
+                key = (row[_TRACE_ID], row[_SPAN_ID])
+                if key in seen:
+                    continue
+                seen.add(key)
+                rows.append(row)
         return ReadResult(
-            events=rows_to_frame(rows).lazy(),
+            events=rows_to_frame(rows, problems).lazy(),
             problems=problems,
             sources=sources,
             window_end=window_end(rows, end),

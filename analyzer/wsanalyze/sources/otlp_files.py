@@ -8,7 +8,9 @@ Reads a directory (recursively; hidden entries skipped) or one file. Each file m
 * the collector's legacy ``compression: zstd`` layout: each message a zstd frame
   preceded by its length as a 4-byte big-endian integer.
 
-The layout is detected from the first bytes, not the name. A conversation lookup
+The layout is detected from the first bytes, not the name. Only regular files are
+read: a FIFO, socket or device in the directory is skipped with a problem line
+(opening a FIFO would wait for a writer forever). A conversation lookup
 never parses a line that does not contain the id's bytes, so it costs little more
 than a search through the files; files are spread over worker processes.
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from wsanalyze.sources._files import open_regular, skipped_note, special_kind
 from wsanalyze.sources._otlp.chunk import Chunk
 from wsanalyze.sources._otlp.decompress import is_compressed
 from wsanalyze.sources._otlp.frame import ns_to_datetime, rows_to_frame
@@ -51,8 +54,16 @@ class Resume:
     line: int
 
 
-def discover(path: Path) -> list[Path]:
-    """The trace files under ``path`` (or ``path`` itself), oldest first."""
+def discover(path: Path, skipped: list[str] | None = None) -> list[Path]:
+    """The trace files under ``path`` (or ``path`` itself), oldest first.
+
+    FIFOs, sockets and devices are left out, each noted in ``skipped`` when given.
+    """
+    kind = special_kind(path)
+    if kind is not None:
+        if skipped is not None:
+            skipped.append(skipped_note(path, kind))
+        return []
     if path.is_file():
         return [path]
     found = []
@@ -62,6 +73,11 @@ def discover(path: Path) -> list[Path]:
             if name.startswith("."):
                 continue
             candidate = Path(root) / name
+            kind = special_kind(candidate)
+            if kind is not None:
+                if skipped is not None:
+                    skipped.append(skipped_note(candidate, kind))
+                continue
             if _looks_like_traces(candidate):
                 found.append(candidate)
     return sorted(found, key=lambda p: (_mtime_ns(p), str(p)))
@@ -72,7 +88,7 @@ def _looks_like_traces(path: Path) -> bool:
     if any(name.endswith(s) or f"{s}." in name for s in _SUFFIXES):
         return True
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(8)
     except OSError:
         return False
@@ -101,7 +117,7 @@ def _read_one(args: tuple[str, Selection, int, int, bool, int | None]) -> Chunk:
 def _ranges(path: str, start: int, line: int, target: int) -> list[tuple[int, int | None, int]]:
     """Line-aligned (start, stop, first line) ranges of a plain file, about ``target`` bytes each."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if is_compressed(fh.read(8)):  # a compressed stream is decoded whole
                 return [(start, None, line)]
             size = os.fstat(fh.fileno()).st_size
@@ -194,9 +210,12 @@ class OtlpFilesReader:
         self.only = only
         self.description = f"OTLP JSON files in {self.path}"
 
-    def files(self, since: datetime | None = None) -> list[Path]:
-        """Files to read; with ``since``, those last written before it are skipped."""
-        files = self.only if self.only is not None else discover(self.path)
+    def files(self, since: datetime | None = None, skipped: list[str] | None = None) -> list[Path]:
+        """Files to read; with ``since``, those last written before it are skipped.
+
+        FIFOs, sockets and devices are left out, each noted in ``skipped`` when given.
+        """
+        files = self.only if self.only is not None else discover(self.path, skipped)
         if since is not None:
             # A file last written before `since` holds only older spans; an hour of
             # slack covers producers whose clocks run ahead of this machine's.
@@ -206,14 +225,16 @@ class OtlpFilesReader:
 
     def read(self, query: Query) -> ReadResult:
         """Events of all files (only the selected spans when the query names ids)."""
-        files = self.files(query.since)
+        problems: list[str] = []
+        files = self.files(query.since, problems)
         if not files and self.only is None and not discover(self.path):
+            more = " and more" if len(problems) > 1 else ""
+            skipped = f" ({problems[0]}{more})" if problems else ""
             raise SourceError(
                 f"no trace files in {self.path} (looked for *.jsonl, *.json, *.zst and "
-                f"collector exports): is wstrace writing there?"
+                f"collector exports): is wstrace writing there?{skipped}"
             )
         frames: list[pl.DataFrame] = []
-        problems: list[str] = []
         window_end: int | None = None
         pending: list[tuple] = []
         chunks = read_files(
@@ -229,10 +250,10 @@ class OtlpFilesReader:
                 window_end = chunk.window_end
             pending.extend(chunk.rows)
             if len(pending) >= 50_000:
-                frames.append(rows_to_frame(pending))
+                frames.append(rows_to_frame(pending, problems))
                 pending = []
         if pending or not frames:
-            frames.append(rows_to_frame(pending))
+            frames.append(rows_to_frame(pending, problems))
         events = pl.concat(frames, how="vertical", rechunk=False).lazy()
         return ReadResult(
             events=events,

@@ -4,7 +4,7 @@ Spec: ``tempo://HOST[:PORT][/PREFIX][?OPTIONS]`` (port 3200 by default). Options
 
 ``lookback=2d``   search window when the command gives no ``--since``
 ``limit=200``     traces per search (Tempo's ``limit``)
-``timeout=10``    seconds per HTTP request
+``timeout=30``    seconds for the whole read, every request together
 ``tenant=ID``     sent as ``X-Scope-OrgID`` (multi-tenant Tempo)
 ``tls=1``         https instead of http
 
@@ -17,9 +17,11 @@ Search ids may have lost their leading zeros and trace bodies carry base64 ids
 and enum names; the shared OTLP normalizer (``_otlp``) accepts all of that.
 Without a conversation the search is ``{}`` (every trace of the window).
 
-Errors: an unreachable Tempo, an HTTP error or a reply that is not JSON on the
-search raises ``SourceError`` with one line naming the URL; a trace that cannot
-be fetched afterwards becomes a problem line and the others are kept.
+Errors: an unreachable Tempo, an HTTP error, a reply that is not JSON or is
+larger than ``_http.MAX_REPLY_BYTES`` on the search, or a read that outlasts
+``timeout``, raises ``SourceError`` with one line naming the URL; a trace that
+cannot be fetched afterwards (or is too large) becomes a problem line and the
+others are kept, as does a span that cannot be a row.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from wstrace import conventions as C
 
 from wsanalyze.sources._http import HttpJson, RemoteSpec, Unreachable, window_end
 from wsanalyze.sources._otlp.frame import rows_to_frame
-from wsanalyze.sources._otlp.rows import iter_spans, span_row
+from wsanalyze.sources._otlp.rows import BadSpan, iter_spans, span_row
 from wsanalyze.sources._otlp.values import norm_id
 from wsanalyze.sources.base import Query, ReadResult, SourceError, register_scheme
 
@@ -121,13 +123,17 @@ class TempoReader:
             pairs = list(iter_spans(doc))
         except ValueError as exc:
             return [], [f"{url}: not a trace ({exc})"]
-        rows, bad = [], 0
+        rows, bad, reason = [], 0, None
         for service, span in pairs:
             try:
                 rows.append(span_row(span, service, url))
+            except BadSpan as exc:
+                bad += 1
+                reason = reason or str(exc)
             except Exception:
                 bad += 1
-        problems = [f"{url}: {bad} span(s) could not be decoded"] if bad else []
+        why = f" ({reason})" if reason else ""
+        problems = [f"{url}: {bad} span(s) could not be decoded{why}"] if bad else []
         return rows, problems
 
     def read(self, query: Query) -> ReadResult:
@@ -136,6 +142,10 @@ class TempoReader:
             # No search by message id here (load_events does not ask); without a
             # conversation the search would fetch every trace of the lookback instead.
             return ReadResult(events=rows_to_frame([]).lazy())
+        with self.http.budget():  # ?timeout= bounds this whole read
+            return self._read(query)
+
+    def _read(self, query: Query) -> ReadResult:
         _, end = self.spec.window(query)
         url, ids, problems = self.search(query)
         rows: list[tuple] = []
@@ -145,7 +155,7 @@ class TempoReader:
                     rows.extend(found)
                     problems.extend(bad)
         return ReadResult(
-            events=rows_to_frame(rows).lazy(),
+            events=rows_to_frame(rows, problems).lazy(),
             problems=problems,
             sources=[url],
             window_end=window_end(rows, end),

@@ -12,12 +12,12 @@ import mmap
 from collections.abc import Iterable
 
 from wsanalyze.sources._otlp.chunk import Chunk
-from wsanalyze.sources._otlp.codec import loads
+from wsanalyze.sources._otlp.codec import loads, loads_lenient
 from wsanalyze.sources._otlp.decompress import read_buffer
-from wsanalyze.sources._otlp.rows import iter_spans, span_row
+from wsanalyze.sources._otlp.rows import BadSpan, iter_spans, span_row
 from wsanalyze.sources._otlp.scan import Buffer, Window, candidate_lines, count_newlines
 from wsanalyze.sources._otlp.selection import Selection
-from wsanalyze.sources._otlp.values import nanos
+from wsanalyze.sources._otlp.values import in_range, nanos
 
 
 def _decode_line(
@@ -34,7 +34,15 @@ def _decode_line(
         return None
     origin = f"{chunk.path}:{lineno}"
     try:
-        doc = loads(line)
+        try:
+            doc = loads(line)
+        except Exception as exc:
+            if line[:64].lstrip()[:1] != b"{":  # no JSON object at all: no second reading
+                raise
+            try:
+                doc = loads_lenient(line)
+            except Exception:
+                raise exc from None
         pairs = list(iter_spans(doc))
     except Exception as exc:
         text = str(exc)
@@ -45,14 +53,19 @@ def _decode_line(
     latest = None
     rows = chunk.rows
     bad = 0
+    reason = None
     for service, span in pairs:
         try:
             if keep and not keep.keeps(span.get("attributes")):
                 end = nanos(span.get("endTimeUnixNano"))
-                if end and (latest is None or end > latest):
+                if end and in_range(end) and (latest is None or end > latest):
                     latest = end
                 continue
             row = span_row(span, service, origin)
+        except BadSpan as exc:
+            bad += 1
+            reason = reason or str(exc)
+            continue
         except Exception:
             bad += 1
             continue
@@ -62,7 +75,8 @@ def _decode_line(
             latest = stamp
     chunk.spans += len(pairs)
     if bad:
-        chunk.problems.append(f"{origin}: {bad} span(s) could not be decoded and were skipped")
+        why = f" ({reason})" if reason else ""
+        chunk.problems.append(f"{origin}: {bad} span(s) could not be decoded and were skipped{why}")
     return latest
 
 
@@ -76,7 +90,7 @@ def _line_latest(line: bytes) -> int | None:
         ]
     except Exception:
         return None
-    stamps = [s for s in stamps if s]
+    stamps = [s for s in stamps if s and in_range(s)]
     return max(stamps) if stamps else None
 
 
@@ -108,7 +122,7 @@ def read_file(
     chunk = Chunk(path=path)
     try:
         buf, _ = read_buffer(path, chunk)
-    except OSError as exc:
+    except OSError as exc:  # gone, unreadable, or no longer a regular file
         chunk.problems.append(f"{path}: unreadable ({exc.strerror or exc})")
         return chunk
     chunk.decoded_size = len(buf)

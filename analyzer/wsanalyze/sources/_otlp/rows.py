@@ -2,6 +2,9 @@
 
 Tuples, not dicts or frames: decoding workers build millions of them and send
 them between processes, and ``frame.rows_to_frame`` turns them into columns.
+A span holding a value its column cannot represent (a timestamp past int64, an
+id of the wrong length, an int past its column's range) raises ``BadSpan``
+naming it; readers skip that span and report it, never the rest of the file.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from wstrace import conventions as C
 
 from wsanalyze.sources._otlp.codec import dumps
 from wsanalyze.sources._otlp.values import (
+    INT32,
+    INT64,
     any_value,
     as_bool,
     as_int,
     as_str,
     attributes,
+    in_range,
     nanos,
     norm_id,
 )
@@ -144,6 +150,12 @@ _ATTR_COLUMNS: dict[str, tuple[int, object]] = {
     for key, column in C.ATTRIBUTE_COLUMNS.items()
 }
 _ATTR_KEYS = frozenset(_ATTR_COLUMNS)
+# The integer columns' ranges (events.SCHEMA: close_code is Int32, the others Int64).
+_INT_RANGES = {
+    key: INT32 if column == "close_code" else INT64
+    for key, column in C.ATTRIBUTE_COLUMNS.items()
+    if _CONVERTERS.get(key) is as_int
+}
 _EMPTY: dict = {}
 (_NAME, _KIND, _STATUS_I, _STATUS_MSG, _EXC, _TRACE, _SPAN, _PARENT, _LINKS, _ATTRS, _DETAIL,
  _ORIGIN) = (ROW_COLUMNS.index(c) for c in (
@@ -152,8 +164,42 @@ _EMPTY: dict = {}
 _N = len(ROW_COLUMNS)
 
 
+_INFINITE = (float("inf"), float("-inf"))
+
+
+class BadSpan(ValueError):
+    """A span with a value the event table cannot hold; the message says which."""
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _stamp(span: dict, key: str) -> int | None:
+    raw = span.get(key)
+    ns = nanos(raw)
+    if not in_range(ns) or (ns is None and raw in _INFINITE):
+        raise BadSpan(f"{key} {ns if ns is not None else raw} is out of range")
+    return ns
+
+
+def _id(value: object, size: int, key: str) -> str | None:
+    """A present id as hex of ``size`` bytes; BadSpan when it is none."""
+    if not value:
+        return None
+    norm = norm_id(value, size)
+    if norm is None:
+        raise BadSpan(f"{key} {_short(value)} is not a {size}-byte id")
+    return norm
+
+
 def span_row(span: dict, service: str | None, origin: str) -> tuple:
-    """One event-table row (ROW_COLUMNS order) from one OTLP span object."""
+    """One event-table row (ROW_COLUMNS order) from one OTLP span object.
+
+    Raises BadSpan (or, for a span that is not even an object, another error) when
+    the span cannot be a row; the caller skips it.
+    """
     kvs = span.get("attributes")
     attrs = (
         {
@@ -170,16 +216,20 @@ def span_row(span: dict, service: str | None, origin: str) -> tuple:
         v = attrs[key]
         if v is not None:
             index, convert = _ATTR_COLUMNS[key]
-            row[index] = v if convert is as_str and type(v) is str else convert(v)
+            v = row[index] = v if convert is as_str and type(v) is str else convert(v)
+            if convert is as_int and v is not None:
+                low, high = _INT_RANGES[key]
+                if not low <= v <= high:
+                    raise BadSpan(f"attribute {key} {v} is out of range")
     detail = [f"{k[3:]}={attrs[k]}" for k in _DETAIL_KEYS if k in attrs]
     status = span.get("status") or _EMPTY
-    status_message = status.get("message") or None
+    status_message = as_str(status.get("message")) or None
     exc = _exception(span["events"]) if span.get("events") else None
     links = span.get("links")
     if links:
-        links = [i for i in (norm_id(link.get("spanId"), 8) for link in links) if i] or None
-    row[0] = nanos(span.get("startTimeUnixNano"))
-    row[1] = nanos(span.get("endTimeUnixNano"))
+        links = [i for i in (_id(link.get("spanId"), 8, "link spanId") for link in links) if i]
+    row[0] = _stamp(span, "startTimeUnixNano")
+    row[1] = _stamp(span, "endTimeUnixNano")
     row[2] = service
     name = span.get("name")
     row[_NAME] = name if name is None or type(name) is str else str(name)
@@ -187,10 +237,9 @@ def span_row(span: dict, service: str | None, origin: str) -> tuple:
     row[_STATUS_I] = _STATUS.get(status.get("code"), "unset")
     row[_STATUS_MSG] = status_message
     row[_EXC] = exc
-    row[_TRACE] = norm_id(span.get("traceId"), 16)
-    row[_SPAN] = norm_id(span.get("spanId"), 8)
-    parent = span.get("parentSpanId")
-    row[_PARENT] = norm_id(parent, 8) if parent else None
+    row[_TRACE] = _id(span.get("traceId"), 16, "traceId")
+    row[_SPAN] = _id(span.get("spanId"), 8, "spanId")
+    row[_PARENT] = _id(span.get("parentSpanId"), 8, "parentSpanId")
     row[_LINKS] = links or None
     row[_ATTRS] = dumps(attrs)
     if exc or status_message:
@@ -208,23 +257,40 @@ def _resource_spans(doc: dict) -> list:
             rs = doc["result"].get("resourceSpans")  # Jaeger api/v3
         if rs is None and isinstance(doc.get("trace"), dict):
             rs = doc["trace"].get("resourceSpans")  # Tempo v2 API
-    return rs or []
+    return _list(rs)
+
+
+def _list(value: object) -> list:
+    """A repeated field: the list, or a stray single value as one item to reject later."""
+    if isinstance(value, list):
+        return value
+    return [value] if value else []
 
 
 def iter_spans(doc: object) -> Iterator[tuple[str | None, dict]]:
-    """(service, span) pairs of one decoded TracesData / ExportTraceServiceRequest."""
+    """(service, span) pairs of one decoded TracesData / ExportTraceServiceRequest.
+
+    Garbage inside (a resource or scope that is no object) is yielded in place of its
+    spans, so that ``span_row`` rejects it as one bad span and the rest is kept.
+    """
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     for rs in _resource_spans(doc):
+        if not isinstance(rs, dict):
+            yield None, rs
+            continue
         resource = rs.get("resource") or {}
         service = None
-        for kv in resource.get("attributes") or ():
-            if kv.get("key") == "service.name":
+        for kv in _list(resource.get("attributes") if isinstance(resource, dict) else None):
+            if isinstance(kv, dict) and kv.get("key") == "service.name":
                 service = as_str(any_value(kv.get("value")))
                 break
         scopes = rs.get("scopeSpans")
         if scopes is None:
-            scopes = rs.get("instrumentationLibrarySpans") or ()
-        for ss in scopes:
-            for span in ss.get("spans") or ():
+            scopes = rs.get("instrumentationLibrarySpans")
+        for ss in _list(scopes):
+            if not isinstance(ss, dict):
+                yield service, ss
+                continue
+            for span in _list(ss.get("spans")):
                 yield service, span

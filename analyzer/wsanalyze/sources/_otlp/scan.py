@@ -43,12 +43,12 @@ class Window:
         return self.buf.rfind(sub, start, self.size if end is None else min(end, self.size))
 
 
-Buffer = bytes | mmap.mmap | Window
+Buffer = bytes | bytearray | mmap.mmap | Window
 
 
 def count_newlines(buf: Buffer, start: int, stop: int) -> int:
     """Newlines in ``buf[start:stop]``, without copying an mmap."""
-    if isinstance(buf, bytes):
+    if isinstance(buf, bytes | bytearray):
         return buf.count(b"\n", start, stop)
     count = 0
     pos = buf.find(b"\n", start, stop)

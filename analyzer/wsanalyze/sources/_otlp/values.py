@@ -2,7 +2,9 @@
 
 Producers differ in how they write the same value (hex or base64 ids, int64 as a
 string or a number, booleans as text), so each converter accepts all of them and
-returns None rather than raising on what it cannot read.
+returns None rather than raising on what it cannot read. What the event table
+cannot hold is refused here too: an id that is not ``size`` bytes, a timestamp
+outside ``MIN_NS``..``MAX_NS`` (``in_range``), an int outside its column's range.
 """
 
 from __future__ import annotations
@@ -13,22 +15,36 @@ import re
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
+# Timestamps the event table holds: nanoseconds after 1970 that fit int64 with a year
+# to spare (the table's Datetime("ns") ends in April 2262; arithmetic needs headroom).
+MIN_NS = 1
+MAX_NS = (1 << 63) - 1 - 366 * 86_400 * 10**9
+INT32 = (-(1 << 31), (1 << 31) - 1)
+INT64 = (-(1 << 63), (1 << 63) - 1)
+
 
 def norm_id(value: object, size: int) -> str | None:
-    """An OTLP id (hex or base64) as lowercase hex of ``size`` bytes; None when empty."""
+    """An OTLP id (hex or base64) as lowercase hex of ``size`` bytes.
+
+    None when empty, and when the value is no id of that size (the caller tells the
+    two apart: a span whose id is present but None here has an unusable id).
+    """
     if not value or type(value) is not str:
         return None
     if len(value) == 2 * size and _HEX.fullmatch(value):
         return value.lower()
+    if len(value) > 4 * size:
+        return None  # longer than any encoding of `size` bytes
+    padded = value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4)  # url-safe too
     try:
-        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=False)
+        raw = base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
-        return value.lower()
+        raw = b""
     if len(raw) == size:
         return raw.hex()
-    if raw and len(raw) < size and all(c in "0123456789abcdefABCDEF" for c in value):
+    if len(value) < 2 * size and _HEX.fullmatch(value):
         return value.lower().rjust(2 * size, "0")  # leading zeros lost (Tempo search)
-    return value.lower() if not raw else raw.hex()
+    return None
 
 
 def any_value(value: object) -> object:
@@ -81,7 +97,7 @@ def as_int(value: object) -> int | None:
         return value
     try:
         return int(float(value)) if isinstance(value, float | str) else None
-    except ValueError:
+    except (ValueError, OverflowError):  # "x", "nan", "inf", 1e400
         return None
 
 
@@ -109,6 +125,11 @@ def nanos(value: object) -> int | None:
         return None
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return n or None
+
+
+def in_range(ns: int | None) -> bool:
+    """Whether a nanosecond timestamp fits the event table (None: there is none, fine)."""
+    return ns is None or MIN_NS <= ns <= MAX_NS

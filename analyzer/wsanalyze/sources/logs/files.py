@@ -2,7 +2,9 @@
 
 What each file holds is sniffed by ``wsanalyze.logparse.read_file`` (compose and
 ``docker logs -t`` output, json-file driver logs, plain process logs); this
-module finds the files and hands their lines to ``parsed``.
+module finds the files and hands their lines to ``parsed``. Only regular files
+are read: a FIFO, socket or device (which would block or never end) is skipped
+with a problem line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import polars as pl
 from wsanalyze.events import empty_events
 from wsanalyze.logmap import LogMap
 from wsanalyze.logparse import read_file
+from wsanalyze.sources._files import regular_files, skipped_note, special_kind
 from wsanalyze.sources.base import Query, ReadResult, SourceError
 from wsanalyze.sources.logs.parsed import parsed_result
 
@@ -34,28 +37,40 @@ class LogFilesReader:
         self.log_map = log_map
         self.description = f"logs {self.path}"
 
-    def files(self) -> list[Path]:
-        """The log files to read: the file given, or every log file under the directory."""
+    def files(self, skipped: list[str] | None = None) -> list[Path]:
+        """The log files to read: the file given, or every log file under the directory.
+
+        FIFOs, sockets and devices are left out, each noted in ``skipped`` when given.
+        """
+        kind = special_kind(self.path)
+        if kind is not None:
+            raise SourceError(f"cannot read logs from {self.path.resolve()}: {kind}, not a file")
         if self.path.is_file():
             return [self.path]
         if not self.path.is_dir():
             raise SourceError(f"no logs at {self.path.resolve()}: no such file or directory")
-        found = [
+        candidates = [
             p
             for p in sorted(self.path.rglob("*"))
-            if p.is_file() and p.suffix in LOG_SUFFIXES and p.name not in _NOT_LOGS
+            if p.suffix in LOG_SUFFIXES and p.name not in _NOT_LOGS and not p.is_dir()
         ]
+        found = [p for p in regular_files(candidates, skipped) if p.is_file()]
         if not found:
             raise SourceError(
                 f"no log files under {self.path.resolve()} ({', '.join(LOG_SUFFIXES)})"
+                + (f" ({skipped[0]})" if skipped else "")
             )
         return found
 
     def read(self, query: Query) -> ReadResult:
         """Events of every file in the query's window; an unreadable file is a problem line."""
         frames, problems = [], []
-        files = self.files()
+        files = self.files(problems)
         for path in files:
+            kind = special_kind(path)  # replaced since it was listed
+            if kind is not None:
+                problems.append(skipped_note(path, kind))
+                continue
             try:
                 frames.append(read_file(path))
             except (OSError, pl.exceptions.PolarsError) as exc:

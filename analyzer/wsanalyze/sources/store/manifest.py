@@ -11,6 +11,7 @@ import os
 import zlib
 from pathlib import Path
 
+from wsanalyze.sources._files import open_regular
 from wsanalyze.sources.base import SourceError
 from wsanalyze.sources.otlp_files import Resume
 
@@ -40,7 +41,7 @@ def slot_of(conversation_id: str) -> int:
 def fingerprint(path: Path) -> str:
     """A hash of a file's first bytes: tells a rotated-in new file from the one it replaced."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return hashlib.blake2b(fh.read(256), digest_size=8).hexdigest()
     except OSError:
         return ""
@@ -52,9 +53,52 @@ def load_manifest(store: Path) -> dict:
         manifest = json.loads((store / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise SourceError(f"unreadable store manifest {store / MANIFEST}: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise SourceError(f"unreadable store manifest {store / MANIFEST}: not a JSON object")
     if manifest.get("format") != FORMAT:
         raise SourceError(f"store {store} has format {manifest.get('format')}; re-run ingest")
+    manifest.setdefault("parts", [])
+    manifest.setdefault("files", {})
+    damage = _damage(manifest)
+    if damage:
+        raise SourceError(
+            f"damaged store manifest {store / MANIFEST}: {damage}; ingest into a new store"
+        )
     return manifest
+
+
+_FILE_KEYS = {"size": int, "mtime_ns": int, "dev": int, "inode": int, "head": str,
+              "offset": int, "line": int}  # fmt: skip
+
+
+def _damage(manifest: dict) -> str | None:
+    """What in a manifest the store code could not use (None when nothing)."""
+    parts, files = manifest.get("parts"), manifest.get("files")
+    if not isinstance(parts, list) or not isinstance(files, dict):
+        return "no parts list or files map"
+    for part in parts:
+        name = part.get("name") if isinstance(part, dict) else None
+        slots = part.get("slots") if isinstance(part, dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            return f"part {str(part)[:60]!r} has no plain file name"
+        if not (isinstance(slots, list) and len(slots) == 2 and all(_is_int(s) for s in slots)):
+            return f"part {name} has no slot range"
+    for path, entry in files.items():
+        if not isinstance(entry, dict) or any(
+            not isinstance(entry.get(key), kind) for key, kind in _FILE_KEYS.items()
+        ):
+            return f"the entry of {str(path)[:80]} is incomplete"
+    problems = manifest.get("problems", [])
+    if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+        return "problems is not a list of lines"
+    window = manifest.get("window_end_ns")
+    if window is not None and not _is_int(window):
+        return "window_end_ns is not a number"
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def write_manifest(store: Path, manifest: dict) -> None:

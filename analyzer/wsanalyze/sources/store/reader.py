@@ -4,6 +4,11 @@ A conversation's rows are filed under its hash slot, so a lookup reads the few
 row groups of that slot; ``reader_with_store`` answers ``load_events`` from the
 store when one covers the directory asked for, plus whatever was written there
 since the last ingest.
+
+A part costs only itself: one that is missing, not a regular file or not Parquet
+is left out with a problem line, and a column of another type than events.SCHEMA's
+(a store written by another version, or tampered with) is cast where the values
+allow (a value that does not fit becomes null) and read as nulls where they don't.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
-from wsanalyze.events import SCHEMA, conform
+from wsanalyze.events import SCHEMA, empty_events
+from wsanalyze.sources._files import special_kind
 from wsanalyze.sources._otlp.frame import ns_to_datetime
 from wsanalyze.sources.base import Query, ReadResult, SourceError, TraceReader, register_path
 from wsanalyze.sources.otlp_files import OtlpFilesReader, discover
@@ -50,10 +56,7 @@ class CompactedStore:
 
     def scan(self, slot: int | Collection[int] | None = None) -> pl.LazyFrame:
         """Events of the store (of some slots' files), lazily; filters reach row-group stats."""
-        parts = self._parts(slot)
-        if not parts:
-            return conform(pl.LazyFrame(schema=SCHEMA))
-        return pl.scan_parquet(parts)
+        return _concat([_part_events(p, Query(), None, []) for p in self._parts(slot)])
 
     def read(self, query: Query) -> ReadResult:
         """Events from the store; a query by conversation or message ids reads few row groups.
@@ -64,28 +67,11 @@ class CompactedStore:
         An app message id may be anywhere, so that filter scans every part (two columns).
         """
         slots = _slots_of(query)
-        predicate = query.predicate()
+        problems = list(self.manifest.get("problems", []))
         parts = self._parts(slots)
-        events = self.scan(slots)
-        if parts and slots is not None:
-            # equalities, not is_in: they reach the row-group statistics of the slot column
-            on_slot = [pl.col(SLOT) == s for s in sorted(slots)]
-            events = events.filter(functools.reduce(operator.or_, on_slot))
-        if predicate is not None:
-            # Filtered before conform (its casts would keep the filter from the row-group
-            # statistics); a store written by an older version may lack a filtered column.
-            present = set(events.collect_schema().names())
-            events = events.with_columns(
-                pl.lit(None, dtype=SCHEMA[c]).alias(c)
-                for c in ("conversation_id", "message_id", "app_message_id")
-                if c not in present
-            ).filter(predicate)
-        if parts:
-            # conform, not select: a store compacted by an older version lacks newer columns
-            events = conform(events)
         return ReadResult(
-            events=events,
-            problems=list(self.manifest.get("problems", [])),
+            events=_concat([_part_events(p, query, slots, problems) for p in parts]),
+            problems=problems,
             sources=[str(p) for p in parts],
             window_end=ns_to_datetime(self.manifest.get("window_end_ns")),
         )
@@ -94,6 +80,78 @@ class CompactedStore:
         """Every conversation id in the store, from its conversation_id column alone."""
         column = self.read(Query()).events.select(pl.col("conversation_id").unique())
         return {x for x in column.collect()["conversation_id"] if x is not None}
+
+
+_FILTERED = ("conversation_id", "message_id", "app_message_id")
+
+
+def _concat(frames: list[pl.LazyFrame | None]) -> pl.LazyFrame:
+    usable = [f for f in frames if f is not None]
+    return pl.concat(usable, how="vertical") if usable else empty_events()
+
+
+def _part_events(
+    part: Path, query: Query, slots: Collection[int] | None, problems: list[str]
+) -> pl.LazyFrame | None:
+    """One part's rows the query selects, in events.SCHEMA; None (and a problem) if unusable.
+
+    Filters come first, on the stored columns, so they reach the row-group statistics;
+    the casts to the schema after them.
+    """
+    kind = special_kind(part)
+    if kind is not None:
+        problems.append(f"{part}: {kind}, not a regular file; part skipped")
+        return None
+    try:
+        stored = dict(pl.read_parquet_schema(part))
+    except Exception as exc:  # missing, unreadable, not Parquet
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        problems.append(f"{part}: unreadable store part ({first}); part skipped")
+        return None
+    events = pl.scan_parquet(part)
+    if slots is not None and stored.get(SLOT, pl.Null).is_integer():
+        # equalities, not is_in: they reach the row-group statistics of the slot column
+        on_slot = [pl.col(SLOT) == s for s in sorted(slots)]
+        events = events.filter(functools.reduce(operator.or_, on_slot))
+    predicate = query.predicate()
+    if predicate is not None:
+        # A filtered column missing (a store of an older version) or of another type
+        # (a tampered one) is null here, so the filter never fails.
+        for c in _FILTERED:
+            if stored.get(c) not in (None, pl.String):
+                problems.append(f"{part}: column {c} holds {stored[c]}, not String; read as empty")
+        events = events.with_columns(
+            pl.lit(None, dtype=pl.String).alias(c) for c in _FILTERED if stored.get(c) != pl.String
+        ).filter(predicate)
+        stored.update({c: pl.String for c in _FILTERED})
+    return events.select(_as_schema(part, stored, problems))
+
+
+def _as_schema(part: Path, stored: dict, problems: list[str]) -> list[pl.Expr]:
+    """events.SCHEMA's columns from a part's: cast where the types allow, else nulls."""
+    columns = []
+    for name, dtype in SCHEMA.items():
+        have = stored.get(name)
+        if have == dtype:
+            columns.append(pl.col(name))
+        elif have is not None and _castable(have, dtype):
+            columns.append(pl.col(name).cast(dtype, strict=False))  # misfits become null
+        else:
+            if have is not None:
+                problems.append(f"{part}: column {name} holds {have}, not {dtype}; read as empty")
+            columns.append(pl.lit(None, dtype=dtype).alias(name))
+    return columns
+
+
+def _castable(have: pl.DataType, want: pl.DataType) -> bool:
+    """Whether values of ``have`` mean the same as ``want`` values (a cast may still null some)."""
+    if have == pl.Null or (have.is_numeric() and want.is_numeric()):
+        return True
+    if isinstance(have, pl.Datetime) and isinstance(want, pl.Datetime):
+        return True
+    if isinstance(have, pl.List) and isinstance(want, pl.List):
+        return have.inner == want.inner or _castable(have.inner, want.inner)
+    return False
 
 
 def _slots_of(query: Query) -> set[int] | None:
@@ -123,7 +181,9 @@ class _StoreAndTail:
 
     def read(self, query: Query) -> ReadResult:
         base = self.store.read(query)
-        files = discover(self.raw)
+        skipped: list[str] = []
+        files = discover(self.raw, skipped)
+        base.problems.extend(skipped)
         resume, covered = plan(files, self.store.manifest["files"])
         todo = [f for f in files if f not in set(covered)]
         if not todo:

@@ -86,7 +86,8 @@ def ingest(
         manifest = {"format": FORMAT, "source": str(source), "files": {}, "parts": [],
                     "spans": 0, "window_end_ns": None, "problems": []}  # fmt: skip
     result = IngestResult(store_dir=str(store))
-    files = discover(source)
+    skipped: list[str] = []  # special files: said now, not kept in the manifest
+    files = discover(source, skipped)
     resume, covered = plan(files, manifest["files"])
     todo = [f for f in files if f not in set(covered)]
     result.files_skipped = len(covered)
@@ -95,7 +96,7 @@ def ingest(
     total_bytes = sum(sizes.values())
     done_bytes = 0
     new_entries: dict[str, dict] = {str(f): _entry_for(f, manifest["files"]) for f in covered}
-    writer = _PartWriter(store, manifest)
+    writer = _PartWriter(store, manifest, result.problems)
     window = manifest.get("window_end_ns")
     seen: set[str] = set()
     for chunk in read_files(todo, resume=resume, complete_only=True):
@@ -135,6 +136,7 @@ def ingest(
     manifest["window_end_ns"] = window
     manifest["problems"] = (manifest.get("problems", []) + result.problems)[-_MAX_PROBLEMS:]
     write_manifest(store, manifest)
+    result.problems = skipped + result.problems
     result.spans_total = manifest["spans"]
     result.seconds = time.perf_counter() - started
     return result
@@ -169,8 +171,8 @@ def _write_part(store: Path, name: str, frame: pl.DataFrame) -> dict:
 class _PartWriter:
     """Accumulates rows and writes sorted Parquet parts of at most PART_ROWS rows."""
 
-    def __init__(self, store: Path, manifest: dict):
-        self.store, self.manifest = store, manifest
+    def __init__(self, store: Path, manifest: dict, problems: list[str]):
+        self.store, self.manifest, self.problems = store, manifest, problems
         self.rows: list[tuple] = []
         self.frames: list[pl.DataFrame] = []
         self.count = 0
@@ -184,7 +186,7 @@ class _PartWriter:
 
     def _to_frame(self) -> None:
         if self.rows:
-            frame = rows_to_frame(self.rows)
+            frame = rows_to_frame(self.rows, self.problems)
             self.rows = []
             self.frames.append(_with_slots(frame))
             self.count += frame.height

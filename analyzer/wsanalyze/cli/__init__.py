@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import connections, conversation, conversations, demo, doctor, explain, ingest, lost
+from . import connections, conversation, conversations, demo, doctor, explain, ingest, lost, mcp
 
 app = typer.Typer(
     name="wsanalyze",
@@ -32,6 +32,7 @@ app.command()(explain.explain)
 app.command()(ingest.ingest)
 app.command()(demo.demo)
 app.command()(doctor.doctor)
+app.command()(mcp.mcp)
 
 
 def main() -> None:

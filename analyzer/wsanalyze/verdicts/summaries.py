@@ -42,7 +42,8 @@ def summarize_conversations(
     )
     rows = (
         spans.join(per, on="conversation_id", how="left")
-        .sort("first_ts", descending=True)
+        # newest first; whole-second log stamps tie often: the id keeps the order stable
+        .sort(["first_ts", "conversation_id"], descending=[True, False], nulls_last=True)
         .collect()
     )
     out = []

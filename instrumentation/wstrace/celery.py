@@ -6,8 +6,9 @@ signal (which fires inside it) adds the queue and task id and puts the trace
 context and the conversation ids into the task headers. In the worker,
 ``task_prerun``/``task_postrun`` open and close ``ws.task`` under that context.
 ``worker_ready`` records the queues a worker consumes (what ``no_worker``
-verdicts compare against) and ``worker_process_shutdown`` flushes a prefork
-child's spans before it exits.
+verdicts compare against; exported in the background, the worker's start never
+waits for it) and ``worker_process_shutdown`` flushes a prefork child's spans
+before it exits, in ``SHUTDOWN_TIMEOUT_MS`` at most.
 
 Cancellation leaves evidence on both sides. ``Control.revoke`` (which
 ``AsyncResult.revoke`` and ``GroupResult.revoke`` call too) is wrapped: the
@@ -429,7 +430,8 @@ def _record_worker(consumer: Any) -> None:
         attributes[c.QUEUES] = queues
     attributes.update(_layer_identity())
     runtime.tracer().start_span(c.SPAN_WORKER_READY, attributes=attributes).end()
-    provider.flush(2000)
+    # Out now, on a background thread: a worker's start never waits for an exporter.
+    provider.flush(0)
 
 
 def _consumed_queues(consumer: Any) -> list[str]:
@@ -457,4 +459,4 @@ def _layer_identity() -> dict[str, str]:
 
 def process_shutdown(**_: Any) -> None:
     """``worker_process_shutdown``: a prefork child exits without atexit; flush first."""
-    provider.flush(5000)
+    runtime.shield("process shutdown flush", provider.flush_before_exit)

@@ -21,7 +21,12 @@ Every key is optional::
         "FILE_MAX_BYTES": 64 * 1024 * 1024,  # rotate a store file past this size
         "QUEUE_SIZE": 4096,               # spans buffered before dropping
         "FLUSH_INTERVAL_MS": 1000,        # default: OTEL_BSP_SCHEDULE_DELAY, else 1000
+        "SHUTDOWN_TIMEOUT_MS": 2000,      # most an exiting process waits for its exports
     }
+
+``SHUTDOWN_TIMEOUT_MS`` bounds the whole flush when a process (or a Celery prefork
+child) exits, the exporters' own timeouts and retries included; an OTLP endpoint
+that is down, or has not answered, is not waited for at all.
 
 A connection belongs to a conversation only when something names it: the
 URLRouter resolved ``CONVERSATION_KWARG``; ``CONVERSATION_PATTERN`` (when set)
@@ -82,6 +87,7 @@ class Config:
     file_max_bytes: int = 64 * 1024 * 1024
     queue_size: int = 4096
     flush_interval_ms: int = 1000
+    shutdown_timeout_ms: int = 2000
 
 
 def load_config(
@@ -143,6 +149,7 @@ def load_config(
             raw.get("FLUSH_INTERVAL_MS", _env_int(env, "OTEL_BSP_SCHEDULE_DELAY", 1000)),
             "FLUSH_INTERVAL_MS",
         ),
+        shutdown_timeout_ms=_as_int(raw.get("SHUTDOWN_TIMEOUT_MS", 2000), "SHUTDOWN_TIMEOUT_MS"),
     )
 
 
@@ -167,6 +174,7 @@ _KNOWN_KEYS = frozenset(
         "FILE_MAX_BYTES",
         "QUEUE_SIZE",
         "FLUSH_INTERVAL_MS",
+        "SHUTDOWN_TIMEOUT_MS",
     }
 )
 

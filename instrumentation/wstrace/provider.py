@@ -5,14 +5,25 @@ only adds its span processors to it. Otherwise wstrace installs one with
 ``service.name`` from the config. Exporters run behind ``BatchSpanProcessor``
 (bounded queue, background thread, re-created after ``fork`` by the SDK), so a
 slow or dead exporter never blocks a request. Export failures are logged once.
+
+The OTLP exporter is also wrapped in ``GuardedExporter`` (``wstrace.export_guard``),
+so an endpoint that is down or never answers costs no time when a process starts
+or stops either: ``flush`` runs the export on a background thread and waits at
+most its timeout (0: not at all); at exit (``atexit``, before the SDK's own
+shutdown of the provider, and ``flush_before_exit`` for a prefork child) exports
+give up after ``SHUTDOWN_TIMEOUT_MS`` in all, at once when the endpoint is known
+to be down or has not answered. File and console exporters come first, so their
+spans are written before a network exporter is waited for.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import baggage, trace
@@ -31,7 +42,8 @@ import wstrace
 from wstrace import conventions as c
 from wstrace import redact
 from wstrace.config import Config
-from wstrace.store import FileSpanExporter
+from wstrace.export_guard import GuardedExporter
+from wstrace.file_exporter import FileSpanExporter
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +190,11 @@ def install(config: Config) -> TracerProvider | None:
         else:
             provider, owned = TracerProvider(resource=_resource(config)), True
         provider.add_span_processor(IdsFromBaggage())
-        for exporter in _exporters(config):
+        exporters = _exporters(config)
+        # Local exporters first: a flush or a shutdown writes their spans before it waits
+        # for a network exporter (the SDK goes through the processors one after another).
+        exporters.sort(key=lambda exporter: isinstance(exporter, GuardedExporter))
+        for exporter in exporters:
             provider.add_span_processor(
                 BatchSpanProcessor(
                     exporter,
@@ -192,7 +208,14 @@ def install(config: Config) -> TracerProvider | None:
         once = _OnceFilter()
         for name in _NOISY_LOGGERS:
             logging.getLogger(name).addFilter(once)
-        _installed.update(provider=provider, owned=owned)
+        _installed.update(
+            provider=provider,
+            owned=owned,
+            guards=tuple(e for e in exporters if isinstance(e, GuardedExporter)),
+            exit_limit_s=config.shutdown_timeout_ms / 1000,
+        )
+        # Registered after the provider's own atexit shutdown, so it runs before it.
+        atexit.register(_bound_exit)
         return provider
 
 
@@ -201,11 +224,102 @@ def owned() -> TracerProvider | None:
     return _installed.get("provider") if _installed.get("owned") else None
 
 
-def flush(timeout_millis: int = 5000) -> None:
-    """Push buffered spans out now (a prefork child about to exit, a test)."""
+def flush(timeout_millis: int = 5000) -> bool:
+    """Push buffered spans out now, waiting at most ``timeout_millis`` (0: not at all).
+
+    The export runs on a background thread (``_Flusher``), so the caller waits no
+    longer than asked even when the endpoint is slow or down (the SDK's
+    ``force_flush`` ignores its timeout); spans go out when it answers. True when
+    the flush finished in time.
+    """
     provider = _installed.get("provider")
-    if provider is not None:
-        provider.force_flush(timeout_millis)
+    if provider is None:
+        return True
+    return _FLUSHER.wait(_FLUSHER.request(provider), max(0, timeout_millis) / 1000)
+
+
+def flush_before_exit(timeout_millis: int | None = None) -> bool:
+    """Flush a process about to exit, in ``SHUTDOWN_TIMEOUT_MS`` at most (a prefork child).
+
+    Exports give up at that deadline, and at once when their endpoint is down or
+    silent (``GuardedExporter.expire_in``), so the batch processors' own shutdown
+    does not wait for them either.
+    """
+    provider = _installed.get("provider")
+    if provider is None:
+        return True
+    seconds = _exit_limit_s(timeout_millis)
+    for guard in _installed.get("guards", ()):
+        guard.expire_in(seconds)
+    return _FLUSHER.wait(_FLUSHER.request(provider), seconds)
+
+
+def _bound_exit() -> None:
+    """At exit, before the SDK shuts the provider down: bound what its exports may take."""
+    seconds = _exit_limit_s(None)
+    for guard in _installed.get("guards", ()):
+        guard.expire_in(seconds)
+
+
+def _exit_limit_s(timeout_millis: int | None) -> float:
+    if timeout_millis is not None:
+        return max(0, timeout_millis) / 1000
+    return float(_installed.get("exit_limit_s", 2.0))
+
+
+class _Flusher:
+    """``force_flush`` of the provider on a daemon thread of this process, on request.
+
+    Requests made while a flush runs are served by the next one (it covers every
+    span ended before it started); ``wait`` gives up at its timeout and the flush
+    goes on in the background. A forked child starts its own thread on first use.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """No flush asked, no thread yet (a forked child: the parent's thread is not here)."""
+        self._cond = threading.Condition()
+        self._asked = self._done = 0
+        self._provider: TracerProvider | None = None
+        self._thread: threading.Thread | None = None
+
+    def request(self, provider: TracerProvider) -> int:
+        """Ask for a flush of ``provider``; return the ticket ``wait`` takes."""
+        with self._cond:
+            self._asked += 1
+            self._provider = provider
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wstrace-flush", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+            return self._asked
+
+    def wait(self, ticket: int, seconds: float) -> bool:
+        """Wait until the flush of ``ticket`` is done, ``seconds`` at most; True when it is."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done >= ticket, seconds)
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                cond.wait_for(lambda: self._asked > self._done)
+                ticket, provider = self._asked, self._provider
+            try:
+                if provider is not None:
+                    provider.force_flush()
+            except Exception as exc:  # a background thread: nobody else would see it
+                logger.warning("wstrace: flushing spans failed (%s: %s)", type(exc).__name__, exc)
+            with cond:
+                self._done = ticket
+                cond.notify_all()
+
+
+_FLUSHER = _Flusher()
 
 
 def _resource(config: Config) -> Resource:
@@ -228,13 +342,23 @@ def _exporters(config: Config) -> list[SpanExporter]:
         elif name == "console":
             exporters.append(RedactingExporter(ConsoleSpanExporter()))
         elif name == "otlp":
-            otlp = _otlp_exporter()
+            endpoint = otlp_endpoint(os.environ)
+            otlp = _otlp_exporter(endpoint)
             if otlp is not None:
-                exporters.append(RedactingExporter(otlp))
+                exporters.append(GuardedExporter(RedactingExporter(otlp), endpoint))
     return exporters
 
 
-def _otlp_exporter() -> SpanExporter | None:
+def otlp_endpoint(environ: Mapping[str, str]) -> str:
+    """The traces URL the OTLP/HTTP exporter posts to, resolved as it does from the environment."""
+    traces = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if traces:
+        return traces
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318/"
+    return f"{base.removesuffix('/')}/v1/traces"
+
+
+def _otlp_exporter(endpoint: str) -> SpanExporter | None:
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
@@ -243,4 +367,4 @@ def _otlp_exporter() -> SpanExporter | None:
             "installed (pip install 'wstrace[otlp]'); OTLP export is off"
         )
         return None
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(endpoint=endpoint)

@@ -186,10 +186,11 @@ class CeleryInstrumentor(BaseInstrumentor):
         from celery import signals
 
         from wstrace import celery as hooks
+        from wstrace import celery_control as control
 
         self._tasks = hooks.TaskSpans()
         wrap_function_wrapper("celery.app.base", "Celery.send_task", hooks.send_task)
-        wrap_function_wrapper("celery.app.control", "Control.revoke", hooks.revoke)
+        wrap_function_wrapper("celery.app.control", "Control.revoke", control.revoke)
         self._connections = [
             (signals.before_task_publish, hooks.before_publish),
             (signals.after_task_publish, hooks.after_publish),
@@ -197,8 +198,8 @@ class CeleryInstrumentor(BaseInstrumentor):
             (signals.task_postrun, self._tasks.postrun),
             (signals.task_failure, self._tasks.failure),
             (signals.task_retry, self._tasks.retry),
-            (signals.worker_ready, hooks.worker_ready),
-            (signals.worker_process_shutdown, hooks.process_shutdown),
+            (signals.worker_ready, control.worker_ready),
+            (signals.worker_process_shutdown, control.process_shutdown),
             (signals.task_revoked, self._tasks.revoked),
         ]
         for signal, receiver in self._connections:

@@ -56,7 +56,34 @@ def extract(carrier: Mapping[str, Any] | None) -> context.Context:
     if fast is not None:
         return fast
     clean = {k: v for k, v in carrier.items() if isinstance(k, str) and isinstance(v, str)}
-    return PROPAGATOR.extract(clean, context=context.Context())
+    return _capped(PROPAGATOR.extract(clean, context=context.Context()))
+
+
+def extract_trace(carrier: Mapping[str, Any] | None) -> context.Context:
+    """Only the parent span of a carrier (``traceparent``/``tracestate``), never its baggage.
+
+    For what a client sends (``TRUST_CLIENT_CONTEXT``): its trace may be continued,
+    but the conversation, connection and message ids are never taken from it.
+    """
+    if not isinstance(carrier, Mapping):
+        return context.Context()
+    headers = {k: carrier[k] for k in _TRACE_HEADERS if isinstance(carrier.get(k), str)}
+    return _TRACE_PROPAGATOR.extract(headers, context=context.Context())
+
+
+_TRACE_HEADERS = ("traceparent", "tracestate")
+_TRACE_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def _capped(ctx: context.Context) -> context.Context:
+    """``ctx`` with any over-long ws id of its baggage in its ``current.capped_id`` form."""
+    entries = baggage_of(ctx)
+    long = {
+        key: current.capped_id(value)
+        for key in c.BAGGAGE_KEYS
+        if type(value := entries.get(key)) is str and len(value) > current.ID_LIMIT
+    }
+    return _with_baggage(ctx, long) if long else ctx
 
 
 # What quote_plus leaves as it is; baggage made only of these needs no (un)quoting. The
@@ -109,7 +136,7 @@ def _extract_plain(carrier: Mapping[str, Any]) -> context.Context | None:
         )
         values[_SPAN_KEY] = trace.NonRecordingSpan(span_context)
     values[_BAGGAGE_KEY] = dict(pair.split("=", 1) for pair in header.split(","))
-    return context.Context(values)
+    return _capped(context.Context(values))
 
 
 _last_trace: tuple[int, str] = (0, "")
@@ -220,7 +247,10 @@ def extract_message(
 
 
 def with_ids(ctx: context.Context | None = None, **ids: str | None) -> context.Context:
-    """Return ``ctx`` with the given ws ids set as baggage (``conversation_id=...``)."""
+    """Return ``ctx`` with the given ws ids set as baggage (``conversation_id=...``).
+
+    An id longer than ``current.ID_LIMIT`` is set as its ``current.capped_id`` form.
+    """
     ctx = ctx if ctx is not None else current.get()
     return _with_baggage(ctx, {f"ws.{name}": str(value) for name, value in ids.items() if value})
 
@@ -228,6 +258,8 @@ def with_ids(ctx: context.Context | None = None, **ids: str | None) -> context.C
 def _with_baggage(ctx: context.Context, entries: Mapping[str, str]) -> context.Context:
     if not entries:
         return ctx
+    if any(len(value) > current.ID_LIMIT for value in entries.values()):
+        entries = {key: current.capped_id(value) for key, value in entries.items()}
     if _BAGGAGE_KEY is None:  # an API without the private key: one copy per entry
         for key, value in entries.items():
             ctx = baggage.set_baggage(key, value, context=ctx)

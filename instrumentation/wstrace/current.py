@@ -7,10 +7,16 @@ ContextVar is read directly when the runtime context is the SDK's default
 (``contextvars``), and the ws ids derived from a baggage dict are remembered
 for as long as that same dict is current (contexts are immutable, so a task's
 six publishes read its ids once). Any other runtime context goes through the API.
+
+An id longer than ``ID_LIMIT`` (a 9,000-character client message id) is carried
+and recorded as ``capped_id(id)``, its first 48 characters, ``~`` and 16 hex
+digits of its SHA-256, so it fits the baggage and Celery header limits and every
+process writes the same id for the same message.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any
@@ -33,6 +39,26 @@ def _runtime_var() -> ContextVar[context.Context] | None:
         return None
     var = getattr(runtime, "_current_context", None)
     return var if isinstance(var, ContextVar) else None
+
+
+ID_LIMIT = 128
+"""Longest ws id carried as it is; a longer one is carried as ``capped_id`` of it."""
+_ID_HEAD = 48  # characters of a long id kept before its hash
+
+
+def capped_id(value: str) -> str:
+    """``value`` when at most ``ID_LIMIT`` characters, else a stable short form of it.
+
+    The short form is the first 48 characters, ``~`` and 16 hex digits of the
+    SHA-256 of the whole id: the same id always gives the same form (in every
+    process), distinct ids distinct forms, and it is itself left as it is. A
+    9,000-character client message id would otherwise be dropped by the W3C
+    baggage and Celery header limits on its way to the worker.
+    """
+    if len(value) <= ID_LIMIT:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{value[:_ID_HEAD]}~{digest[:16]}"
 
 
 _VAR = _runtime_var()
@@ -91,13 +117,14 @@ def ids(ctx: context.Context | None = None) -> dict[str, str]:
     global _last
     if BAGGAGE_KEY is None:
         entries: Any = baggage.get_all(ctx)
-        return {key: str(entries[key]) for key in c.BAGGAGE_KEYS if key in entries}
+        return {key: capped_id(str(entries[key])) for key in c.BAGGAGE_KEYS if key in entries}
     entries = (get() if ctx is None else ctx).get(BAGGAGE_KEY)
     if not entries or not isinstance(entries, dict):
         return {}
     last = _last  # one read: another thread may replace it meanwhile
     if last[0] is entries:
         return last[1].copy()
-    found = {key: str(entries[key]) for key in c.BAGGAGE_KEYS if key in entries}
+    # Baggage wstrace wrote holds capped ids already; another writer's may not.
+    found = {key: capped_id(str(entries[key])) for key in c.BAGGAGE_KEYS if key in entries}
     _last = (entries, found)  # holds the dict, so its id cannot be reused while cached
     return found.copy()

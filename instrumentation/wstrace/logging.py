@@ -54,7 +54,8 @@ def _correlation() -> dict[str, str]:
             "span_id": f"{span_context.span_id:016x}",
         }
         for field, key in _BAGGAGE.items():
-            values[field] = str(entries.get(key) or "")
+            # As on the spans: an over-long id is written in its short form.
+            values[field] = current.capped_id(str(entries.get(key) or ""))
     _last = (ctx, values)  # holds the context, so its id cannot be reused while cached
     return values
 

@@ -20,6 +20,7 @@ import inspect
 import json
 import re
 import time
+import traceback
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ from typing import Any
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from wstrace import carrier, runtime
+from wstrace import carrier, current, runtime
 from wstrace import conventions as c
 
 CURRENT: ContextVar[Connection | None] = ContextVar("wstrace_connection", default=None)
@@ -56,10 +57,12 @@ class Connection:
         # Set while CONVERSATION_RESOLVER waits for the first client frame: (resolver, scope).
         self.frame_resolver: tuple[Callable[..., Any], dict[str, Any]] | None = None
         self.layer_error: BaseException | None = None  # raised by the consumer's layer receive
+        # Raised by a client frame's handler while bodies are off: recorded without its text.
+        self.frame_error: BaseException | None = None
         if cfg.conversation_pattern is not None:
             match = cfg.conversation_pattern.search(self.path)
             if match and match.group("conversation_id"):
-                self.conversation_id = match.group("conversation_id")
+                self.conversation_id = current.capped_id(match.group("conversation_id"))
                 self.conversation_source = "pattern"
         self.origin = _header(scope, b"origin")
         self.started_ns = time.time_ns()
@@ -71,8 +74,8 @@ class Connection:
         self.origin_allowed: bool | None = None
         self.user_authenticated: bool | None = None
         parent = context.Context()
-        if cfg.trust_client_context:
-            parent = carrier.extract(_headers(scope))
+        if cfg.trust_client_context:  # the client's trace, never the ids in its baggage
+            parent = carrier.extract_trace(_headers(scope))
         attributes = {
             c.HOP: c.HOP_CONNECT,
             c.EVENT: c.EV_CONNECT,
@@ -116,6 +119,7 @@ class Connection:
 
     def name_conversation(self, conversation_id: str, source: str) -> None:
         """From now on this connection's spans and contexts carry ``conversation_id``."""
+        conversation_id = current.capped_id(conversation_id)
         self.conversation_id = conversation_id
         self.conversation_source = source
         # Every later context (receive, deliver, send, the group_send of a handler) is
@@ -276,7 +280,7 @@ class Connection:
         if self.origin_allowed is not None:
             span.set_attribute(c.ORIGIN_ALLOWED, self.origin_allowed)
         if exc is not None:
-            span.record_exception(exc)
+            self._record_exception(span, exc)
         span.set_status(Status(StatusCode.ERROR, description))
         span.end()
         self.connect_span = None
@@ -347,14 +351,14 @@ class Connection:
 
     def _layer_failed(self, exc: BaseException) -> bool:
         """Whether ``exc`` (or what it wraps) is what the consumer's layer receive raised."""
-        seen = 0
-        failure = self.layer_error
-        while exc is not None and failure is not None and seen < 8:
-            if exc is failure:
-                return True
-            exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-            seen += 1
-        return False
+        return _wraps(exc, self.layer_error)
+
+    def _record_exception(self, span: trace.Span, exc: BaseException) -> None:
+        """``span.record_exception``, without the text when a client frame's handler raised it."""
+        if _wraps(exc, self.frame_error):
+            record_bare_exception(span, exc)
+        else:
+            span.record_exception(exc)
 
     def on_exit(self) -> None:
         """The application instance finished: close whatever is still open."""
@@ -381,10 +385,88 @@ class Connection:
             name, context=parent, attributes={**self.ids(), **attributes}
         )
         if exc is not None:
-            span.record_exception(exc)
+            self._record_exception(span, exc)
         if error:
             span.set_status(Status(StatusCode.ERROR, str(attributes.get(c.CAUSE) or name)))
         span.end()
+
+
+def _wraps(exc: BaseException | None, failure: BaseException | None) -> bool:
+    """Whether ``exc`` is ``failure`` or wraps it (its cause or context, 8 levels down)."""
+    seen = 0
+    while exc is not None and failure is not None and seen < 8:
+        if exc is failure:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+# --- exceptions that may quote a client frame ------------------------------------------
+_MAX_FRAMES = 64  # innermost frames kept of each exception's traceback
+_MAX_CHAIN = 8  # exceptions of a __cause__/__context__ chain kept
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def record_bare_exception(span: trace.Span, exc: BaseException) -> None:
+    """Record ``exc`` on ``span`` as its type and where it was raised, never its message.
+
+    What a client frame's handler raises may quote the frame (DRF's
+    ``ValidationError``, ``ValueError(f"bad input {text}")``); with
+    ``RECORD_BODIES`` off, the ``exception`` event keeps only ``exception.type``
+    and a stack trace of file:line and function names (no message, no source
+    line, no locals).
+    """
+    span.add_event(
+        "exception",
+        {
+            "exception.type": exception_type(exc),
+            "exception.stacktrace": bare_traceback(exc),
+            "exception.escaped": "False",
+        },
+    )
+
+
+def exception_type(exc: BaseException) -> str:
+    """``module.QualName`` of the exception's class (just the name for builtins)."""
+    kind = type(exc)
+    module = kind.__module__
+    return f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
+
+
+def bare_traceback(exc: BaseException) -> str:
+    """``traceback.format_exception(exc)`` without messages, source lines or notes."""
+    # Newest first, each with the text printed between it and the newer one.
+    chain: list[tuple[BaseException, str]] = []
+    seen: set[int] = set()
+    link = ""
+    older: BaseException | None = exc
+    while older is not None and id(older) not in seen and len(chain) < _MAX_CHAIN:
+        seen.add(id(older))
+        chain.append((older, link))
+        if older.__cause__ is not None:
+            link, older = _CAUSE, older.__cause__
+        elif older.__context__ is not None and not older.__suppress_context__:
+            link, older = _CONTEXT, older.__context__
+        else:
+            older = None
+    return "".join(_bare_one(one) + link for one, link in reversed(chain))
+
+
+def _bare_one(exc: BaseException) -> str:
+    """One exception of a chain: its frames (innermost last) and its type."""
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    lines = []
+    if frames:
+        lines.append("Traceback (most recent call last):\n")
+        if len(frames) > _MAX_FRAMES:
+            lines.append(f"  [{len(frames) - _MAX_FRAMES} frames left out]\n")
+        for frame, lineno in frames[-_MAX_FRAMES:]:
+            code = frame.f_code
+            lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+    lines.append(f"{exception_type(exc)}\n")
+    return "".join(lines)
 
 
 # --- frames: the app's own ids and frame types, never bodies -------------------------

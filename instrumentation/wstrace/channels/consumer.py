@@ -10,6 +10,10 @@ The consumer's own channel-layer receive (every callable after the first that
 ``AsyncConsumer.__call__`` hands to ``await_many_dispatch``) is watched too: a
 Redis connection or timeout error raised there ends the connection with
 ``ws.cause=channel_layer_unavailable`` rather than ``consumer_error``.
+
+With ``RECORD_BODIES`` off, an exception raised while handling a client frame
+(which may quote it: a ``ValidationError``, a ``ValueError`` with the input in
+its message) is recorded as its type and the file:line of its frames only.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from wstrace.channels.connection import (
     SEQ_KEY,
     Connection,
     app_id_in,
+    exception_type,
     frame_type_in,
     message_id_in,
     parse_frame,
+    record_bare_exception,
     scan_app_id,
 )
 from wstrace.runtime import STATE
@@ -132,14 +138,29 @@ def traced_dispatch(dispatch: Dispatch) -> Dispatch:
             return await dispatch(message)
         except Exception as exc:
             if type(exc).__name__ != "StopConsumer":  # the normal way a consumer ends
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                runtime.shield("exception", _record_error, conn, span, exc, message)
             raise
         finally:
             current.detach(token)
             span.end()
 
     return traced
+
+
+def _record_error(conn: Connection, span: trace.Span, exc: Exception, message: Any) -> None:
+    """What a handler raised, on its span; a client frame's, with bodies off, without its text.
+
+    The message of an exception raised while handling a client frame may quote
+    the frame; only its type and where it was raised are kept (and the
+    connection remembers it, so the disconnect it causes records it the same way).
+    """
+    if message.get("type") == "websocket.receive" and not runtime.config().record_bodies:
+        conn.frame_error = exc
+        record_bare_exception(span, exc)
+        span.set_status(Status(StatusCode.ERROR, exception_type(exc)))  # the type, no text
+        return
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
 def _strip(message: Any) -> Any:
@@ -242,6 +263,8 @@ def _begin_own_delivery(
     conversation = carried.get(c.CONVERSATION_ID)
     if not (type(conversation) is str and conversation):
         conversation = conn.conversation_id
+    elif len(conversation) > current.ID_LIMIT:  # a publisher that did not cap it
+        conversation = current.capped_id(conversation)
     entries: dict[str, str] = (
         {c.CONVERSATION_ID: conversation, c.CONNECTION_ID: conn.connection_id}
         if conversation
@@ -249,6 +272,8 @@ def _begin_own_delivery(
     )
     message_id = carried.get(c.MESSAGE_ID)
     if type(message_id) is str and message_id:
+        if len(message_id) > current.ID_LIMIT:
+            message_id = current.capped_id(message_id)
         entries[c.MESSAGE_ID] = message_id
     attributes.update(entries)
     values: dict[str, Any] = {SEQ_KEY: seq} if seq is not None else {}
@@ -295,7 +320,8 @@ def _begin_receive(
         message_id = scan_app_id(text, (cfg.message_id_field,), nested=False)
     else:
         message_id = None
-    message_id = message_id or uuid.uuid4().hex
+    # A long client id is carried as its short form, the same in every process.
+    message_id = current.capped_id(message_id) if message_id else uuid.uuid4().hex
     ctx = carrier.with_ids(conn.connect_ctx, message_id=message_id)
     attributes: dict[str, Any] = {
         **conn.ids(),

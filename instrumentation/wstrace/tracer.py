@@ -12,9 +12,9 @@ encoder takes them as SDK spans) that copy the conversation ids from baggage
 themselves, as ``IdsFromBaggage`` does for SDK spans, and go to the provider's
 processors when they end. Anywhere else wstrace uses the SDK tracer unchanged.
 
-``can_replace`` decides which: the lean tracer only stands in for a provider
-whose SDK tracer would record the same spans (the default sampler, the SDK's
-default span limits, the SDK not disabled by ``OTEL_SDK_DISABLED``).
+``tracer_fit.can_replace`` decides which: the lean tracer only stands in for a
+provider whose SDK tracer would record the same spans (the default sampler, the
+SDK's default span limits, the SDK not disabled by ``OTEL_SDK_DISABLED``).
 
 The per-message wrappers (deliver, send) start their spans through one seam,
 ``ChildSpans(tracer).start_child(name, parent, kind, attributes)``: the SDK's
@@ -25,7 +25,6 @@ they have.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import traceback
@@ -37,25 +36,12 @@ from typing import Any
 
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.environment_variables import (
-    OTEL_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
-    OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_LINK_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_SDK_DISABLED,
-    OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
-    OTEL_SPAN_EVENT_COUNT_LIMIT,
-    OTEL_SPAN_LINK_COUNT_LIMIT,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import (
     Event,
     ReadableSpan,
-    SpanLimits,
     SpanProcessor,
     TracerProvider,
-    sampling,
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -75,72 +61,6 @@ _CHILD_FLAGS = {  # by the parent's flags: keep the random-trace-id bit, always 
 _getrandbits = random.getrandbits
 _tuple_new = tuple.__new__
 _NO_STATE = SpanContext(1, 1, False).trace_state  # the API's shared empty TraceState
-
-
-# Every variable the SDK's SpanLimits reads. Set at all (even empty, which the SDK takes
-# as "no limit"), the SDK's spans are cut differently from lean ones, which enforce none.
-_LIMIT_VARIABLES = (
-    OTEL_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
-    OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_LINK_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
-    OTEL_SPAN_EVENT_COUNT_LIMIT,
-    OTEL_SPAN_LINK_COUNT_LIMIT,
-)
-# The spec's defaults, written out rather than read from the SDK's private constants:
-# should the SDK change them, lean spans are no longer known to match and are refused.
-# At these, a wstrace span (a dozen attributes, rarely an event) is never cut.
-_DEFAULT_LIMITS: dict[str, int | None] = {
-    "max_attributes": 128,
-    "max_events": 128,
-    "max_links": 128,
-    "max_span_attributes": 128,
-    "max_event_attributes": 128,
-    "max_link_attributes": 128,
-    "max_attribute_length": None,
-    "max_span_attribute_length": None,
-}
-_MISSING = object()
-
-
-def can_replace(provider: Any) -> bool:
-    """Whether spans can skip the SDK tracer of ``provider`` without changing what is recorded.
-
-    Only for an SDK provider with the default sampler, the default span limits and
-    the SDK enabled; anything else keeps the SDK's tracer, which applies them.
-    """
-    return (
-        isinstance(provider, TracerProvider)
-        and provider.sampler is sampling.DEFAULT_ON
-        and not _sdk_disabled(provider)
-        and _default_limits(provider)
-    )
-
-
-def _sdk_disabled(provider: TracerProvider) -> bool:
-    """``OTEL_SDK_DISABLED`` as the SDK reads it, or the provider's own verdict.
-
-    The SDK reads the variable once, in ``TracerProvider.__init__``, and then hands
-    out no-op tracers: refusing here sends ``runtime.tracer()`` to ``get_tracer``,
-    which does exactly that. Set after the provider was made, the SDK still records,
-    and so does its tracer. A provider without the attribute counts as disabled: the
-    SDK's tracer is right either way.
-    """
-    if os.environ.get(OTEL_SDK_DISABLED, "").lower().strip() == "true":
-        return True
-    return getattr(provider, "_disabled", True) is not False
-
-
-def _default_limits(provider: TracerProvider) -> bool:
-    """Whether the provider's span limits are the SDK's defaults, untouched by env or code."""
-    if any(name in os.environ for name in _LIMIT_VARIABLES):
-        return False
-    limits = getattr(provider, "_span_limits", None)
-    if type(limits) is not SpanLimits:  # unknown (a subclass, or the SDK moved it)
-        return False
-    return all(getattr(limits, key, _MISSING) == value for key, value in _DEFAULT_LIMITS.items())
 
 
 class LeanSpan(trace.Span, ReadableSpan):

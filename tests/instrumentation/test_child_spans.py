@@ -28,7 +28,8 @@ from wstrace import conventions as c
 from wstrace import provider as providers
 from wstrace import runtime
 from wstrace.provider import IdsFromBaggage
-from wstrace.tracer import _LIMIT_VARIABLES, ChildSpans, LeanSpan, LeanTracer, can_replace
+from wstrace.tracer import ChildSpans, LeanSpan, LeanTracer
+from wstrace.tracer_fit import _LIMIT_VARIABLES, can_replace
 
 from .spans import Span, by_name, read_spans
 

@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from wstrace import tracer as lean
+from wstrace import tracer_fit as fit
 
 SOURCES = Path(__file__).resolve().parents[2] / "instrumentation" / "wstrace"
 
@@ -324,9 +325,9 @@ PRIVATES = (
         _readable_span_fields,
     ),
     Private(
-        "opentelemetry.sdk.trace.TracerProvider._span_limits", SDK, ("tracer.py",), _span_limits
+        "opentelemetry.sdk.trace.TracerProvider._span_limits", SDK, ("tracer_fit.py",), _span_limits
     ),
-    Private("opentelemetry.sdk.trace.TracerProvider._disabled", SDK, ("tracer.py",), _disabled),
+    Private("opentelemetry.sdk.trace.TracerProvider._disabled", SDK, ("tracer_fit.py",), _disabled),
     Private(
         "opentelemetry.instrumentation.instrumentor.BaseInstrumentor._instance",
         INSTRUMENTATION,
@@ -379,16 +380,16 @@ def test_the_sdk_defaults_are_the_limits_can_replace_knows() -> None:
     with mock.patch.dict(os.environ, clean, clear=True):
         limits = SpanLimits()
         provider = TracerProvider(shutdown_on_exit=False)
-    found = {key: getattr(limits, key, None) for key in lean._DEFAULT_LIMITS}
-    assert found == lean._DEFAULT_LIMITS, (
+    found = {key: getattr(limits, key, None) for key in fit._DEFAULT_LIMITS}
+    assert found == fit._DEFAULT_LIMITS, (
         f"opentelemetry-sdk {_version(SDK)} changed its default span limits: the lean "
         "tracer (instrumentation/wstrace/tracer.py) would never be used"
     )
     with mock.patch.dict(os.environ, clean, clear=True):
-        assert lean.can_replace(provider)
+        assert fit.can_replace(provider)
 
 
-_LIMIT_VARIABLES = frozenset(lean._LIMIT_VARIABLES) | {"OTEL_SDK_DISABLED"}
+_LIMIT_VARIABLES = frozenset(fit._LIMIT_VARIABLES) | {"OTEL_SDK_DISABLED"}
 
 
 # Private names in instrumentation/wstrace that are not OpenTelemetry's: why each is fine.

@@ -20,7 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from wstrace.otlp_json import encode_request
 from wstrace.provider import IdsFromBaggage
-from wstrace.tracer import LeanSpan, LeanTracer, can_replace
+from wstrace.tracer import LeanSpan, LeanTracer
+from wstrace.tracer_fit import can_replace
 
 
 def _provider(sampler: sampling.Sampler | None = None) -> tuple[TracerProvider, Any]:

@@ -46,7 +46,7 @@ from wstrace import conventions as c
 from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
 from wstrace.redis_wire import is_infrastructure, payload_hash, wire_encoding
 from wstrace.runtime import STATE
-from wstrace.tracer import ChildSpans
+from wstrace.tracer_fit import ChildSpans
 
 # In a delivery's context: the context current before the reader's first delivery.
 DELIVERY_KEY = context.create_key("wstrace.redis_delivery")

@@ -17,8 +17,8 @@ import wstrace
 from wstrace import conventions as c
 from wstrace import provider as providers
 from wstrace.config import Config
-from wstrace.tracer import ChildSpans, LeanTracer
-from wstrace.tracer_fit import can_replace
+from wstrace.tracer import LeanTracer
+from wstrace.tracer_fit import ChildSpans, can_replace
 
 logger = logging.getLogger("wstrace")
 

@@ -17,7 +17,7 @@ provider whose SDK tracer would record the same spans (the default sampler, the
 SDK's default span limits, the SDK not disabled by ``OTEL_SDK_DISABLED``).
 
 The per-message wrappers (deliver, send) start their spans through one seam,
-``ChildSpans(tracer).start_child(name, parent, kind, attributes)``: the SDK's
+``tracer_fit.ChildSpans(tracer).start_child(name, parent, kind, attributes)``: the SDK's
 way is ``start_span`` with that parent context; the lean way skips the
 look-ups the wrappers have done already. The wrappers never ask which tracer
 they have.
@@ -381,27 +381,3 @@ class LeanTracer(trace.Tracer):
             set_status_on_exception=set_status_on_exception,
         ) as current:
             yield current
-
-
-class ChildSpans:
-    """The seam the per-message wrappers start spans through, whichever tracer is in use.
-
-    ``start_child(name, parent, kind, attributes)`` starts a span under the current
-    span of the context ``parent``. ``attributes`` must be complete (the ws ids of
-    ``parent``'s baggage included) and clean (no None); it is taken over, not copied.
-
-    For the SDK's tracer (or any other) it is that tracer's ``start_span`` with
-    ``parent`` as the context: the sampler and every processor see that context,
-    baggage included, as for any span, and ``IdsFromBaggage`` finds the ids set
-    already. For a ``LeanTracer`` it is ``LeanTracer.start_child_in``, which skips
-    the baggage merge. Either is stored as is, not wrapped: this runs per frame.
-    """
-
-    __slots__ = ("start_child",)
-    start_child: Callable[[str, Context, SpanKind, dict[str, Any]], trace.Span]
-
-    def __init__(self, tracer: trace.Tracer) -> None:
-        # The one place that tells a lean tracer from any other.
-        self.start_child = (
-            tracer.start_child_in if type(tracer) is LeanTracer else tracer.start_span
-        )

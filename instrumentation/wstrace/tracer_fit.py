@@ -1,13 +1,19 @@
-"""When wstrace's lean tracer may stand in for the SDK's: only where the SDK's tracer
-would record exactly the same spans (the default sampler, the default span limits,
-the SDK enabled). Anything else keeps the SDK's tracer, which applies them.
+"""Which tracer wstrace's spans go through, and the one seam the wrappers use.
+
+The lean tracer stands in for the SDK's only where the SDK's tracer would record
+exactly the same spans (the default sampler, the default span limits, the SDK
+enabled); anything else keeps the SDK's tracer, which applies them. Whichever it is,
+the per-message wrappers start their spans through ``ChildSpans``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.environment_variables import (
     OTEL_ATTRIBUTE_COUNT_LIMIT,
     OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
@@ -20,6 +26,9 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_SPAN_LINK_COUNT_LIMIT,
 )
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider, sampling
+from opentelemetry.trace import SpanKind
+
+from wstrace.tracer import LeanTracer
 
 # Every variable the SDK's SpanLimits reads. Set at all (even empty, which the SDK takes
 # as "no limit"), the SDK's spans are cut differently from lean ones, which enforce none.
@@ -85,3 +94,27 @@ def _default_limits(provider: TracerProvider) -> bool:
     if type(limits) is not SpanLimits:  # unknown (a subclass, or the SDK moved it)
         return False
     return all(getattr(limits, key, _MISSING) == value for key, value in _DEFAULT_LIMITS.items())
+
+
+class ChildSpans:
+    """The seam the per-message wrappers start spans through, whichever tracer is in use.
+
+    ``start_child(name, parent, kind, attributes)`` starts a span under the current
+    span of the context ``parent``. ``attributes`` must be complete (the ws ids of
+    ``parent``'s baggage included) and clean (no None); it is taken over, not copied.
+
+    For the SDK's tracer (or any other) it is that tracer's ``start_span`` with
+    ``parent`` as the context: the sampler and every processor see that context,
+    baggage included, as for any span, and ``IdsFromBaggage`` finds the ids set
+    already. For a ``LeanTracer`` it is ``LeanTracer.start_child_in``, which skips
+    the baggage merge. Either is stored as is, not wrapped: this runs per frame.
+    """
+
+    __slots__ = ("start_child",)
+    start_child: Callable[[str, Context, SpanKind, dict[str, Any]], trace.Span]
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        # The one place that tells a lean tracer from any other.
+        self.start_child = (
+            tracer.start_child_in if type(tracer) is LeanTracer else tracer.start_span
+        )

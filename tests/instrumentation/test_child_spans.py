@@ -28,8 +28,8 @@ from wstrace import conventions as c
 from wstrace import provider as providers
 from wstrace import runtime
 from wstrace.provider import IdsFromBaggage
-from wstrace.tracer import ChildSpans, LeanSpan, LeanTracer
-from wstrace.tracer_fit import _LIMIT_VARIABLES, can_replace
+from wstrace.tracer import LeanSpan, LeanTracer
+from wstrace.tracer_fit import _LIMIT_VARIABLES, ChildSpans, can_replace
 
 from .spans import Span, by_name, read_spans
 
@@ -175,13 +175,13 @@ def test_otel_sdk_disabled_gives_the_sdks_no_op_tracer(monkeypatch, clean_env) -
 
 
 def test_the_wrappers_never_ask_which_tracer_they_have() -> None:
-    """Only the tracer module and the runtime that picks it name the lean tracer."""
+    """Only the tracer, the seam choosing it (tracer_fit) and the runtime name the lean tracer."""
     naming = {
         path.relative_to(SOURCES).as_posix()
         for path in SOURCES.rglob("*.py")
         if re.search(r"\bLeanTracer\b", path.read_text(encoding="utf-8"))
     }
-    assert naming <= {"tracer.py", "runtime.py"}
+    assert naming <= {"tracer.py", "tracer_fit.py", "runtime.py"}
 
 
 # --- end to end: an in-process Channels stack, each tracer ---------------------------------

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from . import connections, conversation, conversations, demo, doctor, explain, ingest, lost, mcp
+from . import (
+    connections,
+    conversation,
+    conversations,
+    demo,
+    doctor,
+    explain,
+    ingest,
+    lost,
+    mcp,
+    watch,
+)
 
 app = typer.Typer(
     name="wsanalyze",
@@ -28,6 +39,7 @@ app.command()(conversation.conversation)
 app.command()(conversations.conversations)
 app.command()(connections.connections)
 app.command()(lost.lost)
+app.command()(watch.watch)
 app.command()(explain.explain)
 app.command()(ingest.ingest)
 app.command()(demo.demo)

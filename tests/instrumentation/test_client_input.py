@@ -26,7 +26,7 @@ from opentelemetry import baggage, context, trace
 from wstrace import carrier, current
 from wstrace import conventions as c
 from wstrace import logging as wslogging
-from wstrace.channels.connection import bare_traceback
+from wstrace.channels.bare_exceptions import bare_traceback
 
 from .client_input_app import CLIENT_TRACE_ID, FORGED, SECRET
 from .spans import Span, by_name, read_spans

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from wstrace.channels.connection import app_id_in, frame_type_in, parse_frame, scan_app_id
+from wstrace.channels.frames import app_id_in, frame_type_in, parse_frame, scan_app_id
 
 FIELDS = ("id", "message_id", "client_id", "uuid")
 

@@ -15,7 +15,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
-from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection, scan_app_id
+from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
+from wstrace.channels.frames import scan_app_id
 from wstrace.runtime import STATE
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -29,17 +29,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
-from wstrace.channels.connection import (
-    CURRENT,
-    SEND_KEY,
-    SEQ_KEY,
-    Connection,
+from wstrace.channels.bare_exceptions import exception_type, record_bare_exception
+from wstrace.channels.connection import CURRENT, SEND_KEY, SEQ_KEY, Connection
+from wstrace.channels.frames import (
     app_id_in,
-    exception_type,
     frame_type_in,
     message_id_in,
     parse_frame,
-    record_bare_exception,
     scan_app_id,
 )
 from wstrace.runtime import STATE

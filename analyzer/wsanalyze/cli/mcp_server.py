@@ -14,6 +14,10 @@ Sources are arguments (``traces``, ``logs``), defaulting as on the command line 
 It sits beside the commands (``wsanalyze.cli``) as one more front end: the same
 option parsing and error lines (``_common``), the same library calls and views.
 Works with the official SDK 1.x (``FastMCP``) and 2.x (``MCPServer``).
+
+One module, a little over 400 lines, on purpose: each tool's agent-facing description,
+its argument schema and the call it makes sit side by side, so what an agent is told a
+tool does cannot drift from what it does.
 """
 
 from __future__ import annotations

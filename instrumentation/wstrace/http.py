@@ -140,9 +140,8 @@ def _enter(span: trace.Span, request: Any) -> object:
             attributes[c.APP_MESSAGE_ID] = app_id
     if span.is_recording():
         span.set_attributes({**attributes, **{f"ws.{k}": v for k, v in ids.items()}})
-    ctx = current.get()
-    if not config.trust_client_context:
-        ctx = _without_client_ids(ctx)
+    # a client's baggage never names ids: TRUST_CLIENT_CONTEXT trusts trace context only
+    ctx = _without_client_ids(current.get())
     return current.attach(carrier.with_ids(ctx, **ids))
 
 

@@ -224,6 +224,7 @@ def test_where_the_app_logs_its_sends_a_finished_task_with_none_is_lost_not_deli
     ok = judged(logs, "c1")
     assert (ok.verdict.outcome, ok.verdict.confidence) == ("delivered", "path")
     assert ok.messages[0].rule == "log_sent"
+    assert "answer sent on the socket" in ok.messages[0].summary  # not "finished without answering"
     report = judged(logs, "c2")
     v = report.verdict
     assert (v.outcome, v.hop, v.cause) == ("lost", "deliver", "unknown")

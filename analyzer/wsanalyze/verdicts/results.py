@@ -23,11 +23,21 @@ from .rules import RULES, Rule
 _RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
 
 
+_LOG_DELIVERED = {
+    "log_sent": "the app logged the answer sent on the socket (from logs)",
+    "log_delivered": "the task succeeded while the connection was open (inferred from logs)",
+    "log_handled": "received and handled in the consumer, no task (inferred from logs)",
+}
+
+
 def _message_summary(f: Mapping[str, Any]) -> str:
     chunks = f"{f['published']} published, {f['delivered']} delivered, {f['sent']} sent"
     if f.get("side_effects"):
         chunks += f"; {f['side_effects']} side-effect publish(es) to other groups"
     if f["outcome"] == "delivered" and f["cause"] == "ok":
+        # from logs alone no chunk is counted: say what the lines show instead
+        if f.get("rule") in _LOG_DELIVERED:
+            return f"delivered: {_LOG_DELIVERED[f['rule']]}"
         if f.get("handled") and not f.get("published"):
             what = f"a {f['frame_type']!r} frame" if f.get("frame_type") else "the frame"
             how = (

@@ -308,3 +308,23 @@ def test_the_reason_for_a_refused_handshake_joins_even_when_stamped_after_daphne
              " path=/ws/chat/c1/"]  # fmt: skip
     v = judged(write(tmp_path, lines, []), "c1").verdict
     assert (v.outcome, v.hop, v.cause) == ("rejected", "connect", "origin_rejected")
+
+
+def test_an_answer_sent_line_stamped_after_the_close_is_still_the_sockets(tmp_path):
+    """Engine stamps (`docker logs -t`): the app's `answer sent` (stderr) may land after
+    Daphne's WSDISCONNECT (stdout) of the same socket when the client closes right after
+    the last frame."""
+
+    def engine(second: str, line: str) -> str:
+        return f"{T}:{second}000000Z {line}"
+
+    web = [engine("25.000", access("25", "WSCONNECTING", "c1")),
+           engine("25.001", access("25", "WSCONNECT", "c1")),
+           engine("25.100", app("25.100", "message received", "c1", message_id="m1")),
+           engine("25.101", queued("25.101", "c1")),
+           engine("25.400", access("25", "WSDISCONNECT", "c1")),
+           engine("25.450", app("25.390", "answer sent", "c1", message_id="m1"))]  # fmt: skip
+    worker = [engine("25.102", received("25,102")), engine("25.300", succeeded("25,300"))]
+    report = judged(write(tmp_path, web, worker), "c1")
+    assert (report.verdict.outcome, report.verdict.cause) == ("delivered", "ok")
+    assert report.messages[0].rule == "log_sent"

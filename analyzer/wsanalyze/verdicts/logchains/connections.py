@@ -60,8 +60,11 @@ def log_connections(frame: pl.DataFrame) -> Conns:
     return Conns(out)
 
 
-def _open_at(conns: Conns, conversation: str | None, ts: datetime) -> list[dict]:
-    """The conversation's connections that may have been open at ``ts`` (whole seconds widen)."""
+def _open_at(
+    conns: Conns, conversation: str | None, ts: datetime, after: timedelta = timedelta(0)
+) -> list[dict]:
+    """The conversation's connections that may have been open at ``ts`` (whole seconds widen;
+    ``after``: how long past its close a line of that socket may still be stamped)."""
     found = []
     for k in conns.of(conversation):
         start = k["accepted"] or k["connecting"] or k["rejected"]
@@ -69,7 +72,7 @@ def _open_at(conns: Conns, conversation: str | None, ts: datetime) -> list[dict]
         if start is None:
             continue
         lo = start - (_WHOLE if _whole(start) else timedelta(0))
-        hi = None if end is None else end + (_WHOLE if _whole(end) else timedelta(0))
+        hi = None if end is None else end + (_WHOLE if _whole(end) else after)
         if lo <= ts and (hi is None or ts <= hi):
             found.append(k)
     return found
@@ -180,10 +183,11 @@ def _connection_rows(frame: pl.DataFrame, conns: Conns | None = None) -> list[di
     return out
 
 
-REJECT_LINE_SLACK = timedelta(seconds=2)
-"""How far the app's line saying why a handshake was refused may sit from Daphne's
-``WSREJECT``: engine stamps of stdout and stderr are taken as each stream is read, so
-the app's line can land just after the access lines it explains."""
+STREAM_SLACK = timedelta(seconds=2)
+"""How far an app line about a socket may sit past Daphne's access lines for it: engine
+stamps of stdout and stderr are taken as each stream is read, so the app's line (why a
+handshake was refused, an answer sent just before the client left) can land just after
+the access line it belongs before."""
 
 
 def _refused_near(conns: Conns, line: dict) -> dict | None:
@@ -191,7 +195,7 @@ def _refused_near(conns: Conns, line: dict) -> dict | None:
     near = [
         k for k in conns.of(line["conversation_id"])
         if k["rejected"] is not None and k["service"] == line.get("service")
-        and abs(k["rejected"] - line["ts"]) <= REJECT_LINE_SLACK + _WHOLE * _whole(k["rejected"])
+        and abs(k["rejected"] - line["ts"]) <= STREAM_SLACK + _WHOLE * _whole(k["rejected"])
     ]  # fmt: skip
     return min(near, key=lambda k: abs(k["rejected"] - line["ts"])) if near else None
 

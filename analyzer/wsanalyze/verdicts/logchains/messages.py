@@ -31,7 +31,7 @@ from ._rows import (
     raw_log,
     weakest,
 )
-from .connections import Conns, _open_at
+from .connections import STREAM_SLACK, Conns, _open_at
 
 _SOCKET_HOPS = (c.HOP_RECEIVE, c.HOP_SEND)
 SENDS_LOGGED = "sends_logged"
@@ -160,7 +160,13 @@ def _socket_of(conns: Conns, line: dict) -> tuple[bool, str | None]:
     conversation, service = line["conversation_id"], line.get("service")
     if not conns.of(conversation):  # no access lines for it: the app's own lines are all there is
         return True, f"{service}:{conversation}"
-    found = [k for k in _open_at(conns, conversation, line["ts"]) if k["service"] == service]
+    # the app's line may be stamped after Daphne's close of the same socket: engine stamps
+    # of stdout and stderr are taken as each stream is read
+    found = [
+        k
+        for k in _open_at(conns, conversation, line["ts"], after=STREAM_SLACK)
+        if k["service"] == service
+    ]
     if not found:
         return False, None
     return True, found[0]["connection_id"] if len(found) == 1 else None

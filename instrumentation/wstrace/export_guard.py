@@ -179,6 +179,12 @@ class GuardedExporter(SpanExporter):
             started = time.monotonic()
             result = self._send(batch.spans)
             took = time.monotonic() - started
+            # Health is logged before the batch is answered: the caller may shut us down
+            # the moment it has its result, and a closed guard logs nothing more.
+            if result is SpanExportResult.SUCCESS:
+                self._answered()
+            else:
+                self.failing("the export failed")  # a reason logged during it came first
             with cond:
                 batch.result, batch.done = result, True
                 if self._batch is batch:
@@ -186,10 +192,6 @@ class GuardedExporter(SpanExporter):
                 if result is SpanExportResult.SUCCESS:
                     self._healthy_s = took
                 cond.notify_all()
-            if result is SpanExportResult.SUCCESS:
-                self._answered()
-            else:
-                self.failing("the export failed")  # a reason logged during it came first
 
     def _send(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:

@@ -61,7 +61,9 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("WSANALYZE_DEBUG"):
             raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        from ..render.safe_text import shown
+
+        first = shown(str(exc).splitlines()[0]) if str(exc) else ""  # it may quote the data
         sys.stderr.write(
             f"error: {type(exc).__name__}: {first} (WSANALYZE_DEBUG=1 shows the traceback)\n"
         )

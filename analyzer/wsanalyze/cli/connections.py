@@ -46,7 +46,7 @@ def connections(
             without_conversation=without_conversation,
         )
     if json_:
-        shown = rows if limit is None else rows[:limit]
+        shown = rows[:limit] if limit else rows
         print_json(render_json.dumps(render_json.connections_json(shown)))
         return
     cap = 100 if limit is None else limit

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
+from ..render.safe_text import shown
 from ._common import (
     At,
     CloseCodes,
@@ -15,6 +17,7 @@ from ._common import (
     LogMapFile,
     Logs,
     Traces,
+    check_limit,
     clean_errors,
     close_codes,
     console,
@@ -24,7 +27,10 @@ from ._common import (
     log_map,
     parse_time,
     print_json,
+    quoted,
 )
+
+TIMELINE_ROWS = 200  # a row takes ~0.5 ms to lay out: thousands would take seconds
 
 
 def conversation(
@@ -46,8 +52,12 @@ def conversation(
     in_flight_s: InFlight = 5.0,
     at: At = None,
     limit: Annotated[
-        int | None, typer.Option(help="Show at most this many timeline rows in the terminal.")
-    ] = None,
+        int,
+        typer.Option(
+            callback=check_limit,
+            help="Show at most this many timeline rows in the terminal (0: all; --json has all).",
+        ),
+    ] = TIMELINE_ROWS,
 ) -> None:
     """Show how far each message of a conversation got, why it stopped, and how to fix it."""
     from ..analysis import conversation_report
@@ -68,9 +78,10 @@ def conversation(
 
         try:
             html.write_text(to_html(report), encoding="utf-8")
-        except OSError as exc:
-            fail(f"cannot write {html}: {exc.strerror}")
-        err_console().print(f"wrote {html}")
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            fail(f"--html: cannot write {quoted(str(html))}: {reason}")
+        err_console().print(Text(f"wrote {shown(html)}"), soft_wrap=True)
     if json_:
         print_json(render_json.dumps(render_json.conversation_json(report)))
     elif mermaid:
@@ -78,4 +89,4 @@ def conversation(
 
         print_json(to_mermaid(report).rstrip("\n"))
     else:
-        console().print(conversation_view(report, timeline_limit=limit))
+        console().print(conversation_view(report, timeline_limit=limit or None))

@@ -26,6 +26,7 @@ from ._common import (
     log_map,
     parse_time,
     print_json,
+    quoted,
 )
 
 
@@ -54,9 +55,9 @@ def conversations(
     from ..render.terminal import conversations_view, problems_view
 
     if outcome is not None and outcome not in OUTCOMES:
-        fail(f"--outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}")
+        fail(f"--outcome: {quoted(outcome)} is not one of {', '.join(OUTCOMES)}")
     if cause is not None and cause not in KNOWN_CAUSES:
-        fail(f"--cause: unknown cause {cause!r}; causes: {', '.join(KNOWN_CAUSES)}")
+        fail(f"--cause: unknown cause {quoted(cause)}; causes: {', '.join(KNOWN_CAUSES)}")
     with clean_errors(), log_map(log_map_):
         rows, problems = conversation_list(
             traces=traces,
@@ -70,7 +71,7 @@ def conversations(
             at=parse_time(at, "--at"),
         )
     if json_:
-        shown = rows if limit is None else rows[:limit]
+        shown = rows[:limit] if limit else rows
         print_json(render_json.dumps(render_json.conversations_json(shown)))
         return
     cap = 100 if limit is None else limit

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import clean_errors, console, fail
+from ._common import clean_errors, console, fail, quoted
 
 
 def demo(
@@ -37,9 +37,14 @@ def demo(
     unknown = [name for name in scenario or [] if name not in chat_names + room_names]
     if unknown:
         known = ", ".join(chat_names + room_names)
-        fail(f"unknown scenario {unknown[0]!r}; scenarios: {known}")
+        fail(f"unknown scenario {quoted(unknown[0])}; scenarios: {known}")
     if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
+        # The apps run in their own directories: a relative --keep would land in theirs.
+        try:
+            keep = keep.expanduser().absolute()
+            keep.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError, RuntimeError) as exc:  # a NUL; ~nobody (no such home)
+            fail(f"--keep: cannot make the directory {quoted(str(keep))}: {_reason(exc)}")
     chat = [name for name in scenario or [] if name in chat_names]
     rooms = [name for name in scenario or [] if name in room_names]
     with clean_errors():
@@ -49,3 +54,7 @@ def demo(
             room_names=rooms if scenario else DEMO_ROOM_SCENARIOS,
             console=console(),
         )
+
+
+def _reason(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)

@@ -7,26 +7,33 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 from wstrace.doctor.status import FAIL, PASS, SKIP, WARN
 
-from ._common import Json, Traces, console, fail, print_json
+from ..render.safe_text import shown
+from ._common import Json, Traces, check_path, console, fail, print_json, quoted, seconds
 
 _MARK = {
-    PASS: "[green]PASS[/]",
-    FAIL: "[bold red]FAIL[/]",
-    WARN: "[yellow]WARN[/]",
-    SKIP: "[dim]skip[/]",
+    PASS: ("PASS", "green"),
+    FAIL: ("FAIL", "bold red"),
+    WARN: ("WARN", "yellow"),
+    SKIP: ("skip", "dim"),
 }
 
 
-def _pairs(values: list[str] | None) -> dict[str, str] | None:
+def _app_dir(value: Path) -> Path:
+    check_path(str(value), "--app-dir")
+    return value
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str] | None:
     if values is None:
         return None
     out = {}
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            fail(f"--worker-env wants KEY=VALUE, not {item!r}")
+        if not sep or not key or "\x00" in item:
+            fail(f"{option} wants KEY=VALUE, not {quoted(item)}")
         out[key] = value
     return out
 
@@ -36,6 +43,7 @@ def doctor(
         Path,
         typer.Option(
             "--app-dir",
+            callback=_app_dir,
             help="The Django project directory (with manage.py); relative to the current one.",
         ),
     ] = Path("."),
@@ -78,13 +86,16 @@ def doctor(
         app_dir=app_dir,
         settings=settings,
         python=python,
-        env=_pairs(env) or {},
+        env=_pairs(env, "--env") or {},
         celery_app=celery_app,
-        timeout=timeout,
+        timeout=seconds(timeout, "--timeout", zero=False),
     )
     try:
         report = run_doctor(
-            target, worker_env=_pairs(worker_env), traces=traces, only=tuple(only or ())
+            target,
+            worker_env=_pairs(worker_env, "--worker-env"),
+            traces=traces,
+            only=tuple(only or ()),
         )
     except DoctorError as exc:
         fail(str(exc))
@@ -93,12 +104,13 @@ def doctor(
     else:
         out = console()
         for check in report["checks"]:
-            out.print(
-                f"{_MARK.get(check['status'], check['status'])} [bold]{check['name']}[/]: {check['summary']}",
-                soft_wrap=True,
-            )
+            mark = _MARK.get(check["status"], (shown(check["status"]), ""))
+            head = Text.assemble(mark, " ", (shown(check["name"]), "bold"), ": ")
+            head.append(shown(check["summary"]))
+            out.print(head, soft_wrap=True)
             for line in check.get("evidence") or []:
-                out.print(f"      {line}", soft_wrap=True, markup=False)
+                out.print(Text(f"      {shown(line)}"), soft_wrap=True)
             if check["status"] in (FAIL, WARN) and check.get("fix"):
-                out.print(f"      [cyan]fix:[/] {check['fix']}", soft_wrap=True)
+                fix = Text.assemble("      ", ("fix:", "cyan"), " ", shown(check["fix"]))
+                out.print(fix, soft_wrap=True)
     raise typer.Exit(0 if report["ok"] else 1)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import Json, console, fail, print_json
+from ._common import Json, console, fail, print_json, quoted
 
 
 def explain(
@@ -20,7 +20,7 @@ def explain(
 
     info = CAUSE_INFO.get(cause.strip().lower().replace("-", "_"))
     if info is None:
-        fail(f"unknown cause {cause!r}; causes: {', '.join(KNOWN_CAUSES)}")
+        fail(f"unknown cause {quoted(cause)}; causes: {', '.join(KNOWN_CAUSES)}")
     if json_:
         print_json(render_json.dumps(render_json.explain_json(info)))
     else:

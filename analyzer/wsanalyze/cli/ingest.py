@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
-from ._common import Json, Traces, clean_errors, console, print_json
+from ..render.safe_text import plain, shown
+from ._common import Json, Traces, check_path, clean_errors, console, fail, print_json, quoted
 
 
 def ingest(
@@ -27,13 +29,13 @@ def ingest(
     from ..sources.store import DEFAULT_STORE, ENV_STORE
     from ..sources.store import ingest as run_ingest
 
-    target = store or os.environ.get(ENV_STORE) or DEFAULT_STORE
+    target = _store_dir(store if store is not None else os.environ.get(ENV_STORE) or DEFAULT_STORE)
     columns = (
         TextColumn("[bold]ingest"),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[file]}"),
+        TextColumn("{task.fields[file]}", markup=False),
     )
     with (
         clean_errors(),
@@ -42,9 +44,14 @@ def ingest(
         task = bar.add_task("ingest", total=None, file="")
 
         def progress(done: int, total: int, current: str) -> None:
-            bar.update(task, completed=done, total=total or None, file=os.path.basename(current))
+            name = shown(os.path.basename(current))
+            bar.update(task, completed=done, total=total or None, file=name)
 
-        result = run_ingest(traces, target, progress=progress)
+        try:
+            result = run_ingest(traces, target, progress=progress)
+        except OSError as exc:  # the store's own writes: a full disk, a read-only directory
+            where = f" ({exc.filename})" if exc.filename else ""
+            fail(f"cannot ingest into {quoted(target)}: {exc.strerror or exc}{where}")
     summary = {
         "store": result.store_dir,
         "files_read": result.files_read,
@@ -61,9 +68,22 @@ def ingest(
         print_json(dumps(summary))
         return
     console().print(
-        f"[bold]{summary['spans_added']:,}[/] new span(s) from {summary['files_read']} file(s) "
-        f"({summary['files_skipped']} unchanged) → {summary['store']} "
-        f"[dim]({summary['spans_total']:,} in total, {summary['seconds']} s)[/]"
+        Text.assemble(
+            (f"{summary['spans_added']:,}", "bold"),
+            f" new span(s) from {summary['files_read']} file(s) "
+            f"({summary['files_skipped']} unchanged) → {shown(summary['store'])} ",
+            (f"({summary['spans_total']:,} in total, {summary['seconds']} s)", "dim"),
+        )
     )
     for line in summary["problems"][:10]:
-        console().print(f"[yellow]  {line}[/]")
+        console().print(plain(f"  {line}", "yellow"))
+
+
+def _store_dir(value: str) -> str:
+    """--store: a directory that exists or can be made; never a file, which ingest would trip on."""
+    if not value.strip():
+        fail("--store: empty; give a directory")
+    check_path(value, "--store")
+    if os.path.exists(value) and not os.path.isdir(value):
+        fail(f"--store: {quoted(value)} exists and is not a directory")
+    return value

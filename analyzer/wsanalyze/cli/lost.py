@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
+from ..render.safe_text import plain
 from ..report import LostReport
 from ._common import (
     CloseCodes,
@@ -76,7 +76,7 @@ def lost(
     else:
         console().print(lost_view(report))
     if fail_on_lost:
-        err_console().print(escape(gate_summary(report, since, start)), soft_wrap=True)
+        err_console().print(plain(gate_summary(report, since, start)), soft_wrap=True)
         if report.lost:
             raise typer.Exit(EXIT_LOST)
 

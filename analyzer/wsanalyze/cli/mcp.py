@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
-
 from ._common import fail
 
 
@@ -17,5 +15,5 @@ def mcp() -> None:
     except ModuleNotFoundError as exc:
         if exc.name != "mcp" and not (exc.name or "").startswith("mcp."):
             raise
-        fail(escape("the MCP server needs the mcp package: pip install 'wstrace[mcp]'"))
+        fail("the MCP server needs the mcp package: pip install 'wstrace[mcp]'")
     serve()

@@ -15,22 +15,23 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
+from ..render.safe_text import ident, plain, shown
 from ._common import (
     CloseCodes,
     InFlight,
     LogMapFile,
     Logs,
+    check_traces,
     clean_errors,
     close_codes,
     console,
     err_console,
-    fail,
     in_flight,
     log_map,
     parse_time,
+    seconds,
 )
 
 FollowedTraces = Annotated[
@@ -38,6 +39,7 @@ FollowedTraces = Annotated[
     typer.Option(
         "--traces",
         metavar="SOURCE",
+        callback=check_traces,
         help="The OTLP JSON-lines directory (or file) to follow: new, grown and rotated files "
         "(default: $WSTRACE_DIR or ./.wstrace).",
     ),
@@ -97,10 +99,8 @@ def watch(
     """
     from ..watch import Watcher
 
-    if interval <= 0:
-        fail("--interval must be more than zero seconds")
-    if settle < 0:
-        fail("--settle must be zero or more seconds")
+    seconds(interval, "--interval", zero=False)
+    seconds(settle, "--settle")
     out = console()
     status_console = err_console() if json_ else out
     stop = threading.Event()
@@ -150,9 +150,9 @@ def _print_tick(tick, json_: bool, lost_only: bool, out: Console) -> None:
     if tick.problems:
         err = err_console()
         for line in tick.problems[:20]:
-            err.print(f"[yellow]input problem:[/] {escape(line)}", soft_wrap=True)
+            err.print(Text.assemble(("input problem:", "yellow"), " ", shown(line)), soft_wrap=True)
         if len(tick.problems) > 20:
-            err.print(f"[yellow]… and {len(tick.problems) - 20} more input problems[/]")
+            err.print(plain(f"… and {len(tick.problems) - 20} more input problems", "yellow"))
 
 
 def _json(settled) -> dict:
@@ -188,22 +188,23 @@ def _line(settled) -> Text:
     line = Text()
     stamp = m.first_ts.astimezone().strftime("%H:%M:%S") if m.first_ts else "--:--:--"
     line.append(f"{stamp}  ", style="dim")
-    line.append(f"{settled.conversation_id} · {m.message_id}  ")
+    line.append(f"{ident(settled.conversation_id)} · {ident(m.message_id)}  ")
     line.append(
-        m.summary or f"{m.outcome} at {m.hop or '-'}: {m.cause}", style=_STYLE.get(m.outcome, "")
+        shown(m.summary or f"{m.outcome} at {m.hop or '-'}: {m.cause}"),
+        style=_STYLE.get(m.outcome, ""),
     )
     if m.confidence and m.confidence != "exact":
-        line.append(f"  confidence={m.confidence}", style="dim")
+        line.append(f"  confidence={shown(m.confidence)}", style="dim")
     if settled.previous is not None:
         outcome, hop, cause = settled.previous
-        line.append(f"  (changed: was {outcome} at {hop or '-'}: {cause})", style="bold")
+        line.append(shown(f"  (changed: was {outcome} at {hop or '-'}: {cause})"), style="bold")
     return line
 
 
-def _status(watcher, tick) -> str:
+def _status(watcher, tick) -> Text:
     counts = watcher.counts()
-    return (
-        f"watching {escape(watcher.source)}: {sum(counts.values())} message(s), "
+    return plain(
+        f"watching {watcher.source}: {sum(counts.values())} message(s), "
         f"{counts['in_flight']} waiting · last tick {tick.seconds * 1000:.0f} ms"
     )
 
@@ -217,11 +218,11 @@ def _summary_line(watcher) -> Text:
     done = sum(counts.values())
     text = Text(f"watched {took}: {done} message(s) settled", style="bold")
     if done:
-        text.append(" (" + ", ".join(f"{n} {o}" for o, n in counts.most_common()) + ")")
+        text.append(shown(" (" + ", ".join(f"{n} {o}" for o, n in counts.most_common()) + ")"))
     top = watcher.top_lost()
     if top is not None:
         cause, hop, count = top
-        text.append(f"; top cause {cause} at {hop or '-'} ({count})", style="red")
+        text.append(shown(f"; top cause {cause} at {hop or '-'} ({count})"), style="red")
     text.append(f"; {waiting} still waiting")
     return text
 

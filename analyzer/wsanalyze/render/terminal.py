@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from rich import box
@@ -16,8 +17,10 @@ from ..report import (
     ConversationReport,
     ConversationSummary,
     LostReport,
+    TimelineEntry,
     Verdict,
 )
+from .safe_text import ident, plain, shown
 
 OUTCOME_STYLE = {
     "delivered": "green",
@@ -32,26 +35,26 @@ def _t(ts: datetime | None) -> str:
 
 
 def outcome_text(outcome: str) -> Text:
-    return Text(outcome, style=OUTCOME_STYLE.get(outcome, ""))
+    return plain(outcome, OUTCOME_STYLE.get(outcome, ""))
 
 
 def verdict_line(v: Verdict) -> Text:
     """outcome · hop · cause in colour."""
     text = Text()
-    text.append(v.outcome.upper(), style=OUTCOME_STYLE.get(v.outcome, "bold"))
-    text.append(f"  hop={v.hop or '-'}  cause=", style="dim")
-    text.append(v.cause, style="bold")
+    text.append(shown(v.outcome.upper()), style=OUTCOME_STYLE.get(v.outcome, "bold"))
+    text.append(f"  hop={shown(v.hop or '-')}  cause=", style="dim")
+    text.append(shown(v.cause), style="bold")
     if v.confidence and v.confidence != "exact":  # from log lines: how sure
-        text.append(f"  confidence={v.confidence}", style="dim")
+        text.append(f"  confidence={shown(v.confidence)}", style="dim")
     return text
 
 
 def conversation_view(report: ConversationReport, *, timeline_limit: int | None = None) -> Group:
     """Header with the verdict, connections, per-message table, evidence and hints, timeline."""
     parts: list = []
-    header = Text.assemble(("conversation ", "dim"), (report.conversation_id, "bold"), "\n")
+    header = Text.assemble(("conversation ", "dim"), (ident(report.conversation_id), "bold"), "\n")
     header.append_text(verdict_line(report.verdict))
-    header.append("\n" + report.verdict.summary)
+    header.append("\n" + shown(report.verdict.summary))
     parts.append(
         Panel(header, title="wsanalyze", border_style=OUTCOME_STYLE.get(report.verdict.outcome, ""))
     )
@@ -62,13 +65,13 @@ def conversation_view(report: ConversationReport, *, timeline_limit: int | None 
             conns.add_column(col)
         for k in report.connections:
             conns.add_row(
-                k.connection_id,
+                Text(ident(k.connection_id)),
                 _t(k.opened),
                 _t(k.closed),
                 "-" if k.close_code is None else str(k.close_code),
-                k.closed_by or "-",
+                plain(k.closed_by or "-"),
                 outcome_text(k.outcome),
-                k.cause,
+                plain(k.cause),
             )
         parts.append(conns)
 
@@ -89,14 +92,14 @@ def conversation_view(report: ConversationReport, *, timeline_limit: int | None 
             )
         for m in report.messages:
             msgs.add_row(
-                m.message_id,
+                Text(ident(m.message_id)),
                 outcome_text(m.outcome),
-                m.hop or "-",
-                m.cause,
+                plain(m.hop or "-"),
+                plain(m.cause),
                 str(m.chunks.published),
                 str(m.chunks.delivered),
                 str(m.chunks.sent),
-                " → ".join(m.hops_seen) or "-",
+                plain(" → ".join(m.hops_seen) or "-"),
             )
         parts.append(msgs)
         for m in report.messages:
@@ -104,45 +107,55 @@ def conversation_view(report: ConversationReport, *, timeline_limit: int | None 
                 continue
             body = Text()
             for line in m.evidence:
-                body.append(f"  • {line}\n")
+                body.append(f"  • {shown(line)}\n")
             body.append("  fix: ", style="bold cyan")
-            body.append(m.hint)
+            body.append(shown(m.hint))
             title = Text.assemble(
-                f"{m.message_id}: ", verdict_line(Verdict(m.outcome, m.hop, m.cause))
+                f"{ident(m.message_id)}: ", verdict_line(Verdict(m.outcome, m.hop, m.cause))
             )
             parts.append(Panel(body, title=title, title_align="left", border_style="red"))
 
-    entries = report.timeline if timeline_limit is None else report.timeline[:timeline_limit]
-    if entries:
-        tl = Table(title="Timeline", title_justify="left")
-        for col in ("+ms", "service", "hop", "event", "message", "seq", "detail"):
-            tl.add_column(
-                col, justify="right" if col in ("+ms", "seq") else "left", overflow="fold"
-            )
-        for e in entries:
-            style = "red" if e.failed else ""
-            tl.add_row(
-                f"{e.offset_ms:,.1f}",
-                e.service or "-",
-                e.hop or "-",
-                e.event or "-",
-                (e.message_id or "")[:16],
-                "" if e.seq is None else str(e.seq),
-                e.detail,
-                style=style,
-            )
-        if timeline_limit is not None and len(report.timeline) > timeline_limit:
-            tl.caption = f"{len(report.timeline) - timeline_limit} more rows (--json for all)"
-        parts.append(tl)
+    if report.timeline:
+        parts.extend(timeline_view(report.timeline, timeline_limit))
     if report.problems:
         parts.append(problems_view(report.problems))
     return Group(*parts)
 
 
+def timeline_view(
+    timeline: Sequence[TimelineEntry], limit: int | None = None
+) -> list[Table | Text]:
+    """The timeline table, cut after ``limit`` rows (None: every row) with a line saying so.
+
+    A row costs about half a millisecond to lay out, so a conversation of thousands of
+    spans would take seconds to print in full; --json has every row at once.
+    """
+    entries = timeline if limit is None else timeline[:limit]
+    tl = Table(title="Timeline", title_justify="left")
+    for col in ("+ms", "service", "hop", "event", "message", "seq", "detail"):
+        tl.add_column(col, justify="right" if col in ("+ms", "seq") else "left", overflow="fold")
+    for e in entries:
+        tl.add_row(
+            f"{e.offset_ms:,.1f}",
+            plain(e.service or "-"),
+            plain(e.hop or "-"),
+            plain(e.event or "-"),
+            Text(ident(e.message_id, placeholder="")),
+            "" if e.seq is None else str(e.seq),
+            plain(e.detail),
+            style="red" if e.failed else "",
+        )
+    more = len(timeline) - len(entries)
+    if not more:
+        return [tl]
+    rest = Text(f"{more:,} more rows: --limit {len(timeline)} / --json", style="dim")
+    return [tl, rest]
+
+
 def problems_view(problems: list[str] | tuple[str, ...]) -> Text:
     text = Text(f"{len(problems)} input problem(s):\n", style="yellow")
     for line in problems[:20]:
-        text.append(f"  {line}\n", style="yellow")
+        text.append(f"  {shown(line)}\n", style="yellow")
     if len(problems) > 20:
         text.append(f"  … and {len(problems) - 20} more\n", style="yellow")
     return text
@@ -171,13 +184,13 @@ def conversations_view(rows: list[ConversationSummary], total: int | None = None
         table.add_column(col, no_wrap=True, min_width=width)
     for r in rows:
         table.add_row(
-            r.conversation_id,
+            Text(ident(r.conversation_id)),
             r.first_ts.strftime("%H:%M:%S") if r.first_ts else "-",
             str(r.messages),
             str(r.lost),
             outcome_text(r.verdict.outcome),
-            r.verdict.hop or "-",
-            r.verdict.cause,
+            plain(r.verdict.hop or "-"),
+            plain(r.verdict.cause),
         )
     return table
 
@@ -197,13 +210,13 @@ def connections_view(rows: list[ConnectionSummary], total: int | None = None) ->
     for r in rows:
         close = f"{r.close_code if r.close_code is not None else '-'} {r.closed_by or ''}".strip()
         table.add_row(
-            Text(r.connection_id),  # Text: ids and routes are client-chosen, never markup
-            Text(r.route or "-"),
-            Text(r.conversation_id or "(none)"),
+            Text(ident(r.connection_id)),
+            plain(r.route or "-"),
+            Text(ident(r.conversation_id, placeholder="(none)")),
             r.opened.strftime("%H:%M:%S") if r.opened else "-",
-            close,
+            plain(close),
             outcome_text(r.outcome),
-            Text(r.cause),
+            plain(r.cause),
         )
     return table
 
@@ -215,12 +228,22 @@ def lost_view(report: LostReport) -> Group:
         table.add_column(col, justify="right" if col in ("lost", "conversations") else "left")
     for g in report.groups:
         table.add_row(
-            g.hop or "-", g.cause, str(g.count), str(g.conversations), ", ".join(g.examples)
+            plain(g.hop or "-"),
+            plain(g.cause),
+            str(g.count),
+            str(g.conversations),
+            Text(", ".join(_example(e) for e in g.examples)),
         )
     parts: list = [head, table] if report.groups else [head]
     if report.problems:
         parts.append(problems_view(report.problems))
     return Group(*parts)
+
+
+def _example(example: str) -> str:
+    """A "conversation/message" example with each id shortened on its own."""
+    conversation, sep, message = example.partition("/")
+    return ident(conversation) + (sep + ident(message, placeholder="") if sep else "")
 
 
 def explain_view(info: CauseInfo) -> Panel:
@@ -231,4 +254,4 @@ def explain_view(info: CauseInfo) -> Panel:
     body.append(info.signals + "\n\n")
     body.append("How to fix\n", style="bold")
     body.append(info.fix)
-    return Panel(body, title=info.cause, title_align="left")
+    return Panel(body, title=plain(info.cause), title_align="left")

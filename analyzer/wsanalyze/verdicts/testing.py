@@ -22,6 +22,10 @@ from ..events import SCHEMA, conform
 
 START = datetime(2026, 1, 2, 10, 0, 0, tzinfo=UTC)
 
+# One counter for every builder: two conversations built side by side must not share trace
+# or span ids, which real (random) ids never do and the joins rely on.
+_IDS = itertools.count(1)
+
 
 class Trace:
     """Rows in the event table's schema for one (or more) conversations."""
@@ -30,7 +34,7 @@ class Trace:
         self.conversation_id = conversation_id
         self.start = start
         self.rows: list[dict[str, Any]] = []
-        self._ids = itertools.count(1)
+        self._ids = _IDS
         self.trace_id = f"{next(self._ids):032x}"
 
     def _t(self, ms: float | None) -> datetime | None:
@@ -223,8 +227,14 @@ class Trace:
 
     def frame(self) -> pl.LazyFrame:
         """The rows as an event table (full schema)."""
+        # every row's keys count (polars reads the first 100 by default): a long stream's
+        # close or error row comes after them, and its columns would be silently dropped
         return conform(
-            pl.LazyFrame(self.rows, schema_overrides={k: SCHEMA[k] for k in _typed(self.rows)})
+            pl.LazyFrame(
+                self.rows,
+                schema_overrides={k: SCHEMA[k] for k in _typed(self.rows)},
+                infer_schema_length=None,
+            )
         )
 
 

@@ -93,3 +93,20 @@ def test_an_unreadable_override_is_one_error_saying_what_is_wrong(text, says):
         parse_close_codes(text)
 
     assert says in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 5000, "bad\x00name"],
+    ids=["name-too-long", "nul-in-name"],
+)
+def test_an_override_that_is_no_usable_file_name_is_one_error(text) -> None:
+    with pytest.raises(CloseCodesError, match=r"^--close-codes: "):
+        parse_close_codes(text)
+
+
+def test_an_override_file_that_is_not_utf8_is_one_error(tmp_path) -> None:
+    binary = tmp_path / "codes.json"
+    binary.write_bytes(b"\xff\xfe{\x00")
+    with pytest.raises(CloseCodesError, match="cannot read"):
+        parse_close_codes(str(binary))

@@ -42,8 +42,15 @@ def hop_for_cause(cause: str | None) -> str | None:
 
 def parse_close_codes(text: str) -> dict[int, tuple[str, str]]:
     """Parse a JSON override (or a path to a JSON file) into ``{code: (cause, hop)}``."""
-    path = Path(text)
-    raw = path.read_text() if not text.lstrip().startswith("{") and path.is_file() else text
+    raw = text
+    if not text.lstrip().startswith("{"):
+        try:
+            path = Path(text)
+            if path.is_file():
+                raw = path.read_text(encoding="utf-8")
+        except (OSError, ValueError) as exc:  # too long a name, NUL, not UTF-8, unreadable
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise CloseCodesError(f"--close-codes: cannot read {text[:80]!r}: {reason}") from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:

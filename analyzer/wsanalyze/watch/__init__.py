@@ -353,7 +353,11 @@ def _follow(traces: str | None) -> LiveTraces:
             f"cannot follow {traces}: watch follows OTLP JSON-lines files (a directory or a file)"
         )
     path = Path(traces) if traces is not None else default_traces_dir()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
+        raise SourceError(f"cannot follow {str(path)[:200]}: {exc}") from None
+    if not exists:
         raise SourceError(
             f"no traces at {path.resolve()}: no such file or directory (pass --traces DIR)"
         )

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.stack
 
 
 def test_demo_plays_scenarios_and_prints_the_analysis(tmp_path):
-    keep = tmp_path / "run"
+    keep = tmp_path / "run [bold]kept"  # a path is data: printed as is, never rich markup
     env = {**os.environ, "COLUMNS": "200"}
     done = subprocess.run(
         [sys.executable, "-m", "wsanalyze.cli", "demo", "--keep", str(keep),
@@ -26,3 +26,4 @@ def test_demo_plays_scenarios_and_prints_the_analysis(tmp_path):
     assert "consumer_gone" in out and "auth_rejected" in out and "delivered" in out
     assert "fix:" in out
     assert any(Path(keep, "traces").glob("*.jsonl"))
+    assert f"traces kept in {keep}" in out.replace("\n", "")

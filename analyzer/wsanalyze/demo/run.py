@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
+from ..render.safe_text import plain, shown
 from .chatapp_faults import FAULTS
 from .client import Transcript, converse
 from .redis_server import RedisServer
@@ -281,8 +284,12 @@ def run_demo(
             _show_roomapp(out, room_played)
         if keep:
             out.print(
-                f"\ntraces kept in [bold]{traces}[/]: try "
-                f"[cyan]wsanalyze conversations --traces {traces}[/]"
+                Text.assemble(
+                    "\ntraces kept in ",
+                    (shown(traces), "bold"),
+                    ": try ",
+                    (f"wsanalyze conversations --traces {shown(traces)}", "cyan"),
+                )
             )
         else:
             out.print("\n[dim]run with --keep DIR to keep the traces and explore them[/]")
@@ -296,7 +303,7 @@ def _show_chatapp(out: Any, played: Sequence[Played], traces: Path) -> None:
 
     for p in played:
         if p.error:
-            out.print(f"[yellow]{p.scenario.name}: client error {p.error}[/]")
+            out.print(plain(f"{p.scenario.name}: client error {p.error}", "yellow"))
     rows, _ = conversation_list(traces=str(traces))
     order = {p.conversation_id: i for i, p in enumerate(played)}
     rows.sort(key=lambda r: order.get(r.conversation_id, len(order)))
@@ -304,7 +311,7 @@ def _show_chatapp(out: Any, played: Sequence[Played], traces: Path) -> None:
     out.print(conversations_view(rows))
     chosen = showcase(played)
     if chosen is not None:
-        out.rule(f"[bold]wsanalyze conversation {chosen.conversation_id}")
+        out.rule(plain(f"wsanalyze conversation {chosen.conversation_id}", "bold"))
         report = conversation_report(chosen.conversation_id, traces=str(traces))
         out.print(conversation_view(report, timeline_limit=40))
 
@@ -316,16 +323,16 @@ def _show_roomapp(out: Any, played: Sequence[RoomPlayed]) -> None:
 
     for p in played:
         if p.error:
-            out.print(f"[yellow]{p.scenario.name}: client error {p.error}[/]")
+            out.print(plain(f"{p.scenario.name}: client error {p.error}", "yellow"))
     order = {p.conversation_id: i for i, p in enumerate(played)}
     for trace_dir in dict.fromkeys(p.stack.trace_dir for p in played):
         rows, _ = conversation_list(traces=str(trace_dir))
         rows = sorted((r for r in rows if r.conversation_id in order),
                       key=lambda r: order[r.conversation_id])  # fmt: skip
-        out.rule(f"[bold]room app: wsanalyze conversations --traces {trace_dir}")
+        out.rule(plain(f"room app: wsanalyze conversations --traces {trace_dir}", "bold"))
         out.print(conversations_view(rows))
     chosen = next((p for p in played if p.scenario.name == "room_stop"), None)
     if chosen is not None:
-        out.rule(f"[bold]room app: wsanalyze conversation {chosen.conversation_id}")
+        out.rule(plain(f"room app: wsanalyze conversation {chosen.conversation_id}", "bold"))
         report = conversation_report(chosen.conversation_id, traces=str(chosen.stack.trace_dir))
         out.print(conversation_view(report, timeline_limit=40))

@@ -21,6 +21,11 @@ killed prefork child never exports its unfinished ``ws.task``.
 
 When ``opentelemetry-instrumentation-celery`` is also active, its
 ``apply_async/…`` and ``run/…`` spans are enriched instead of duplicated.
+
+A task's arguments are often the client's message. With ``RECORD_BODIES`` off,
+what a task raises is recorded on ``ws.task`` as its type and where it was
+raised (as for a WebSocket frame), and a retry's reason as the exception's type:
+a validation error quoting the message must not carry it into the span.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from wstrace import carrier, current, provider, runtime
 from wstrace import conventions as c
+from wstrace.channels.bare_exceptions import exception_type, record_bare_exception
 
 logger = logging.getLogger(__name__)
 
@@ -192,13 +198,17 @@ class TaskSpans:
         if opened is None or exception is None:
             return
         span = opened[0]
-        span.record_exception(exception)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+        if runtime.config().record_bodies:
+            span.record_exception(exception)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+        else:
+            record_bare_exception(span, exception)
+            span.set_status(Status(StatusCode.ERROR, exception_type(exception)))
 
     def retry(self, request: Any = None, reason: Any = None, **_: Any) -> None:
         opened = self._open.get(str(getattr(request, "id", "")))
         if opened is not None:
-            opened[0].add_event("ws.task_retry", {"reason": str(reason)[:500]})
+            opened[0].add_event("ws.task_retry", {"reason": _retry_reason(reason)})
 
     def postrun(self, task_id: Any = None, task: Any = None, state: Any = None, **_: Any) -> None:
         if contrib_active() and task is not None:
@@ -244,6 +254,14 @@ class TaskSpans:
         # The main worker process may live on for days: without a flush the evidence of a
         # Stop button would wait for the next batch; bounded so a dead exporter costs ~1 s.
         runtime.shield("task revoked flush", provider.flush, _REVOKED_FLUSH_MS)
+
+
+def _retry_reason(reason: Any) -> str:
+    # Celery's reason is the exception that caused the retry (or a Retry wrapping it).
+    if runtime.config().record_bodies or not isinstance(reason, BaseException):
+        return str(reason)[:500]
+    cause = getattr(reason, "exc", None)
+    return exception_type(cause if isinstance(cause, BaseException) else reason)
 
 
 def _is_worker_lost(exc: BaseException) -> bool:

@@ -13,7 +13,11 @@ with hooks that make the request span the ``receive`` hop of a message:
   the URL's ``message_id``, else an id field of a small JSON body (the
   ``MESSAGE_ID_FIELD``, ``id``, ``message_id``, ``client_id``), else a new one;
 * the ids are baggage for the rest of the request, so the ``ws.enqueue``,
-  ``ws.task`` and ``ws.publish`` the view causes carry them.
+  ``ws.task`` and ``ws.publish`` the view causes carry them;
+* with ``RECORD_BODIES`` off, an exception a view raises while handling a request
+  body (any method but GET/HEAD/OPTIONS/TRACE, or a body sent anyway) is recorded
+  as its type and where it was raised, as for a WebSocket frame: a validation
+  error quoting the posted text must not carry it into the span.
 
 Nothing is done when the app instrumented Django itself (its spans then stay
 as it configured them) or when ``WSTRACE["HTTP_REQUESTS"]`` is False. Query
@@ -31,9 +35,11 @@ from contextlib import suppress
 from typing import Any
 
 from opentelemetry import baggage, context, trace
+from opentelemetry.trace import Status, StatusCode
 
 from wstrace import carrier, current, runtime
 from wstrace import conventions as c
+from wstrace.channels.bare_exceptions import exception_type, record_bare_exception
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +115,8 @@ def request_hook(span: trace.Span, request: Any) -> None:
     token = runtime.shield("http request", _enter, span, request)
     if token is not None:
         setattr(request, _TOKEN, token)
+    if not runtime.config().record_bodies and _carries_body(request):
+        runtime.shield("http request", _record_bare_exceptions, span, request)
 
 
 def response_hook(span: trace.Span, request: Any, response: Any) -> None:
@@ -143,6 +151,65 @@ def _enter(span: trace.Span, request: Any) -> object:
     # a client's baggage never names ids: TRUST_CLIENT_CONTEXT trusts trace context only
     ctx = _without_client_ids(current.get())
     return current.attach(carrier.with_ids(ctx, **ids))
+
+
+def _carries_body(request: Any) -> bool:
+    if str(getattr(request, "method", "")).upper() not in _SAFE_METHODS:
+        return True
+    meta = getattr(request, "META", None) or {}
+    return bool(
+        meta.get("CONTENT_LENGTH") not in (None, "", "0") or meta.get("HTTP_TRANSFER_ENCODING")
+    )
+
+
+def _record_bare_exceptions(span: trace.Span, request: Any) -> None:
+    """Make the middleware end the span with a raised exception's type only.
+
+    The Django middleware ends the request span through the activation it keeps in
+    ``request.META`` and hands it the view's exception, which ``use_span`` records
+    with its message and puts in the status. Our stand-in records it the way a
+    client frame's is recorded and ends the span as a clean exit would.
+    """
+    from opentelemetry.instrumentation.django.middleware.otel_middleware import (
+        _DjangoMiddleware,
+    )
+
+    key = getattr(_DjangoMiddleware, "_environ_activation_key", None)
+    activation = request.META.get(key) if key else None
+    if activation is None:  # a middleware of another make: say so rather than leak quietly
+        runtime.report_once(
+            "with RECORD_BODIES off, the messages of exceptions HTTP views raise cannot be "
+            "left out with this opentelemetry-instrumentation-django version"
+        )
+        return
+    if not isinstance(activation, _BareExit):
+        request.META[key] = _BareExit(activation, span)
+
+
+class _BareExit:
+    """The middleware's span activation; what the view raised is recorded bare."""
+
+    __slots__ = ("_inner", "_span")
+
+    def __init__(self, inner: Any, span: trace.Span) -> None:
+        self._inner = inner
+        self._span = span
+
+    def __enter__(self) -> Any:
+        return self._inner.__enter__()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> Any:
+        if not isinstance(exc, Exception):  # use_span lets BaseException through unrecorded
+            return self._inner.__exit__(kind, exc, tb)
+        if self._span.is_recording():
+            runtime.shield("http exception", _record_bare, self._span, exc)
+        # Never hand the exception on: use_span would record its message after all.
+        return self._inner.__exit__(None, None, None)
+
+
+def _record_bare(span: trace.Span, exc: Exception) -> None:
+    record_bare_exception(span, exc)
+    span.set_status(Status(StatusCode.ERROR, exception_type(exc)))  # the type, no text
 
 
 def _resolve(request: Any) -> Any:

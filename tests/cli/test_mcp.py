@@ -222,6 +222,7 @@ def test_bad_sources_and_filters_give_the_clis_one_line_error(tmp_path):
          ["lost", "--traces", missing, "--since", "yesterday"]),
         ("conversation", {"conversation_id": "c", "traces": missing, "close_codes": "{nope"},
          ["conversation", "c", "--traces", missing, "--close-codes", "{nope"]),
+        ("conversations", {"traces": "tempo://[::1"}, ["conversations", "--traces", "tempo://[::1"]),
         ("explain", {"cause": "gremlins"}, ["explain", "gremlins"]),
         ("doctor", {"app_dir": missing}, ["doctor", "--app-dir", missing]),
     ]  # fmt: skip

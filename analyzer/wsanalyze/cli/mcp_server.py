@@ -44,7 +44,15 @@ try:  # mcp 2.x
 except ImportError:  # mcp 1.x
     from mcp.server.fastmcp import FastMCP as _Server
 
-from ._common import clean_errors, close_codes, fail, in_flight, log_map, parse_time
+from ._common import (
+    check_source,
+    clean_errors,
+    close_codes,
+    fail,
+    in_flight,
+    log_map,
+    parse_time,
+)
 
 INSTRUCTIONS = """\
 wsanalyze reads the evidence wstrace records in a Django Channels backend (spans from \
@@ -126,6 +134,13 @@ def _error_line(captured: str) -> str:
     return errors[-1] if errors else next((ln for ln in reversed(lines) if ln), "error")
 
 
+def _check_sources(traces: str | None, logs: str | None, lmap: str | None) -> None:
+    """The CLI's edge checks on source arguments: a malformed URL is one error line."""
+    check_source(traces, "--traces")
+    check_source(logs, "--logs")
+    check_source(lmap, "--log-map")
+
+
 def run_as_command(work: Callable[[], Any]) -> CallToolResult:
     """Run one command's work: its JSON, or the error line the command would print."""
     captured = io.StringIO()
@@ -203,6 +218,7 @@ def _conversations(traces, logs, since, until, outcome, cause, limit, at, codes,
         fail(f"--outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}")
     if cause is not None and cause not in KNOWN_CAUSES:
         fail(f"--cause: unknown cause {cause!r}; causes: {', '.join(KNOWN_CAUSES)}")
+    _check_sources(traces, logs, lmap)
     with clean_errors(), log_map(lmap):
         rows, _problems = conversation_list(
             traces=traces,
@@ -248,6 +264,7 @@ def _conversation(conversation_id, traces, logs, at, codes, fly, lmap):
     from ..analysis import conversation_report
     from ..render.json import conversation_json
 
+    _check_sources(traces, logs, lmap)
     with clean_errors(), log_map(lmap):
         report = conversation_report(
             conversation_id,
@@ -281,6 +298,7 @@ def _lost(traces, logs, since, until, codes, fly, lmap):
     from ..analysis import lost_report
     from ..render.json import lost_json
 
+    _check_sources(traces, logs, lmap)
     with clean_errors(), log_map(lmap):
         report = lost_report(
             traces=traces,
@@ -373,6 +391,7 @@ def _doctor(app_dir, settings, python, env, worker_env, celery_app, timeout, onl
 
     from ..doctor import DoctorError, Target, run_doctor
 
+    check_source(traces, "--traces")
     target = Target(
         app_dir=Path(app_dir),
         settings=settings,

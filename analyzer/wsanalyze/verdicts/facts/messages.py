@@ -123,6 +123,8 @@ def _masks() -> list[pl.Expr]:
         direct.alias("_direct"),
         empty.alias("_empty"),
         pl.when(empty).then(pl.col("ts")).alias("_empty_ts"),
+        # a group_send reads the members somewhere between its start and its end
+        pl.when(empty).then(pl.coalesce("end_ts", "ts")).alias("_empty_end"),
         pl.when(answer).then(pl.col("members")).alias("_members"),
         pl.when(answer).then(pl.col("receivers")).alias("_receivers"),
         pl.when(answer).then(pl.col("over_capacity")).alias("_over"),
@@ -133,6 +135,7 @@ def _masks() -> list[pl.Expr]:
         pl.when(answer).then(pl.col("message_type")).alias("_message_type"),
         pl.when(answer).then(pl.col("ts")).alias("_pub_ts"),
         pl.when(deliver).then(pl.col("connection_id")).alias("_dlv_conn"),
+        pl.when(deliver & ok).then(pl.col("ts")).alias("_dlv_ts"),
         pl.when(drop).then(pl.col("span_id")).alias("_dropped"),
         row_end().alias("_end"),
         (pl.col("source") == "log").fill_null(False).alias("_from_log"),
@@ -202,6 +205,7 @@ def _message_aggs() -> list[pl.Expr]:
         n("_direct").sum().cast(pl.Int64).alias("direct_sent"),
         n("_empty").any().alias("empty_publish"),
         n("_empty_ts").min().alias("empty_publish_ts"),
+        n("_empty_end").min().alias("empty_publish_end_ts"),
         n("_members").min().alias("min_members"),
         n("_receivers").min().alias("min_receivers"),
         n("_over").sum().cast(pl.Int64).alias("over_capacity"),
@@ -215,6 +219,7 @@ def _message_aggs() -> list[pl.Expr]:
         n("_message_type").max().alias("message_type"),
         n("_pub_ts").max().alias("last_publish_ts"),
         n("_dlv_conn").max().alias("deliver_connection_id"),
+        n("_dlv_ts").max().alias("last_deliver_ts"),
         distinct_count("_dropped").alias("dropped"),
         # log evidence: rows made from log lines (verdicts.logchains), how sure, which lines
         n("_from_log").all().alias("log_only"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -57,6 +57,28 @@ def after_server_close() -> pl.Expr:
         & col("err_ts").is_not_null()
         & (col("conn_close_ts") <= col("err_ts"))
         & (col("conn_cause") != "consumer_error")
+    ).fill_null(False)
+
+
+CLIENT_CLOSE_SLACK = timedelta(seconds=2)
+"""How long before its ``ws.disconnect`` a client's close can already show: the server reads
+the close frame at once, the consumer handles the disconnect after what it was doing (a
+loaded web process: a backlog of chunks). The same second or two Daphne's checks take."""
+
+
+def send_after_client_left() -> pl.Expr:
+    """The failing hop is a send the client's own close explains.
+
+    Once the client's close frame is read, a send fails (Daphne: ``Disconnected``) until
+    the consumer handles the disconnect, a moment later: not the app's send failing.
+    """
+    return (
+        (col("err_hop") == "send")
+        & (col("err_cause").fill_null("send_failed") == "send_failed")
+        & (col("conn_closed_by") == "client")
+        & col("conn_closed").is_not_null()
+        & col("err_ts").is_not_null()
+        & (col("err_ts") >= col("conn_closed") - pl.lit(CLIENT_CLOSE_SLACK))
     ).fill_null(False)
 
 

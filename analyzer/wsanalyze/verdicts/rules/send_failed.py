@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ._base import Rule, after_server_close, col, exc
+from ._base import Rule, after_server_close, col, exc, send_after_client_left
 
 RULES = (
     Rule(
         name="send_failed",
         priority=80,
-        when=~after_server_close() & (col("err_hop") == "send"),
+        when=~after_server_close() & ~send_after_client_left() & (col("err_hop") == "send"),
         cause="send_failed",
         hop="send",
         evidence=lambda f: [f"ws.send errored: {exc(f)}"],

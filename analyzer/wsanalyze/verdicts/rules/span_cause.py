@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ._base import Rule, col, exc, span_source
+from ._base import Rule, col, exc, send_after_client_left, span_source
 
 RULES = (
     Rule(
         name="span_cause",
         priority=10,
-        when=col("any_error") & col("err_cause").is_not_null(),
+        # a send failing on a socket the client had just closed: client_disconnected says why
+        when=col("any_error") & col("err_cause").is_not_null() & ~send_after_client_left(),
         cause=col("err_cause"),
         hop=col("err_hop"),
         evidence=lambda f: [

@@ -268,18 +268,15 @@ LOCATIONS = {
 @BOUNDED
 @given(pw=passwords(), where=places())
 def test_a_layer_description_is_where_the_layer_is(name: str, pw: str, where: dict) -> None:
-    assume(not set(pw) & set("/[]"))  # see the xfail below for these
     url = userinfo_forms()[name](pw, where, "")
 
     assert parse_host(url).location() == LOCATIONS[name](where)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="layer_identity.RedisHost.location() parses the raw URL: an unencoded '/' in "
-    "the password ends urlsplit's netloc (the rest of the password lands in the path), "
-    "an unencoded '[' makes urlsplit raise; parsing redact_url(url) instead fixes both",
-)
 @pytest.mark.parametrize("pw", ["pw/abcdefgh", "pw[abcdefgh"])
 def test_a_layer_description_with_a_slash_or_bracket_in_the_password(pw: str) -> None:
     assert parse_host(f"redis://:{pw}@cache:6379/0").location() == "cache:6379/0"
+
+
+def test_a_layer_description_of_several_hosts_is_them_without_the_password() -> None:
+    assert parse_host("redis://:pw-abcdefgh@h1:1,h2:2/0").location() == "h1:1,h2:2/0"

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from wstrace import conventions as c
+from wstrace.redact import redact_url
 
 
 def identity(layer: Any) -> dict[str, str]:
@@ -63,10 +64,17 @@ class RedisHost:
     def location(self) -> str:
         """``host:port/db`` (``sentinel:<master>`` for Sentinel), never credentials."""
         if self.url is not None:
-            parts = urlsplit(self.url)
+            # Parsed after redaction: an unencoded '/' or '[' in a password would otherwise
+            # end urlsplit's netloc early (the password's tail lands in the path) or raise.
+            safe = redact_url(self.url)
+            try:
+                parts = urlsplit(safe)
+                port = parts.port
+            except ValueError:  # several hosts (`h1:1,h2:2`), an odd port: as written
+                return safe.split("://", 1)[-1].rsplit("@", 1)[-1] or "?"
             if parts.hostname:  # drop user:password
                 db = parts.path.strip("/") or "0"
-                return f"{parts.hostname}:{parts.port or 6379}/{db}"
+                return f"{parts.hostname}:{port or 6379}/{db}"
             # a unix socket (`unix://:pw@/run/redis.sock?db=2`): the path, never the user info
             db = parse_qs(parts.query).get("db", ["0"])[0]
             return f"{parts.scheme or 'unix'}:{parts.path}/{db}"

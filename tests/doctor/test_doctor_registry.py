@@ -81,3 +81,21 @@ def test_a_check_that_raises_fails_its_items_and_the_others_still_run(monkeypatc
         ("fine", "pass"),
     ]
     assert report["checks"][0]["summary"] == "the check itself failed: RuntimeError: boom"
+
+
+def test_no_check_can_put_a_password_in_the_report(monkeypatch) -> None:
+    def quoting(opts: doctor.Options) -> doctor.Check:
+        raise ConnectionError("cannot reach redis://:Sup3rSecretPassw0rd@cache:6379/0")
+
+    leaky = Item("leaky")
+    steps = [
+        Step(("raises",), quoting, quiet=False),
+        Step(("leaky",), lambda opts: leaky(status.WARN, "token=Sup3rSecretPassw0rd",
+                                            ["broker amqp://u:Sup3rSecretPassw0rd@mq//"]),
+             quiet=False),
+    ]  # fmt: skip
+    monkeypatch.setattr(runner, "STEPS", steps)
+    report = runner.run_checks(doctor.Options(only=("raises", "leaky")))
+    assert len(report["checks"]) == 2
+    assert "Sup3rSecretPassw0rd" not in repr(report)
+    assert "cache:6379/0" in report["checks"][0]["summary"]  # where it failed stays readable

@@ -10,7 +10,7 @@ import importlib
 import os
 from typing import Any
 
-from wstrace.redact import redact_url
+from wstrace.redact import redact_text, redact_url
 
 from ._settings import celery_configured
 from .registry import Check, Item, Options, register
@@ -110,15 +110,15 @@ def check_celery_worker(opts: Options) -> Check:
         return CELERY_WORKER(
             FAIL,
             "the Celery app cannot be loaded",
-            [f"{type(exc).__name__}: {exc}"],
+            [redact_text(f"{type(exc).__name__}: {exc}")],
             "Pass --celery-app module:attr.",
         )
-    broker = redact_url(str(app.conf.broker_url or ""))
+    broker = redact_url(app.conf.broker_url or "")
     evidence = [f"Celery app {app.main!r}, broker {broker}"]
     try:
         app.loader.import_default_modules()
     except Exception as exc:
-        evidence.append(f"importing task modules: {type(exc).__name__}: {exc}")
+        evidence.append(redact_text(f"importing task modules: {type(exc).__name__}: {exc}"))
     tasks = sorted(n for n in app.tasks if not n.startswith("celery."))
     routed: dict[str, list[str]] = {}
     for name in tasks:
@@ -126,7 +126,7 @@ def check_celery_worker(opts: Options) -> Check:
     try:
         replies = app.control.ping(timeout=min(opts.timeout, 2.0))  # waits the whole timeout
     except Exception as exc:
-        evidence.append(f"ping: {type(exc).__name__}: {exc}")
+        evidence.append(redact_text(f"ping: {type(exc).__name__}: {exc}"))
         return CELERY_WORKER(
             FAIL,
             "the broker cannot be reached",

@@ -76,4 +76,18 @@ def run_checks(opts: Options | None = None) -> dict[str, Any]:
     except Exception as exc:
         facts["layer"] = None
         facts["layer_error"] = f"{type(exc).__name__}: {exc}"
-    return {"checks": [asdict(c) for c in checks], "facts": facts}
+    # Probes quote exceptions and settings, which may hold a broker or layer password.
+    return _redacted({"checks": [asdict(c) for c in checks], "facts": facts})
+
+
+def _redacted(value: Any) -> Any:
+    """Every string in the report through ``redact_text``: no check can leak a secret."""
+    from wstrace.redact import redact_text
+
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value

@@ -24,6 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from wsanalyze.events import TS
+from wsanalyze.logparse.structured_pairs import utf8
 
 LINES_SCHEMA: dict[str, pl.DataType] = {
     "service": pl.String,
@@ -122,9 +123,12 @@ def sniff(path: Path) -> str:
     head = [ln for ln in head if ln.strip()][:20]
     if not head:
         return "plain"
-    # json-file lines carry the engine's three keys; an app's JSON log lines do not
+    # json-file lines carry the engine's three keys; an app's JSON log lines do not. Half
+    # of them is enough, and one in a file the engine named: damaged entries do not make
+    # the file plain text.
     engine_keys = ('"log"', '"stream"', '"time"')
-    if all(ln.startswith("{") for ln in head[:3]) and all(k in head[0] for k in engine_keys):
+    entries = sum(ln.startswith("{") and all(k in ln for k in engine_keys) for ln in head)
+    if entries and (2 * entries >= len(head) or path.name.endswith("-json.log")):
         return "json"
     votes = {"compose": 0, "docker": 0}
     for ln in head:
@@ -242,28 +246,67 @@ def _json_file_service(path: Path) -> str:
         doc = json.loads(config.read_text())
         labels = doc.get("Config", {}).get("Labels") or {}
         if labels.get("com.docker.compose.service"):
-            return labels["com.docker.compose.service"]
+            return utf8(str(labels["com.docker.compose.service"]))
         if doc.get("Name"):
-            return doc["Name"].lstrip("/")
-    except (OSError, ValueError, AttributeError):
+            return utf8(doc["Name"].lstrip("/"))
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
         pass
     return path.name.removesuffix("-json.log")[:12]
 
 
-def read_json_file(path: Path, service: str | None = None) -> pl.DataFrame:
-    """json-file driver log; lines the engine split at 16 KB (no trailing \\n) joined back."""
+_ENTRY = pl.Struct({"log": pl.String, "stream": pl.String, "time": pl.String})
+
+
+def _json_entries(raw: pl.DataFrame, path: Path, problems: list[str] | None) -> pl.DataFrame:
+    """``n``, ``log``, ``stream``, ``time`` of a json-file log's entries (``raw``: n, line).
+
+    Decoded in one vectorised pass; when a line breaks it (not JSON, a value of another
+    type), line by line instead, so that such a line costs only itself. Lines that are
+    no entry are named once in ``problems`` (the first one's number and how many).
+    """
+    text = pl.col("line").str.strip_chars()
+    objects = raw.filter(text.str.starts_with("{"))
+    try:
+        docs = objects.select("n", pl.col("line").str.json_decode(_ENTRY).alias("d")).unnest("d")
+    except pl.exceptions.PolarsError:
+        docs = _entries_one_by_one(objects)
+    bad = raw.filter(text != "").join(docs.drop_nulls("log").select("n"), on="n", how="anti")
+    if problems is not None and not bad.is_empty():
+        problems.append(
+            f"{path}:{bad['n'][0]}: {bad.height} line(s) are not json-file log entries; skipped"
+        )
+    return docs
+
+
+def _entries_one_by_one(objects: pl.DataFrame) -> pl.DataFrame:
+    rows: dict[str, list] = {"n": [], "log": [], "stream": [], "time": []}
+    for n, line in objects.select("n", "line").iter_rows():
+        try:
+            doc = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(doc, dict) or not all(
+            isinstance(doc.get(k), str | None) for k in ("log", "stream", "time")
+        ):
+            continue
+        rows["n"].append(n)
+        for key in ("log", "stream", "time"):
+            value = doc.get(key)
+            rows[key].append(None if value is None else utf8(value))
+    schema = {"n": pl.UInt32, "log": pl.String, "stream": pl.String, "time": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def read_json_file(
+    path: Path, service: str | None = None, problems: list[str] | None = None
+) -> pl.DataFrame:
+    """json-file driver log; lines the engine split at 16 KB (no trailing \\n) joined back.
+
+    A line that is not an entry is skipped (and noted in ``problems`` when given).
+    """
     service = service or _json_file_service(path)
     raw = pl.DataFrame(_text_lines(path)).with_row_index("n", offset=1)
-    docs = (
-        raw.filter(pl.col("line").str.starts_with("{"))
-        .select(
-            "n",
-            pl.col("line")
-            .str.json_decode(pl.Struct({"log": pl.String, "stream": pl.String, "time": pl.String}))
-            .alias("d"),
-        )
-        .unnest("d")
-    )
+    docs = _json_entries(raw, path, problems)
     docs = docs.filter(pl.col("log").is_not_null())
     # A record ends at a chunk whose text ends with "\n"; chunks before it (partials) join it.
     ends = pl.col("log").str.ends_with("\n")
@@ -301,11 +344,17 @@ def read_plain(path: Path, service: str | None = None) -> pl.DataFrame:
     )
 
 
-def read_file(path: Path, service: str | None = None) -> pl.DataFrame:
-    """One log file of any supported format into the lines frame."""
+def read_file(
+    path: Path, service: str | None = None, problems: list[str] | None = None
+) -> pl.DataFrame:
+    """One log file of any supported format into the lines frame.
+
+    Lines a format cannot take (a json-file line that is no entry) are skipped, and
+    named in ``problems`` when given.
+    """
     kind = sniff(path)
     if kind == "json":
-        frame = read_json_file(path, service)
+        frame = read_json_file(path, service, problems)
     elif kind == "compose":
         frame = read_compose(path)
     elif kind == "docker":

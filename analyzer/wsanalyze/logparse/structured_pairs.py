@@ -30,6 +30,7 @@ __all__ = [
     "json_pairs",
     "logfmt_pairs",
     "pattern_pairs",
+    "utf8",
 ]
 
 PAIR_RE = r"(?:^|\s)([A-Za-z_@][\w.@/\-]*)=(\"(?:[^\"\\]|\\.)*\"|[^\s\"]*)"
@@ -43,34 +44,71 @@ PAIRS_SCHEMA = {"_rid": pl.UInt32, "key": pl.String, "value": pl.String, "_src":
 SRC_PATTERN, SRC_JSON, SRC_LOGFMT = 0, 1, 2
 
 
+# Objects nested deeper than this are left out of a record's pairs: no log record nests
+# its fields that far, and reading them would recurse once per level.
+_MAX_DEPTH = 16
+
+
 def _flatten(obj: object, prefix: str, out: list[tuple[str, str]]) -> None:
     """Nested JSON → dotted keys with string values (lists and odd values as JSON text)."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            _flatten(value, f"{prefix}{key}.", out)
-        return
-    key = prefix[:-1]
-    if obj is None:
-        return
-    if isinstance(obj, bool):
-        out.append((key, "true" if obj else "false"))
-    elif isinstance(obj, str):
-        out.append((key, obj))
-    elif isinstance(obj, int | float):
-        out.append((key, repr(obj) if isinstance(obj, float) else str(obj)))
-    else:
-        out.append((key, json.dumps(obj, ensure_ascii=False, default=str)))
+    stack = [(obj, prefix, 0)]
+    while stack:
+        obj, prefix, depth = stack.pop()
+        if isinstance(obj, dict):
+            if depth < _MAX_DEPTH:  # reversed: the first key comes out first
+                items = reversed(list(obj.items()))
+                stack.extend((value, f"{prefix}{key}.", depth + 1) for key, value in items)
+            continue
+        key = prefix[:-1]
+        if obj is None:
+            continue
+        if isinstance(obj, bool):
+            out.append((key, "true" if obj else "false"))
+        elif isinstance(obj, str):
+            out.append((key, obj))
+        elif isinstance(obj, int | float):
+            out.append((key, repr(obj) if isinstance(obj, float) else str(obj)))
+        else:
+            out.append((key, _json_text(obj)))
+
+
+def _json_text(value: object) -> str:
+    """A list as JSON text; one nested too deep to write says so instead."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (RecursionError, ValueError):
+        return "[nested too deep]"
+
+
+def utf8(text: str) -> str:
+    """``text`` as polars can hold it: a lone surrogate (JSON's ``"\\ud800"``) becomes U+FFFD."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _int(text: str) -> int | str:
+    """A JSON integer; past Python's 4300-digit limit, its digits (``int()`` would raise)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _json_object(line: str, text: str | None) -> dict | None:
-    """The JSON object a line is or ends with (or the whole record, pretty-printed)."""
+    """The JSON object a line is or ends with (or the whole record, pretty-printed).
+
+    An object nested too deep for the parser counts as none: the record stays a plain line.
+    """
     start = line.find("{")
     for candidate in (line[start:], text[text.find("{") :] if text else None):
         if not candidate:
             continue
         try:
-            doc = json.loads(candidate)
-        except ValueError:
+            doc = json.loads(candidate, parse_int=_int)
+        except (ValueError, RecursionError):
             continue
         if isinstance(doc, dict):
             return doc
@@ -91,8 +129,8 @@ def json_pairs(recs: pl.DataFrame) -> pl.DataFrame:
         _flatten(doc, "", pairs)
         for key, value in pairs:
             rids.append(rid)
-            keys.append(key)
-            values.append(value)
+            keys.append(utf8(key))
+            values.append(utf8(value))
     return pl.DataFrame(
         {"_rid": rids, "key": keys, "value": values, "_src": [SRC_JSON] * len(rids)},
         schema=PAIRS_SCHEMA,

@@ -94,14 +94,18 @@ def load_events(
     contribute nothing there rather than a read of everything.
 
     Raises SourceError (one clean line saying where it looked) when the source is
-    missing or unusable; bad lines inside it become ``problems`` instead.
+    missing or unusable, or an id asked for is not text (a lone surrogate, such as a
+    command-line argument that was not UTF-8); bad lines inside it become ``problems``.
     """
+    message_ids, app_message_ids = _ids(message_ids), _ids(app_message_ids)
+    for value in (conversation_id, *message_ids, *app_message_ids):
+        _check_text(value)
     query = Query(
         conversation_id=conversation_id,
         since=since,
         until=until,
-        message_ids=_ids(message_ids),
-        app_message_ids=_ids(app_message_ids),
+        message_ids=message_ids,
+        app_message_ids=app_message_ids,
     )
     reader = reader_with_store(open_source(traces))
     if query.by_message and not getattr(reader, "reads_message_ids", False):
@@ -140,6 +144,16 @@ def _ids(values: Iterable[str]) -> tuple[str, ...]:
     if isinstance(values, str):
         values = (values,)
     return tuple(dict.fromkeys(v for v in values if v))
+
+
+def _check_text(value: str | None) -> None:
+    """SourceError for an id no span can hold: text that has no UTF-8 form."""
+    if value is None:
+        return
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise SourceError(f"id {value!a} is not valid UTF-8 text; no span holds it") from None
 
 
 def conversation_ids(traces: str | os.PathLike | None = None) -> list[str]:

@@ -12,7 +12,7 @@ import mmap
 from collections.abc import Iterable
 
 from wsanalyze.sources._otlp.chunk import Chunk
-from wsanalyze.sources._otlp.codec import loads, loads_lenient
+from wsanalyze.sources._otlp.codec import CUT, MAX_DEPTH, holds_cut, loads, loads_lenient
 from wsanalyze.sources._otlp.decompress import read_buffer
 from wsanalyze.sources._otlp.rows import BadSpan, iter_spans, span_row
 from wsanalyze.sources._otlp.scan import Buffer, Window, candidate_lines, count_newlines
@@ -33,6 +33,7 @@ def _decode_line(
     if not line.strip():
         return None
     origin = f"{chunk.path}:{lineno}"
+    lenient = False
     try:
         try:
             doc = loads(line)
@@ -40,7 +41,7 @@ def _decode_line(
             if line[:64].lstrip()[:1] != b"{":  # no JSON object at all: no second reading
                 raise
             try:
-                doc = loads_lenient(line)
+                doc, lenient = loads_lenient(line), True
             except Exception:
                 raise exc from None
         pairs = list(iter_spans(doc))
@@ -56,6 +57,8 @@ def _decode_line(
     reason = None
     for service, span in pairs:
         try:
+            if lenient and (service == CUT or holds_cut(span)):
+                raise BadSpan(f"a value nested deeper than {MAX_DEPTH} levels")
             if keep and not keep.keeps(span.get("attributes")):
                 end = nanos(span.get("endTimeUnixNano"))
                 if end and in_range(end) and (latest is None or end > latest):
@@ -65,6 +68,10 @@ def _decode_line(
         except BadSpan as exc:
             bad += 1
             reason = reason or str(exc)
+            continue
+        except RecursionError:  # nested just short of the cut, too deep for a row
+            bad += 1
+            reason = reason or "a value nested too deep"
             continue
         except Exception:
             bad += 1

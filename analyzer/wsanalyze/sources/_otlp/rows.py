@@ -17,6 +17,7 @@ from wsanalyze.sources._otlp.codec import dumps
 from wsanalyze.sources._otlp.values import (
     INT32,
     INT64,
+    BadSpan,
     any_value,
     as_bool,
     as_int,
@@ -165,10 +166,7 @@ _N = len(ROW_COLUMNS)
 
 
 _INFINITE = (float("inf"), float("-inf"))
-
-
-class BadSpan(ValueError):
-    """A span with a value the event table cannot hold; the message says which."""
+_NO_STAMP = (None, "", 0, "0")  # an absent or zero stamp: the span simply has none
 
 
 def _short(value: object) -> str:
@@ -181,6 +179,8 @@ def _stamp(span: dict, key: str) -> int | None:
     ns = nanos(raw)
     if not in_range(ns) or (ns is None and raw in _INFINITE):
         raise BadSpan(f"{key} {ns if ns is not None else raw} is out of range")
+    if ns is None and raw not in _NO_STAMP:  # present but no integer ("1e30", [1], true)
+        raise BadSpan(f"{key} {_short(raw)} is not a number of nanoseconds")
     return ns
 
 
@@ -198,8 +198,11 @@ def span_row(span: dict, service: str | None, origin: str) -> tuple:
     """One event-table row (ROW_COLUMNS order) from one OTLP span object.
 
     Raises BadSpan (or, for a span that is not even an object, another error) when
-    the span cannot be a row; the caller skips it.
+    the span cannot be a row; the caller skips it. A BadSpan in place of the span
+    (``iter_spans`` yields one for a resource it cannot read) is raised as it is.
     """
+    if isinstance(span, BadSpan):
+        raise span
     kvs = span.get("attributes")
     attrs = (
         {
@@ -267,11 +270,21 @@ def _list(value: object) -> list:
     return [value] if value else []
 
 
+def _service(resource: object) -> str | None:
+    """The ``service.name`` of a Resource object (None when it names none)."""
+    attrs = resource.get("attributes") if isinstance(resource, dict) else None
+    for kv in _list(attrs):
+        if isinstance(kv, dict) and kv.get("key") == "service.name":
+            return as_str(any_value(kv.get("value")))
+    return None
+
+
 def iter_spans(doc: object) -> Iterator[tuple[str | None, dict]]:
     """(service, span) pairs of one decoded TracesData / ExportTraceServiceRequest.
 
-    Garbage inside (a resource or scope that is no object) is yielded in place of its
-    spans, so that ``span_row`` rejects it as one bad span and the rest is kept.
+    Garbage inside (a resource or scope that is no object, a resource whose service
+    name cannot be read) is yielded in place of its spans, so that ``span_row``
+    rejects it as one bad span and the rest is kept.
     """
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
@@ -279,12 +292,12 @@ def iter_spans(doc: object) -> Iterator[tuple[str | None, dict]]:
         if not isinstance(rs, dict):
             yield None, rs
             continue
-        resource = rs.get("resource") or {}
-        service = None
-        for kv in _list(resource.get("attributes") if isinstance(resource, dict) else None):
-            if isinstance(kv, dict) and kv.get("key") == "service.name":
-                service = as_str(any_value(kv.get("value")))
-                break
+        try:
+            service = _service(rs.get("resource"))
+        except (ValueError, RecursionError) as exc:  # a service.name no row can hold
+            bad = exc if isinstance(exc, BadSpan) else BadSpan("service.name nested too deep")
+            yield None, bad
+            continue
         scopes = rs.get("scopeSpans")
         if scopes is None:
             scopes = rs.get("instrumentationLibrarySpans")

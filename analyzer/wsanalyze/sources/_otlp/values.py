@@ -21,6 +21,13 @@ MIN_NS = 1
 MAX_NS = (1 << 63) - 1 - 366 * 86_400 * 10**9
 INT32 = (-(1 << 31), (1 << 31) - 1)
 INT64 = (-(1 << 63), (1 << 63) - 1)
+# AnyValue levels decoded (arrays and kvlists within each other): producers write a few;
+# more is an attack on the recursion, and costs the span holding it.
+MAX_NESTING = 32
+
+
+class BadSpan(ValueError):
+    """A span with a value the event table cannot hold; the message says which."""
 
 
 def norm_id(value: object, size: int) -> str | None:
@@ -47,8 +54,11 @@ def norm_id(value: object, size: int) -> str | None:
     return None
 
 
-def any_value(value: object) -> object:
-    """Decode an OTLP AnyValue object into a plain Python value."""
+def any_value(value: object, _depth: int = 0) -> object:
+    """Decode an OTLP AnyValue object into a plain Python value.
+
+    Raises BadSpan for arrays and kvlists nested past ``MAX_NESTING`` levels.
+    """
     if not isinstance(value, dict):
         return value
     if "stringValue" in value:
@@ -57,7 +67,7 @@ def any_value(value: object) -> object:
         raw = value["intValue"]
         try:
             return int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a number read as ±inf
             return raw
     if "boolValue" in value:
         raw = value["boolValue"]
@@ -68,16 +78,19 @@ def any_value(value: object) -> object:
             return float(raw)
         except (TypeError, ValueError):
             return raw
-    if "arrayValue" in value:
-        return [any_value(v) for v in (value["arrayValue"] or {}).get("values") or ()]
-    if "kvlistValue" in value:
-        return attributes((value["kvlistValue"] or {}).get("values"))
+    if "arrayValue" in value or "kvlistValue" in value:
+        if _depth >= MAX_NESTING:
+            raise BadSpan(f"a value nested deeper than {MAX_NESTING} levels")
+        if "arrayValue" in value:
+            values = (value["arrayValue"] or {}).get("values") or ()
+            return [any_value(v, _depth + 1) for v in values]
+        return attributes((value["kvlistValue"] or {}).get("values"), _depth + 1)
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
 
 
-def attributes(kvs: object) -> dict[str, object]:
+def attributes(kvs: object, _depth: int = 0) -> dict[str, object]:
     """A list of OTLP KeyValue objects as a dict."""
     out: dict[str, object] = {}
     if not kvs:
@@ -85,7 +98,7 @@ def attributes(kvs: object) -> dict[str, object]:
     for kv in kvs:
         key = kv.get("key")
         if key is not None:
-            out[key] = any_value(kv.get("value"))
+            out[key] = any_value(kv.get("value"), _depth)
     return out
 
 
@@ -121,7 +134,7 @@ def as_str(value: object) -> str | None:
 
 def nanos(value: object) -> int | None:
     """An OTLP ``*UnixNano`` field as an int; None when absent, empty, zero or unreadable."""
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
         n = int(value)

@@ -30,6 +30,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+import polars as pl
+
 from wsanalyze.logmap import LogMap
 from wsanalyze.sources.base import Query, ReadResult, SourceError
 from wsanalyze.sources.logs.containers import DockerLogsReader
@@ -53,6 +55,8 @@ def open_logs(
     own keys and patterns (default: `current_log_map()` when the logs are read).
     """
     tz = tz or os.environ.get(LOG_TZ_ENV) or None
+    if tz is not None:
+        _check_zone(tz)
     text = os.fspath(spec)
     if text == "docker" or text.startswith("docker:"):
         project = text.split(":", 1)[1] if ":" in text else None
@@ -61,6 +65,17 @@ def open_logs(
     if not path.exists():
         raise SourceError(f"no logs at {path.resolve()}: no such file or directory")
     return LogFilesReader(path, tz=tz, log_map=log_map)
+
+
+def _check_zone(tz: str) -> None:
+    """SourceError (one line) for a zone name polars does not know, before any log is read."""
+    try:
+        pl.Series([datetime(2026, 1, 1)]).dt.replace_time_zone(tz)
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise SourceError(
+            f"unknown time zone {tz!r} for plain log stamps (${LOG_TZ_ENV} or tz): "
+            "use an IANA name such as Europe/Paris or UTC"
+        ) from exc
 
 
 def load_log_events(

@@ -72,9 +72,10 @@ class LogFilesReader:
                 problems.append(skipped_note(path, kind))
                 continue
             try:
-                frames.append(read_file(path))
+                frames.append(read_file(path, problems=problems))
             except (OSError, pl.exceptions.PolarsError) as exc:
-                problems.append(f"{path}: unreadable log file: {exc}")
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                problems.append(f"{path}: unreadable log file: {first}")
         if not frames:
             return ReadResult(empty_events(), problems, [str(p) for p in files])
         return parsed_result(

@@ -51,12 +51,12 @@ def load_manifest(store: Path) -> dict:
     """The store's manifest; SourceError when unreadable or of another format."""
     try:
         manifest = json.loads((store / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # gone, not JSON, nested too deep
         raise SourceError(f"unreadable store manifest {store / MANIFEST}: {exc}") from None
     if not isinstance(manifest, dict):
         raise SourceError(f"unreadable store manifest {store / MANIFEST}: not a JSON object")
     if manifest.get("format") != FORMAT:
-        raise SourceError(f"store {store} has format {manifest.get('format')}; re-run ingest")
+        raise SourceError(f"store {store} has format {manifest.get('format')!a}; re-run ingest")
     manifest.setdefault("parts", [])
     manifest.setdefault("files", {})
     damage = _damage(manifest)
@@ -80,16 +80,18 @@ def _damage(manifest: dict) -> str | None:
         name = part.get("name") if isinstance(part, dict) else None
         slots = part.get("slots") if isinstance(part, dict) else None
         if not isinstance(name, str) or not name or Path(name).name != name:
-            return f"part {str(part)[:60]!r} has no plain file name"
+            return f"part {str(part)[:60]!a} has no plain file name"
         if not (isinstance(slots, list) and len(slots) == 2 and all(_is_int(s) for s in slots)):
-            return f"part {name} has no slot range"
+            return f"part {name!a} has no slot range"
     for path, entry in files.items():
         if not isinstance(entry, dict) or any(
             not isinstance(entry.get(key), kind) for key, kind in _FILE_KEYS.items()
         ):
-            return f"the entry of {str(path)[:80]} is incomplete"
+            return f"the entry of {str(path)[:80]!a} is incomplete"
     problems = manifest.get("problems", [])
-    if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+    if not isinstance(problems, list) or not all(
+        isinstance(p, str) and len(p.splitlines()) <= 1 for p in problems
+    ):
         return "problems is not a list of lines"
     window = manifest.get("window_end_ns")
     if window is not None and not _is_int(window):

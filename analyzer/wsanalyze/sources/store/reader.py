@@ -104,9 +104,13 @@ def _part_events(
         return None
     try:
         stored = dict(pl.read_parquet_schema(part))
-    except Exception as exc:  # missing, unreadable, not Parquet
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        problems.append(f"{part}: unreadable store part ({first}); part skipped")
+    except _FAILURES as exc:  # missing, unreadable, not Parquet
+        problems.append(f"{part}: unreadable store part ({_first_line(exc)}); part skipped")
+        return None
+    selects = slots is not None or query.predicate() is not None
+    damage = None if selects else _damage(part)
+    if damage is not None:
+        problems.append(f"{part}: damaged store part ({damage}); part skipped")
         return None
     events = pl.scan_parquet(part)
     if slots is not None and stored.get(SLOT, pl.Null).is_integer():
@@ -124,7 +128,49 @@ def _part_events(
             pl.lit(None, dtype=pl.String).alias(c) for c in _FILTERED if stored.get(c) != pl.String
         ).filter(predicate)
         stored.update({c: pl.String for c in _FILTERED})
-    return events.select(_as_schema(part, stored, problems))
+    events = events.select(_as_schema(part, stored, problems))
+    if not selects:
+        return events
+    # A lookup reads a few row groups: read them now, so that a damaged one costs this
+    # part here rather than failing whoever collects the events later.
+    try:
+        return events.collect().lazy()
+    except _FAILURES as exc:
+        problems.append(f"{part}: damaged store part ({_first_line(exc)}); part skipped")
+        return None
+
+
+# What reading a damaged Parquet file raises: polars errors, and the panics of its Rust
+# decoder (PanicException derives from BaseException, so `except Exception` misses it).
+_FAILURES = (Exception, pl.exceptions.PanicException)
+# (path, size, mtime, inode) of a part -> why its pages do not decode (None: they do)
+_CHECKED: dict[tuple, str | None] = {}
+
+
+def _damage(part: Path) -> str | None:
+    """Why ``part``'s pages do not decode (None when all do), checked once per file version.
+
+    The footer (schema, row groups) was read already; a page damaged inside would fail
+    whoever collects the events later, so a full read decodes every page once first
+    (streaming, a few MiB at a time: about the cost of one more scan).
+    """
+    try:
+        st = part.stat()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    key = (str(part), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _CHECKED:
+        try:
+            pl.scan_parquet(part).select(pl.all().null_count()).collect(engine="streaming")
+            _CHECKED[key] = None
+        except _FAILURES as exc:
+            _CHECKED[key] = _first_line(exc)
+    return _CHECKED[key]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
 def _as_schema(part: Path, stored: dict, problems: list[str]) -> list[pl.Expr]:

@@ -1,0 +1,1 @@
+"""Fuzzers for what wsanalyze reads from users: trace files, stores, logs, and redaction."""

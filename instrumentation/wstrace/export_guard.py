@@ -128,12 +128,15 @@ class GuardedExporter(SpanExporter):
 
     def _give_up_in(self) -> float | None:
         """Seconds a waiting export may still wait; None: no deadline, as long as it takes."""
-        if self._closed:
+        if self._closed or self._down:
+            # Down: the batch in flight probes the endpoint in the background, every other
+            # batch is dropped at once. Waiting would fill the SDK's queue behind us, and the
+            # SDK's own "Queue full, dropping Span" lines would follow our one line.
             return 0.0
         if not self._deadlines:
             return None
         now = time.monotonic()
-        if self._down or self._stalled(now):
+        if self._stalled(now):
             return 0.0
         left = min(self._deadlines) - now
         if self._since is not None:
@@ -204,26 +207,28 @@ class GuardedExporter(SpanExporter):
     def failing(self, reason: str) -> None:
         """The exporter hit an error: the endpoint is down until an export succeeds."""
         with self._cond:
-            self._down = True
-            self._cond.notify_all()
             if self._closed:  # errors of an export cut short by our own shutdown
+                self._down = True
+                self._cond.notify_all()
                 return
         self._mark_down(reason)
 
     def _mark_down(self, reason: str) -> None:
+        """Log the outage once, then wake the waiting export: it returns after the line."""
         with self._cond:  # re-entrant: _wait_for calls it with the lock held
+            first, self._reported = not self._reported, True
+        if first:
+            logger.error(
+                "wstrace: cannot export spans to the %s endpoint %s (%s); spans are dropped "
+                "while it is down, retried in the background, never waited for at exit; the "
+                "app is unaffected",
+                self._kind,
+                self.endpoint,
+                reason,
+            )
+        with self._cond:
             self._down = True
-            if self._reported:
-                return
-            self._reported = True
-        logger.error(
-            "wstrace: cannot export spans to the %s endpoint %s (%s); spans are dropped while "
-            "it is down, retried in the background, never waited for at exit; the app is "
-            "unaffected",
-            self._kind,
-            self.endpoint,
-            reason,
-        )
+            self._cond.notify_all()
 
     def _answered(self) -> None:
         with self._cond:

@@ -190,20 +190,60 @@ class _Flaky(SpanExporter):
         return None
 
 
+def _idle(guard: GuardedExporter) -> None:
+    """Until the sender has finished the batch in flight (a probe goes on after its export)."""
+    with guard._cond:
+        assert guard._cond.wait_for(lambda: guard._batch is None, timeout=10)
+
+
 def test_one_line_per_outage_and_one_when_the_endpoint_answers_again(caplog) -> None:
     failure, success = SpanExportResult.FAILURE, SpanExportResult.SUCCESS
     guard = GuardedExporter(_Flaky(failure, failure, success, success, failure), "http://c/")
+    results = []
     try:
-        results = [guard.export(_spans()) for _ in range(5)]
+        for _ in range(5):
+            results.append(guard.export(_spans()))
+            _idle(guard)
     finally:
         guard.shutdown()
 
-    assert results == [failure, failure, success, success, failure]
+    # While down an export does not wait: its batch probes the endpoint in the background
+    # (the third one succeeds there) and the caller is told FAILURE at once.
+    assert results == [failure, failure, failure, success, failure]
     assert [(r.levelno, r.getMessage().split(" (")[0]) for r in _loud(caplog)] == [
         (logging.ERROR, "wstrace: cannot export spans to the OTLP endpoint http://c/"),
         (logging.WARNING, "wstrace: the OTLP endpoint http://c/ answers again"),
         (logging.ERROR, "wstrace: cannot export spans to the OTLP endpoint http://c/"),
     ]
+
+
+def test_while_down_a_batch_behind_the_probe_is_dropped_at_once() -> None:
+    class Hanging(_Flaky):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release, self.seen = threading.Event(), 0
+
+        def export(self, spans):
+            self.seen += 1
+            if self.seen == 1:
+                return SpanExportResult.FAILURE
+            self.release.wait(10)  # the probe: an endpoint that does not answer
+            return SpanExportResult.FAILURE
+
+    inner = Hanging()
+    guard = GuardedExporter(inner, "http://c/")
+    try:
+        assert guard.export(_spans()) is SpanExportResult.FAILURE  # the outage begins
+        assert guard.export(_spans()) is SpanExportResult.FAILURE  # the probe, left running
+        started = time.monotonic()
+        assert guard.export(_spans()) is SpanExportResult.FAILURE  # behind it: dropped
+        assert time.monotonic() - started < 0.5
+        inner.release.set()
+        _idle(guard)
+        assert inner.seen == 2  # the dropped batch never reached the exporter
+    finally:
+        inner.release.set()
+        guard.shutdown()
 
 
 def test_an_exporter_that_raises_costs_a_batch_and_one_line(caplog) -> None:

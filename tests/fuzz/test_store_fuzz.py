@@ -117,7 +117,7 @@ def test_a_manifest_with_damaged_bytes_is_read_or_refused(scratch, template, edi
     _read_store(store)
 
 
-@fuzz_settings(60)
+@fuzz_settings(25)  # each example decodes the parts in a child process (store.verify)
 @given(
     damage=st.sampled_from(["bytes", "truncated", "empty", "footer", "swapped"]),
     edits=st.integers(1, 30),

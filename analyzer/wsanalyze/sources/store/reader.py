@@ -5,8 +5,11 @@ row groups of that slot; ``reader_with_store`` answers ``load_events`` from the
 store when one covers the directory asked for, plus whatever was written there
 since the last ingest.
 
-A part costs only itself: one that is missing, not a regular file or not Parquet
-is left out with a problem line, and a column of another type than events.SCHEMA's
+A part costs only itself: one that is missing, not a regular file, not Parquet or
+damaged is left out with a problem line (a part this machine's ingest did not write,
+or that changed since, is first decoded in a child process: ``verify``, since a
+crafted Parquet file can abort the process that decodes it), and a column of
+another type than events.SCHEMA's
 (a store written by another version, or tampered with) is cast where the values
 allow (a value that does not fit becomes null) and read as nulls where they don't.
 """
@@ -34,6 +37,7 @@ from wsanalyze.sources.store.manifest import (
     plan,
     slot_of,
 )
+from wsanalyze.sources.store.verify import trusted, unreadable
 
 
 class CompactedStore:
@@ -54,9 +58,30 @@ class CompactedStore:
             if slots is None or any(p["slots"][0] <= s <= p["slots"][1] for s in slots)
         ]
 
+    def _usable(self, parts: list[Path], problems: list[str]) -> list[Path]:
+        """The parts that can be read here; each other one named in ``problems``.
+
+        Special files are left out unopened; parts this machine's ingest did not write
+        (or that changed since) are decoded in a child process first (``verify``).
+        """
+        entries = {self.path / p["name"]: p for p in self.manifest["parts"]}
+        regular = []
+        for part in parts:
+            kind = special_kind(part)
+            if kind is None:
+                regular.append(part)
+            else:
+                problems.append(f"{part}: {kind}, not a regular file; part skipped")
+        unsure = [p for p in regular if not trusted(entries.get(p, {}), p)]
+        bad = unreadable(unsure) if unsure else {}
+        for part, why in bad.items():
+            problems.append(f"{part}: unreadable store part ({why}); part skipped")
+        return [p for p in regular if p not in bad]
+
     def scan(self, slot: int | Collection[int] | None = None) -> pl.LazyFrame:
         """Events of the store (of some slots' files), lazily; filters reach row-group stats."""
-        return _concat([_part_events(p, Query(), None, []) for p in self._parts(slot)])
+        parts = self._usable(self._parts(slot), [])
+        return _concat([_part_events(p, Query(), None, []) for p in parts])
 
     def read(self, query: Query) -> ReadResult:
         """Events from the store; a query by conversation or message ids reads few row groups.
@@ -69,8 +94,9 @@ class CompactedStore:
         slots = _slots_of(query)
         problems = list(self.manifest.get("problems", []))
         parts = self._parts(slots)
+        usable = self._usable(parts, problems)
         return ReadResult(
-            events=_concat([_part_events(p, query, slots, problems) for p in parts]),
+            events=_concat([_part_events(p, query, slots, problems) for p in usable]),
             problems=problems,
             sources=[str(p) for p in parts],
             window_end=ns_to_datetime(self.manifest.get("window_end_ns")),
@@ -93,24 +119,16 @@ def _concat(frames: list[pl.LazyFrame | None]) -> pl.LazyFrame:
 def _part_events(
     part: Path, query: Query, slots: Collection[int] | None, problems: list[str]
 ) -> pl.LazyFrame | None:
-    """One part's rows the query selects, in events.SCHEMA; None (and a problem) if unusable.
+    """One usable part's rows the query selects, in events.SCHEMA (None, and a problem, if gone).
 
     Filters come first, on the stored columns, so they reach the row-group statistics;
     the casts to the schema after them.
     """
-    kind = special_kind(part)
-    if kind is not None:
-        problems.append(f"{part}: {kind}, not a regular file; part skipped")
-        return None
     try:
         stored = dict(pl.read_parquet_schema(part))
-    except _FAILURES as exc:  # missing, unreadable, not Parquet
-        problems.append(f"{part}: unreadable store part ({_first_line(exc)}); part skipped")
-        return None
-    selects = slots is not None or query.predicate() is not None
-    damage = None if selects else _damage(part)
-    if damage is not None:
-        problems.append(f"{part}: damaged store part ({damage}); part skipped")
+    except Exception as exc:  # gone since it was checked
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        problems.append(f"{part}: unreadable store part ({first}); part skipped")
         return None
     events = pl.scan_parquet(part)
     if slots is not None and stored.get(SLOT, pl.Null).is_integer():
@@ -128,49 +146,7 @@ def _part_events(
             pl.lit(None, dtype=pl.String).alias(c) for c in _FILTERED if stored.get(c) != pl.String
         ).filter(predicate)
         stored.update({c: pl.String for c in _FILTERED})
-    events = events.select(_as_schema(part, stored, problems))
-    if not selects:
-        return events
-    # A lookup reads a few row groups: read them now, so that a damaged one costs this
-    # part here rather than failing whoever collects the events later.
-    try:
-        return events.collect().lazy()
-    except _FAILURES as exc:
-        problems.append(f"{part}: damaged store part ({_first_line(exc)}); part skipped")
-        return None
-
-
-# What reading a damaged Parquet file raises: polars errors, and the panics of its Rust
-# decoder (PanicException derives from BaseException, so `except Exception` misses it).
-_FAILURES = (Exception, pl.exceptions.PanicException)
-# (path, size, mtime, inode) of a part -> why its pages do not decode (None: they do)
-_CHECKED: dict[tuple, str | None] = {}
-
-
-def _damage(part: Path) -> str | None:
-    """Why ``part``'s pages do not decode (None when all do), checked once per file version.
-
-    The footer (schema, row groups) was read already; a page damaged inside would fail
-    whoever collects the events later, so a full read decodes every page once first
-    (streaming, a few MiB at a time: about the cost of one more scan).
-    """
-    try:
-        st = part.stat()
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    key = (str(part), st.st_size, st.st_mtime_ns, st.st_ino)
-    if key not in _CHECKED:
-        try:
-            pl.scan_parquet(part).select(pl.all().null_count()).collect(engine="streaming")
-            _CHECKED[key] = None
-        except _FAILURES as exc:
-            _CHECKED[key] = _first_line(exc)
-    return _CHECKED[key]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:120] if text else type(exc).__name__
+    return events.select(_as_schema(part, stored, problems))
 
 
 def _as_schema(part: Path, stored: dict, problems: list[str]) -> list[pl.Expr]:

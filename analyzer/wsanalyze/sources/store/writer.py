@@ -32,6 +32,7 @@ from wsanalyze.sources.store.manifest import (
     slot_of,
     write_manifest,
 )
+from wsanalyze.sources.store.verify import STAT, part_stat, trusted, unreadable
 
 PART_ROWS = 100_000  # rows per loose Parquet part (bounds ingest memory)
 BUCKET_ROWS = 150_000  # rows per compacted bucket file (bounds compaction memory)
@@ -82,6 +83,7 @@ def ingest(
                 f"store {store} holds {manifest.get('source')}, not {source}; "
                 f"use another --store directory"
             )
+        _check_parts(store, manifest)
     else:
         manifest = {"format": FORMAT, "source": str(source), "files": {}, "parts": [],
                     "spans": 0, "window_end_ns": None, "problems": []}  # fmt: skip
@@ -142,6 +144,23 @@ def ingest(
     return result
 
 
+def _check_parts(store: Path, manifest: dict) -> None:
+    """Stamp the parts this ingest will build on; SourceError if one cannot be read.
+
+    Compaction reads every part, and adding to a store with a damaged part would only
+    spread the damage. A part without a ``stat`` (an older store, a copied one) is
+    decoded in a child process first (``verify``), then stamped as known good.
+    """
+    parts = {store / p["name"]: p for p in manifest["parts"]}
+    unsure = [path for path, entry in parts.items() if not trusted(entry, path)]
+    bad = unreadable(unsure) if unsure else {}
+    if bad:
+        path, why = next(iter(bad.items()))
+        raise SourceError(f"store part {path} cannot be read ({why}); ingest into a new store")
+    for path in unsure:
+        parts[path][STAT] = part_stat(path)
+
+
 def _entry_for(path: Path, known: dict[str, dict]) -> dict:
     """The manifest entry of a covered file (under its old name when rotation renamed it)."""
     st = path.stat()
@@ -165,7 +184,8 @@ def _write_part(store: Path, name: str, frame: pl.DataFrame) -> dict:
     frame.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP)
     os.replace(tmp, store / name)
     slots = frame[SLOT]
-    return {"name": name, "rows": frame.height, "slots": [int(slots.min()), int(slots.max())]}
+    return {"name": name, "rows": frame.height, "slots": [int(slots.min()), int(slots.max())],
+            STAT: part_stat(store / name)}  # fmt: skip
 
 
 class _PartWriter:
@@ -241,7 +261,8 @@ def _compact(store: Path, manifest: dict) -> int:
         )
         os.replace(tmp, store / name)
         rows = pl.scan_parquet(store / name).select(pl.len()).collect().item()
-        written.append({"name": name, "rows": rows, "slots": [lo, hi - 1], "bucket": True})
+        written.append({"name": name, "rows": rows, "slots": [lo, hi - 1], "bucket": True,
+                        STAT: part_stat(store / name)})  # fmt: skip
     manifest["parts"] = written
     manifest["generation"] = generation
     for p in paths:

@@ -124,11 +124,13 @@ def sniff(path: Path) -> str:
     if not head:
         return "plain"
     # json-file lines carry the engine's three keys; an app's JSON log lines do not. Half
-    # of them is enough, and one in a file the engine named: damaged entries do not make
-    # the file plain text.
+    # of them is enough, and a file the engine named (`<id>-json.log`) needs none: damaged
+    # entries do not make it plain text (read_json_file names the lines it skips).
     engine_keys = ('"log"', '"stream"', '"time"')
     entries = sum(ln.startswith("{") and all(k in ln for k in engine_keys) for ln in head)
-    if entries and (2 * entries >= len(head) or path.name.endswith("-json.log")):
+    if (entries and 2 * entries >= len(head)) or (
+        path.name.endswith("-json.log") and any(ln.startswith("{") for ln in head)
+    ):
         return "json"
     votes = {"compose": 0, "docker": 0}
     for ln in head:

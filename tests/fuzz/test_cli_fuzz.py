@@ -9,6 +9,7 @@ exception the commands do not turn into a clean error shows as ``result.exceptio
 
 from __future__ import annotations
 
+from click.testing import Result
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -23,7 +24,7 @@ from .reading import fresh, write_lines
 runner = CliRunner()
 
 
-def run(*args: str):
+def run(*args: str) -> Result:
     """``wsanalyze ARGS`` in process; fails on exit 70, a traceback or an escaped exception."""
     result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
     escaped = result.exception if not isinstance(result.exception, SystemExit) else None

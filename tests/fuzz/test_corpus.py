@@ -120,7 +120,8 @@ def test_redaction_hides_every_planted_secret_and_is_stable(text, secrets):
 # --- the real command over the whole corpus --------------------------------------------------
 
 
-def _wsanalyze(*args: str, cwd: Path, env: dict[str, str] | None = None):
+def _wsanalyze(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of the real command; fails on exit 70 or a traceback."""
     script = Path(sys.executable).with_name("wsanalyze")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "wsanalyze.cli"]
     environment = {

@@ -26,7 +26,7 @@ from .log_lines import (
     long_line,
     producer_line,
 )
-from .reading import fresh, read_logs
+from .reading import Read, fresh, read_logs
 
 seeded = st.randoms(use_true_random=False)
 
@@ -45,7 +45,8 @@ def hostile_log(draw: st.DrawFn) -> tuple[list[tuple[str, str]], int]:
     return lines, good
 
 
-def _found(read, good: int) -> list[int]:
+def _found(read: Read, good: int) -> list[int]:
+    """The good tags not found."""
     return [tag for tag in range(good) if read.counts.get(f"{GOOD_PREFIX}{tag}", 0) < 1]
 
 

@@ -27,7 +27,7 @@ from .otlp_docs import (
     hostile_resource_spans,
     raw_line,
 )
-from .reading import fresh, read_traces, write_lines
+from .reading import Read, fresh, read_traces, write_lines
 
 ENDINGS = st.sampled_from(["\n", "", "\n\n", "\r\n"])
 seeded = st.randoms(use_true_random=False)
@@ -73,7 +73,7 @@ def _frames(n: int) -> list[bytes]:
     return [zstandard.ZstdCompressor(level=1).compress(line + b"\n") for line in _good_lines(n)]
 
 
-def _all_good(read, n: int) -> bool:
+def _all_good(read: Read, n: int) -> bool:
     """Every good conversation 0..n-1 is there whole (a mutation may add spans to one)."""
     return all(read.counts.get(f"{GOOD_PREFIX}{t}", 0) >= GOOD_SPANS for t in range(n))
 

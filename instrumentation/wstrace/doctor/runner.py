@@ -76,16 +76,20 @@ def run_checks(opts: Options | None = None) -> dict[str, Any]:
     except Exception as exc:
         facts["layer"] = None
         facts["layer_error"] = f"{type(exc).__name__}: {exc}"
-    # Probes quote exceptions and settings, which may hold a broker or layer password.
+    # Probes quote exceptions and settings, which may name a broker or layer URL.
     return _redacted({"checks": [asdict(c) for c in checks], "facts": facts})
 
 
 def _redacted(value: Any) -> Any:
-    """Every string in the report through ``redact_text``: no check can leak a secret."""
-    from wstrace.redact import redact_text
+    """Every string in the report without URL passwords: no check can leak one.
+
+    ``redact_url`` rather than ``redact_text``: the report is prose about the app's own
+    code ("JWTCookieAuthMiddleware: reads a cookie"), which the free-text rules would cut.
+    """
+    from wstrace.redact import redact_url
 
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_url(value) if "://" in value else value
     if isinstance(value, dict):
         return {key: _redacted(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

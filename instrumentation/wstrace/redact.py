@@ -92,9 +92,12 @@ def _build(extra: Iterable[str]) -> _Rules:
     # printed as a tuple counts too: "(b'x-api-key', b'…')" (ASGI scope headers). A
     # quoted value runs to its closing quote (a password may hold "," or ";"); an
     # unquoted one to the next separator.
+    # A key's value is never the next secret key ("jwt: password: <pw>"): that key and
+    # its own value are matched on their own, or <pw> would be left in the clear.
     param = re.compile(
         rf"(?i)(?<![\w.-])(?<!//)(?<!@)"
         rf"(?P<key>{key}\\?[\"']?\s*[=:]\s*|(?<=\()\s*b?[\"']{key}[\"']\s*,\s*)"
+        rf"(?!b?[\"']?{key}[\"']?\s*[=:])"
         rf"(?P<b>b(?=[\"']))?(?P<q>\\?[\"'])?(?P<scheme>{_SCHEMES})?"
         r"(?P<value>(?(q)(?:(?!(?P=q))(?:[^\\]|\\.))*|(?:[^&\s\"',;\\]|\\(?![\"']))+))"
     )
@@ -106,7 +109,9 @@ def _build(extra: Iterable[str]) -> _Rules:
 _RULES = _build(())
 
 _INLINE = re.compile(
-    r"(?i)(bearer\s+|basic\s+)[A-Za-z0-9._~+/=-]+"  # Authorization values
+    # Not when a key follows ("basic authorization=Basic <b64>"): the key rule takes it.
+    r"(?i)(bearer\s+|basic\s+)(?!authorization[=:]|proxy-authorization[=:])"
+    r"[A-Za-z0-9._~+/=-]+"  # Authorization values
     r"|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"  # bare JWTs
 )
 # "Invalid token 9944b0…", "Api-Key 2f…", DRF's "Token <key>": a key after its word. A short

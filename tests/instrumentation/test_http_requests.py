@@ -206,13 +206,17 @@ def post_json(server: dict[str, Any], path: str, payload: Any, **headers: str) -
     return json.loads(raw)
 
 
-def request_span(spans: list[Span], path_part: str) -> Span:
-    found = [
+def request_spans(spans: list[Span], path_part: str) -> list[Span]:
+    return [
         s
         for s in spans
         if s.kind == "SERVER" and s.attributes.get(c.EVENT) == c.EV_HTTP_REQUEST
         if path_part in str(s.attributes.get("http.url", s.attributes.get("url.full", "")))
     ]
+
+
+def request_span(spans: list[Span], path_part: str) -> Span:
+    found = request_spans(spans, path_part)
     assert len(found) == 1, [(s.name, s.attributes) for s in spans if s.kind == "SERVER"]
     return found[0]
 
@@ -221,9 +225,13 @@ def test_posted_message_is_the_receive_hop_and_its_ids_reach_group_send(server: 
     reply = post_json(server, "/api/conversations/conv-http/messages", {"id": "m-42", "text": "hi"})
     assert reply == {"echo": "hi"}  # the view read the body wstrace had read first
 
+    # The request span ends after its publish, and may reach the store a flush later.
     spans = wait_for(
         server["traces"],
-        lambda s: [p for p in by_name(s, c.SPAN_PUBLISH) if p.attributes[c.MESSAGE_ID] == "m-42"],
+        lambda s: (
+            [p for p in by_name(s, c.SPAN_PUBLISH) if p.attributes[c.MESSAGE_ID] == "m-42"]
+            and request_spans(s, "/api/conversations/conv-http/messages")
+        ),
     )
     http = request_span(spans, "/api/conversations/conv-http/messages")
     assert http.attributes[c.HOP] == c.HOP_RECEIVE
@@ -245,7 +253,10 @@ def test_edit_endpoint_names_the_message_and_its_task_carries_it(server: dict) -
 
     spans = wait_for(
         server["traces"],
-        lambda s: [e for e in by_name(s, c.SPAN_ENQUEUE) if e.attributes[c.TASK_ID] == task_id],
+        lambda s: (
+            [e for e in by_name(s, c.SPAN_ENQUEUE) if e.attributes[c.TASK_ID] == task_id]
+            and request_spans(s, "/api/messages/m-edit-7/regenerate")
+        ),
     )
     http = request_span(spans, "/api/messages/m-edit-7/regenerate")
     assert http.attributes[c.MESSAGE_ID] == "m-edit-7" and http.attributes[c.HOP] == "receive"

@@ -245,6 +245,15 @@ def _django_middleware() -> None:
     assert f"{middleware.__module__}.{middleware.__qualname__}" == http._MIDDLEWARE
 
 
+def _environ_activation_key() -> None:
+    from opentelemetry.instrumentation.django.middleware.otel_middleware import (
+        _DjangoMiddleware,
+    )
+
+    # http.py swaps the span activation the middleware keeps under this request.META key.
+    assert isinstance(_DjangoMiddleware._environ_activation_key, str)
+
+
 def _assert(condition: bool) -> None:
     assert condition
 
@@ -345,6 +354,13 @@ PRIVATES = (
         "opentelemetry-instrumentation-django",
         ("http.py",),
         _django_middleware,
+    ),
+    Private(
+        "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+        "._environ_activation_key",
+        "opentelemetry-instrumentation-django",
+        ("http.py",),
+        _environ_activation_key,
     ),
 )
 
